@@ -1,0 +1,52 @@
+"""Weight initializers, each drawing from a seeded ``np.random.Generator``.
+
+Shapes are (fan_in, fan_out): a layer computes x @ W.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .errors import ConfigError
+
+Initializer = Callable[[np.random.Generator, int, int], np.ndarray]
+
+
+def uniform(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
+    """U(-1, 1): the seed report's baseline."""
+    return rng.uniform(-1.0, 1.0, size=(fan_in, fan_out))
+
+
+def fan_in_normal(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
+    """N(0, 1/sqrt(fan_in)) (std = 1/sqrt(fan_in)): LeCun's trick, the report's "improved" init."""
+    return rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=(fan_in, fan_out))
+
+
+def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
+    """U(-l, l), l = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+
+
+def he_normal(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
+    """N(0, sqrt(2 / fan_in)) (He et al. 2015), for ReLU."""
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
+
+
+INITIALIZERS: dict[str, Initializer] = {
+    "uniform": uniform,
+    "fan_in_normal": fan_in_normal,
+    "glorot_uniform": glorot_uniform,
+    "he_normal": he_normal,
+}
+
+
+def get_initializer(name: str) -> Initializer:
+    """Look an initializer up by name; an unknown name lists the valid ones."""
+    try:
+        return INITIALIZERS[name]
+    except KeyError:
+        valid = ", ".join(sorted(INITIALIZERS))
+        raise ConfigError(f"unknown initializer {name!r}; valid: {valid}") from None

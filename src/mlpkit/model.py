@@ -1,0 +1,295 @@
+"""The sequential MLP: dense layers, forward and backward by hand, parameters and state.
+
+Layer i computes z_i = a_i @ W_i (+ b_i) with W_i of shape (fan_in, fan_out); hidden layers
+apply the activation, the last layer returns logits (softmax lives in the loss).
+
+Bias conventions:
+- ``"input_column"`` (the seed's bias trick): a constant 1 is appended to every input, so
+  the first weight matrix has ``n_features + 1`` rows and later layers have no bias
+  (785*64 + 64*10 = 50,880 parameters for [64, 10]).
+- ``"per_layer"``: every layer has its own bias vector (the usual framework convention).
+
+The hot path (``train_batch``/``evaluate``) writes into a :class:`Workspace` allocated once,
+so a training step allocates no large arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .activations import get_activation
+from .errors import CheckpointError, ConfigError, InputError
+from .init import get_initializer
+from .losses import softmax_cross_entropy
+
+BIAS_MODES = ("input_column", "per_layer")
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
+    """float32 or float64, by name or dtype; anything else is a ConfigError."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+        return np.dtype(DTYPES[dtype])
+    resolved = np.dtype(dtype)
+    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ConfigError(f"unsupported dtype {resolved}; valid: float32, float64")
+    return resolved
+
+
+@dataclass
+class Workspace:
+    """Buffers for one maximum batch size; smaller batches use leading-row views."""
+
+    capacity: int
+    outputs: list[np.ndarray]  # a_1 .. a_L (last = logits), each (capacity, width)
+    deltas: list[np.ndarray]  # dL/dz for hidden layers, (capacity, width)
+    scratch: list[np.ndarray]  # f'(a) for hidden layers
+    inputs: np.ndarray | None = None  # gathered batch of inputs (capacity, input_width)
+    labels: np.ndarray | None = None  # gathered batch of labels (capacity,)
+    argmax: np.ndarray | None = field(default=None)
+
+
+class MLP:
+    """A multilayer perceptron classifier with hand-written backpropagation."""
+
+    def __init__(
+        self,
+        hidden: Sequence[int],
+        *,
+        n_features: int = 784,
+        n_classes: int = 10,
+        activation: str = "sigmoid",
+        bias: str = "input_column",
+        dtype: str | np.dtype = "float32",
+    ) -> None:
+        hidden = list(hidden)
+        if not hidden:
+            raise ConfigError("hidden must list at least one hidden layer size, e.g. [64]")
+        for size in [*hidden, n_features, n_classes]:
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+                raise ConfigError(f"layer sizes must be positive integers, got {size!r}")
+        if bias not in BIAS_MODES:
+            raise ConfigError(f"unknown bias mode {bias!r}; valid: {', '.join(BIAS_MODES)}")
+        self.hidden = [int(h) for h in hidden]
+        self.n_features = int(n_features)
+        self.n_classes = int(n_classes)
+        self.activation = get_activation(activation)
+        self.bias = bias
+        self.dtype = resolve_dtype(dtype)
+        self.input_width = self.n_features + (1 if bias == "input_column" else 0)
+        sizes = [self.input_width, *self.hidden, self.n_classes]
+        self.shapes = list(zip(sizes[:-1], sizes[1:]))
+        self.weights = [np.zeros(s, dtype=self.dtype) for s in self.shapes]
+        self.biases: list[np.ndarray] | None = (
+            [np.zeros(s[1], dtype=self.dtype) for s in self.shapes] if bias == "per_layer" else None
+        )
+
+    # ----------------------------------------------------------------- parameters
+    @property
+    def num_layers(self) -> int:
+        return len(self.shapes)
+
+    def init_weights(self, rng: np.random.Generator, initializer: str = "uniform") -> "MLP":
+        """Draw every weight matrix (first layer first) from ``initializer``; biases start at 0."""
+        init = get_initializer(initializer)
+        for w, (fan_in, fan_out) in zip(self.weights, self.shapes):
+            w[...] = init(rng, fan_in, fan_out)
+        if self.biases is not None:
+            for b in self.biases:
+                b[...] = 0
+        return self
+
+    def parameters(self) -> list[np.ndarray]:
+        """All parameter arrays in a fixed order: W_0, (b_0), W_1, (b_1), ..."""
+        params: list[np.ndarray] = []
+        for i, w in enumerate(self.weights):
+            params.append(w)
+            if self.biases is not None:
+                params.append(self.biases[i])
+        return params
+
+    def parameter_names(self) -> list[str]:
+        names: list[str] = []
+        for i in range(self.num_layers):
+            names.append(f"layers.{i}.weight")
+            if self.biases is not None:
+                names.append(f"layers.{i}.bias")
+        return names
+
+    @property
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.parameters()))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {n: p.copy() for n, p in zip(self.parameter_names(), self.parameters())}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters; names and shapes must match exactly."""
+        expected = self.parameter_names()
+        missing = [n for n in expected if n not in state]
+        extra = [n for n in state if n not in expected]
+        if missing or extra:
+            raise CheckpointError(f"weights do not fit this model: missing {missing}, unexpected {extra}")
+        for name, param in zip(expected, self.parameters()):
+            value = np.asarray(state[name])
+            if value.shape != param.shape:
+                raise CheckpointError(
+                    f"weights do not fit this model: {name} has shape {value.shape}, expected {param.shape}"
+                )
+            param[...] = value
+
+    def describe(self) -> str:
+        """A human-readable table of layers and parameter counts."""
+        lines = [f"MLP ({self.activation.name} hidden, softmax output, {self.dtype.name}, bias={self.bias})"]
+        for i, (fan_in, fan_out) in enumerate(self.shapes):
+            kind = "hidden" if i < self.num_layers - 1 else "output"
+            n_bias = fan_out if self.biases is not None else 0
+            note = " (incl. bias column)" if i == 0 and self.bias == "input_column" else ""
+            act = self.activation.name if kind == "hidden" else "softmax"
+            lines.append(
+                f"  layer {i}: {fan_in:>5} -> {fan_out:<5} {kind:<6} {act:<16}"
+                f" {fan_in * fan_out + n_bias:>9,} params{note}"
+            )
+        lines.append(f"  total parameters: {self.num_parameters} ({self.num_parameters:,})")
+        return "\n".join(lines)
+
+    # --------------------------------------------------------------------- inputs
+    def prepare_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Validate raw features (N, n_features), cast to the model dtype, add the bias column."""
+        x = np.asarray(x)
+        if x.ndim == 3 and x.shape[1] * x.shape[2] == self.n_features:
+            x = x.reshape(len(x), -1)
+        if x.ndim != 2:
+            raise InputError(f"inputs must be a 2-D array (samples, {self.n_features}), got shape {x.shape}")
+        if x.shape[0] == 0:
+            raise InputError("inputs are empty (0 samples)")
+        if x.shape[1] != self.n_features:
+            raise InputError(f"inputs have {x.shape[1]} features, the model expects {self.n_features}")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise InputError(f"inputs must be real numbers, got dtype {x.dtype}")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise InputError(f"inputs contain {bad} NaN or infinite values")
+        if self.bias == "input_column":
+            out = np.empty((x.shape[0], self.input_width), dtype=self.dtype)
+            out[:, :-1] = x
+            out[:, -1] = 1.0
+            return out
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
+        """Integer labels (N,) in [0, n_classes), as intp for fast indexing."""
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != n:
+            raise InputError(f"labels must be a 1-D array of {n} entries, got shape {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
+                y = y.astype(np.intp)
+            else:
+                raise InputError(f"labels must be integers, got dtype {y.dtype}")
+        if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
+            raise InputError(f"labels must lie in [0, {self.n_classes - 1}], found {y.min()}..{y.max()}")
+        return y.astype(np.intp, copy=False)
+
+    # ---------------------------------------------------------------- workspace
+    def workspace(self, capacity: int, *, with_batch: bool = False) -> Workspace:
+        widths = [fan_out for _, fan_out in self.shapes]
+        ws = Workspace(
+            capacity=capacity,
+            outputs=[np.empty((capacity, w), dtype=self.dtype) for w in widths],
+            deltas=[np.empty((capacity, w), dtype=self.dtype) for w in widths[:-1]],
+            scratch=[np.empty((capacity, w), dtype=self.dtype) for w in widths[:-1]],
+        )
+        if with_batch:
+            ws.inputs = np.empty((capacity, self.input_width), dtype=self.dtype)
+            ws.labels = np.empty(capacity, dtype=np.intp)
+        return ws
+
+    def new_gradients(self) -> list[np.ndarray]:
+        return [np.zeros_like(p) for p in self.parameters()]
+
+    # ------------------------------------------------------------ forward/backward
+    def forward(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+        """Logits for prepared inputs ``x`` (n <= ws.capacity rows); activations kept in ws."""
+        n = x.shape[0]
+        a = x
+        last = self.num_layers - 1
+        for i, w in enumerate(self.weights):
+            z = ws.outputs[i][:n]
+            np.matmul(a, w, out=z)
+            if self.biases is not None:
+                z += self.biases[i]
+            if i < last:
+                self.activation.forward(z, out=z)
+            a = z
+        return a
+
+    def backward(self, x: np.ndarray, ws: Workspace, dlogits: np.ndarray, grads: list[np.ndarray]) -> None:
+        """Write dL/dparam into ``grads`` given dL/dlogits, after ``forward(x, ws)``.
+
+        delta_L = dL/dz_L;  dW_i = a_i^T delta_{i+1};  db_i = sum_n delta_{i+1};
+        delta_i = (delta_{i+1} W_i^T) * f'(a_i).
+        """
+        n = x.shape[0]
+        per = 2 if self.biases is not None else 1
+        delta = dlogits
+        for i in range(self.num_layers - 1, -1, -1):
+            a_in = x if i == 0 else ws.outputs[i - 1][:n]
+            np.matmul(a_in.T, delta, out=grads[per * i])
+            if self.biases is not None:
+                np.sum(delta, axis=0, out=grads[per * i + 1])
+            if i > 0:
+                prev = ws.deltas[i - 1][:n]
+                np.matmul(delta, self.weights[i].T, out=prev)
+                prev *= self.activation.derivative(a_in, out=ws.scratch[i - 1][:n])
+                delta = prev
+
+    def loss_and_gradients(
+        self, x: np.ndarray, y: np.ndarray, ws: Workspace, grads: list[np.ndarray]
+    ) -> float:
+        """Mean cross-entropy of a prepared batch; gradients written into ``grads``."""
+        logits = self.forward(x, ws)
+        loss, dlogits = softmax_cross_entropy(logits, y, out=logits)
+        self.backward(x, ws, dlogits, grads)
+        return loss
+
+    def evaluate(
+        self, x: np.ndarray, y: np.ndarray, ws: Workspace | None = None
+    ) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy over prepared inputs, in chunks of ws.capacity rows."""
+        ws = ws or self.workspace(min(len(x), 8192))
+        total_loss = 0.0
+        correct = 0
+        for start in range(0, len(x), ws.capacity):
+            xb, yb = x[start : start + ws.capacity], y[start : start + ws.capacity]
+            logits = self.forward(xb, ws)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            logits -= logits.max(axis=1, keepdims=True)
+            picked = logits[np.arange(len(yb)), yb]
+            np.exp(logits, out=logits)
+            total_loss += float(np.log(logits.sum(axis=1)).sum() - picked.sum(dtype=np.float64))
+        return total_loss / len(x), correct / len(x)
+
+    def predict_logits(self, x: np.ndarray, *, prepared: bool = False) -> np.ndarray:
+        x = x if prepared else self.prepare_inputs(x)
+        ws = self.workspace(min(len(x), 8192))
+        out = np.empty((len(x), self.n_classes), dtype=self.dtype)
+        for start in range(0, len(x), ws.capacity):
+            out[start : start + ws.capacity] = self.forward(x[start : start + ws.capacity], ws)
+        return out
+
+    def predict_proba(self, x: np.ndarray, *, prepared: bool = False) -> np.ndarray:
+        """Class probabilities (N, n_classes)."""
+        from .losses import softmax
+
+        logits = self.predict_logits(x, prepared=prepared)
+        return softmax(logits, out=logits)
+
+    def predict(self, x: np.ndarray, *, prepared: bool = False) -> np.ndarray:
+        """Predicted class labels (N,)."""
+        return self.predict_logits(x, prepared=prepared).argmax(axis=1)
