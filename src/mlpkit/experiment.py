@@ -153,7 +153,7 @@ def run_experiment(
         except DivergenceError as exc:
             error, state = exc, trainer.state
         wall = elapsed_before + time.perf_counter() - start
-        atomic_write_json(run_dir / "history.json", history.to_dict())
+        atomic_write_json(run_dir / "history.json", history.to_dict(), indent=None)
         if error is not None:
             atomic_write_json(run_dir / "diverged.json", {"step": error.step, "last_finite_loss": error.last_finite_loss,
                                                           "message": str(error)})

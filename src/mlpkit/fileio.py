@@ -50,8 +50,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=True) + "\n")
+def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=True) + "\n")
 
 
 def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray], *, compress: bool = False) -> Path:
