@@ -1,0 +1,248 @@
+"""The ``mlpkit`` command line: wiring only; the work lives in the library modules."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import MlpkitError
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    """Turns every MlpkitError into a one-line message and exit status 2 (no traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MlpkitError as exc:
+            _fail(str(exc))
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder with the four MNIST files (default: $MLPKIT_DATA, then the user cache, else download).")
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="Override a config key, e.g. --set epochs=5 --set model.hidden=[128].")
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="BLAS threads (threadpoolctl); default: the library's own choice.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlpkit")
+def main() -> None:
+    """Train, check and compare multilayer perceptrons on MNIST, backprop written by hand."""
+
+
+# ---------------------------------------------------------------------- data
+@main.group()
+def data() -> None:
+    """MNIST files: statistics and download."""
+
+
+@data.command("stats")
+@data_dir_option
+@click.option("--split", default="seed", show_default=True, help="seed (first 20,000 train / 10,000 test) or full.")
+def data_stats(data_dir: Path | None, split: str) -> None:
+    """Split sizes and the training set's pixel mean and std."""
+    from .data import Normalizer, load_mnist, make_split, resolve_data_dir
+
+    mnist = load_mnist(data_dir)
+    sp = make_split(mnist, split)
+    norm = Normalizer.fit(sp.x_train)
+    click.echo(f"data folder:     {resolve_data_dir(data_dir) or '(downloaded to cache)'}")
+    click.echo(f"split:           {split}")
+    click.echo(f"training:        {len(sp.x_train)} images")
+    click.echo(f"validation:      {len(sp.x_val)} images")
+    if sp.x_test is not None:
+        click.echo(f"test:            {len(sp.x_test)} images")
+    click.echo(f"training mean:   {norm.mean!r}")
+    click.echo(f"training std:    {norm.std!r}")
+    counts = np.bincount(np.asarray(sp.y_train), minlength=10)
+    click.echo("training labels: " + " ".join(str(c) for c in counts))
+
+
+@data.command("download")
+@data_dir_option
+def data_download(data_dir: Path | None) -> None:
+    """Fetch MNIST (if not present) and verify every file's SHA-256."""
+    from .data import load_mnist, resolve_data_dir
+
+    mnist = load_mnist(data_dir, download=True, verify=True)
+    click.echo(f"MNIST verified: {len(mnist.train_images)} training and {len(mnist.test_images)} test images"
+               f" in {resolve_data_dir(data_dir)}")
+
+
+# -------------------------------------------------------------------- presets
+@main.command()
+def presets() -> None:
+    """List the shipped presets (the seed report's experiments)."""
+    from .config import load_config, preset_names
+
+    for name in preset_names():
+        click.echo(f"{name:<18} {load_config(name).description}")
+
+
+def _config(name_or_path: str, overrides: tuple[str, ...] = (), threads: int | None = None):
+    from .config import load_config, with_overrides
+
+    items = list(overrides) + ([f"train.threads={threads}"] if threads else [])
+    return with_overrides(load_config(name_or_path), items)
+
+
+@main.command()
+@click.argument("preset")
+@set_option
+def describe(preset: str, overrides: tuple[str, ...]) -> None:
+    """Layers and parameter count of PRESET (a preset name or a .toml config)."""
+    from .config import to_toml
+    from .experiment import build_model
+
+    cfg = _config(preset, overrides)
+    model = build_model(cfg)
+    click.echo(f"{cfg.name}: {cfg.description}")
+    click.echo(model.describe())
+    t = cfg.train
+    click.echo(f"training: {t.epochs} epochs, batch {t.batch_size}, lr {t.learning_rate}, momentum {t.momentum},"
+               f" shuffle {cfg.data.shuffle}, early stopping patience {t.early_stopping_patience or 'off'},"
+               f" init {cfg.model.init}, seed {cfg.seed}")
+    if False:  # pragma: no cover
+        click.echo(to_toml(cfg))
+
+
+# ------------------------------------------------------------------ gradcheck
+@main.command()
+@click.argument("preset")
+@click.option("--hidden", default=None, help="Hidden sizes, e.g. 64 or 64,64 (default: the preset's).")
+@click.option("--activation", default=None, help="Hidden activation (default: the preset's).")
+@click.option("--images", default=100, show_default=True, type=click.IntRange(min=1), help="Images checked.")
+@click.option("--epsilon", default=1e-3, show_default=True, type=float)
+@click.option("--tolerance", default=None, type=float, help="Default 1e-3 (absolute) or 1e-6 (relative).")
+@click.option("--mode", type=click.Choice(["absolute", "relative"]), default="absolute", show_default=True)
+@click.option("--max-per-parameter", default=None, type=click.IntRange(min=1),
+              help="Check a random subset of each parameter's entries (default: all).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@data_dir_option
+def gradcheck(preset: str, hidden: str | None, activation: str | None, images: int, epsilon: float,
+              tolerance: float | None, mode: str, max_per_parameter: int | None, seed: int,
+              data_dir: Path | None) -> None:
+    """Check backprop against central differences on MNIST images, weights uniform(-1, 1).
+
+    Exits 0 when every gradient passes, 1 otherwise; prints the largest error.
+    """
+    from .data import Normalizer, load_mnist, make_split
+    from .errors import ConfigError
+    from .gradcheck import check_gradients
+    from .model import MLP
+
+    cfg = _config(preset)
+    sizes = cfg.model.hidden
+    if hidden:
+        try:
+            sizes = tuple(int(h) for h in hidden.split(","))
+        except ValueError:
+            raise ConfigError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
+    act = activation or cfg.model.activation
+    model = MLP(sizes, activation=act, bias=cfg.model.bias, dtype="float64")
+    rng = np.random.default_rng(seed)
+    model.init_weights(rng, "uniform")
+    split = make_split(load_mnist(data_dir), "seed")
+    norm = Normalizer.fit(split.x_train)
+    n = min(images, len(split.x_train))
+    x = model.prepare_inputs(norm.apply(split.x_train[:n], dtype=np.float64))
+    y = np.asarray(split.y_train[:n], dtype=np.intp)
+    tol = tolerance if tolerance is not None else (1e-3 if mode == "absolute" else 1e-6)
+    click.echo(f"gradient check: hidden {list(sizes)}, {act}, {model.num_parameters} parameters, {n} images,"
+               f" epsilon {epsilon}, {mode} tolerance {tol}")
+    result = check_gradients(model, x, y, epsilon=epsilon, tolerance=tol, mode=mode,
+                             max_per_parameter=max_per_parameter, rng=rng)
+    click.echo(f"checked {result.num_checked} gradients")
+    click.echo(f"largest absolute error: {result.max_abs_error:.3e}  (at {result.worst_parameter}{list(result.worst_index)})")
+    click.echo(f"largest relative error: {result.max_rel_error:.3e}")
+    click.echo("PASS" if result.passed else "FAIL")
+    sys.exit(0 if result.passed else 1)
+
+
+# ---------------------------------------------------------------------- train
+@main.command()
+@click.argument("preset", required=False)
+@set_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder (default: runs/NAME-TIMESTAMP).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Continue the run in this folder from its newest valid checkpoint.")
+@data_dir_option
+@threads_option
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
+def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resume_dir: Path | None,
+          data_dir: Path | None, threads: int | None, progress: bool | None) -> None:
+    """Train PRESET (a preset name or a .toml config) and write a run folder."""
+    from .errors import ConfigError
+    from .experiment import resume_experiment, run_experiment
+    from .runs import new_run_dir
+
+    if resume_dir is not None:
+        if preset or overrides:
+            raise ConfigError("--resume takes the run folder's own config; do not give a preset or --set")
+        result = resume_experiment(resume_dir, data_dir=data_dir, progress=progress, log=click.echo)
+    else:
+        if not preset:
+            raise ConfigError("give a preset name or a .toml config (see 'mlpkit presets'), or --resume RUN_DIR")
+        cfg = _config(preset, overrides, threads)
+        run_dir = out or new_run_dir("runs", cfg.name)
+        click.echo(f"training {cfg.name} -> {run_dir}")
+        result = run_experiment(cfg, run_dir, data_dir=data_dir, progress=progress, log=click.echo)
+    m = result.metrics
+    if result.interrupted:
+        click.echo(f"interrupted at step {m['steps']}; resume with: mlpkit train --resume {result.run_dir}")
+    click.echo(f"train loss {m['train_loss']:.4f}  train acc {m['train_accuracy']:.4f}  "
+               f"val loss {m['val_loss']:.4f}  val acc {m['val_accuracy']:.4f}")
+    click.echo(f"parameters {m['num_parameters']}  steps {m['steps']}  early stop "
+               f"{m['early_stop_step'] if m['early_stop_step'] is not None else '-'}  wall {m['wall_time_s']:.1f} s")
+    click.echo(f"run folder: {result.run_dir}")
+    if result.interrupted:
+        sys.exit(130)
+
+
+# ------------------------------------------------------------------ reproduce
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/reproduce"),
+              show_default=True, help="Folder for every preset's run, the figures and summary.")
+@click.option("--presets", "only", default=None, help="Comma-separated subset of presets (default: all).")
+@set_option
+@data_dir_option
+@threads_option
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+def reproduce(out: Path, only: str | None, overrides: tuple[str, ...], data_dir: Path | None,
+              threads: int | None, progress: bool | None) -> None:
+    """Run every experiment of the seed report; write comparison figures, summary.md and report.html."""
+    from .reproduce import reproduce_all
+
+    names = [p.strip() for p in only.split(",")] if only else None
+    summary = reproduce_all(out, presets=names, overrides=list(overrides), data_dir=data_dir, threads=threads,
+                            progress=progress, log=click.echo)
+    click.echo(f"summary: {summary}")
+
+
+# --------------------------------------------------------------------- report
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="The HTML file to write.")
+def report(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """One self-contained HTML report from one or more run folders."""
+    from .report import build_report
+
+    path = build_report(list(run_dirs), out)
+    click.echo(f"report: {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
