@@ -160,6 +160,8 @@ def _read(path: Path, expect_ndim: int | None, hasher: Any) -> tuple[np.ndarray,
         elif n > gzip_limit:
             raise DataError(f"{path}: header claims shape {shape} = {n} bytes, more than this "
                             f"gzip file can hold (max {gzip_limit}); refusing to allocate")
+        # One byte past the payload: detects trailing data and, for gzip, drives the reader
+        # to the end of the stream, where the CRC and length are checked.
         payload = _read_upto(path, stream, n + 1, hasher)
         _check_length(path, shape, n, len(payload))
     return np.frombuffer(payload, dtype=np.uint8).reshape(shape), (hasher.hexdigest() if hasher else None)
