@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+
+from mlpkit.callbacks import Callback, EarlyStopping, History
+from mlpkit.errors import ConfigError
+from mlpkit.model import MLP
+from mlpkit.optim import SGD
+from mlpkit.trainer import Trainer
+
+
+def blobs(rng, n=400, d=6, k=3):
+    centers = rng.normal(scale=3, size=(k, d))
+    y = rng.integers(0, k, n)
+    return rng.normal(size=(n, d)) + centers[y], y
+
+
+def make(rng, *, epochs=3, batch_size=16, callbacks=(), shuffle=True, lr=0.1, drop_last=True, n=400):
+    x, y = blobs(rng, n=n)
+    model = MLP([8], n_features=6, n_classes=3, activation="improved_sigmoid").init_weights(rng, "fan_in_normal")
+    trainer = Trainer(model, SGD(model.parameters(), lr=lr, momentum=0.9), rng=rng, epochs=epochs,
+                      batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, callbacks=list(callbacks))
+    xp = model.prepare_inputs(x)
+    return trainer, xp, y
+
+
+def test_schedule_and_history(rng):
+    history = History()
+    trainer, x, y = make(rng, callbacks=[history])
+    trainer.fit(x[:300], y[:300], x[300:], y[300:])
+    assert trainer.steps_per_epoch == 300 // 16 == 18  # drop last incomplete batch
+    assert trainer.validate_every == 18 // 5 == 3
+    assert history.num_steps == 54 and len(history.train_loss) == 54
+    assert history.validation["step"] == list(range(3, 55, 3))
+    assert history.validation["val_accuracy"][-1] > 0.9  # separable blobs are learned
+    assert np.all(np.isfinite(history.train_loss))
+
+
+def test_keep_last_batch(rng):
+    trainer, x, y = make(rng, drop_last=False, batch_size=16)
+    trainer.fit(x[:300], y[:300], x[300:], y[300:])
+    assert trainer.steps_per_epoch == 19
+
+
+def test_no_shuffle_visits_in_order(rng):
+    seen = []
+
+    class Spy(Callback):
+        def on_step_end(self, trainer, step, loss):
+            seen.append(trainer.state.perm.copy())
+
+    trainer, x, y = make(rng, epochs=1, shuffle=False, callbacks=[Spy()])
+    trainer.fit(x[:64], y[:64], x[300:], y[300:])
+    np.testing.assert_array_equal(seen[0], np.arange(64))
+
+
+def test_shuffle_changes_order_each_epoch(rng):
+    perms = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, trainer, epoch):
+            pass
+
+        def on_step_end(self, trainer, step, loss):
+            if trainer.state.step_in_epoch == 1:
+                perms.append(trainer.state.perm.copy())
+
+    trainer, x, y = make(rng, epochs=2, callbacks=[Spy()])
+    trainer.fit(x[:64], y[:64], x[300:], y[300:])
+    assert len(perms) == 2 and not np.array_equal(perms[0], perms[1])
+    assert sorted(perms[0]) == list(range(64))
+
+
+def test_early_stopping_counts_validation_checks(rng):
+    stopper = EarlyStopping(patience=2)
+    history = History()
+    trainer, x, y = make(rng, epochs=50, lr=0.5, callbacks=[history, stopper])
+    # validate on data with random labels: validation loss soon stops improving
+    trainer.fit(x[:300], y[:300], x[300:], rng.permutation(y[300:]))
+    assert stopper.stopped_step is not None
+    vals = history.validation["val_loss"]
+    best = int(np.argmin(vals))
+    assert len(vals) - 1 - best == 2  # stopped exactly `patience` checks after the best
+    assert history.validation["step"][-1] == stopper.stopped_step
+
+
+def test_restore_best_weights(rng):
+    stopper = EarlyStopping(patience=2, restore_best_weights=True)
+    trainer, x, y = make(rng, epochs=50, lr=0.5, callbacks=[History(), stopper])
+    y_val = rng.permutation(y[300:])
+    trainer.fit(x[:300], y[:300], x[300:], y_val)
+    loss, _ = trainer.model.evaluate(x[300:], y_val)
+    assert loss == pytest.approx(stopper.best, rel=1e-5)
+
+
+def test_keyboard_interrupt_stops_cleanly(rng):
+    history = History()
+
+    class Interrupt(Callback):
+        def on_step_end(self, trainer, step, loss):
+            if step == 7:
+                raise KeyboardInterrupt
+
+    trainer, x, y = make(rng, callbacks=[history, Interrupt()])
+    state = trainer.fit(x[:300], y[:300], x[300:], y[300:])
+    assert state.interrupted and state.step == 7 and history.num_steps == 7
+
+
+def test_batch_larger_than_training_set(rng):
+    trainer, x, y = make(rng, batch_size=500)
+    with pytest.raises(ConfigError, match="batch_size 500 is larger than the training set"):
+        trainer.fit(x[:300], y[:300], x[300:], y[300:])
