@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .activations import ACTIVATIONS
+from .data import SPLITS
 from .errors import ConfigError
 from .init import INITIALIZERS
 from .model import BIAS_MODES, DTYPES
 
-SPLITS = ("seed", "full")
 
 
 @dataclass(frozen=True)
