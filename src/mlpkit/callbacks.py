@@ -120,7 +120,8 @@ class EarlyStopping(Callback):
             trainer.stop_training = True
 
     def on_train_end(self, trainer: "Trainer") -> None:
-        if self.restore_best_weights and self.best_weights is not None:
+        # not on Ctrl-C: the checkpoint saved next must hold the current weights to resume exactly
+        if self.restore_best_weights and self.best_weights is not None and not trainer.state.interrupted:
             for p, best in zip(trainer.model.parameters(), self.best_weights):
                 p[...] = best
 
@@ -175,7 +176,7 @@ class ProgressBar(Callback):
 
 
 class Checkpointer(Callback):
-    """Save the trainer's full state every ``every`` validation checks and when training ends.
+    """Save the trainer's full state at the start, every ``every`` validation checks and at the end.
 
     Keeps the ``keep`` newest files so that a corrupt latest checkpoint can fall back on the
     one before. Nothing is saved after a divergence: the last good checkpoint stays the latest.
@@ -197,6 +198,10 @@ class Checkpointer(Callback):
         for old in sorted(self.directory.glob("step-*.npz"))[: -self.keep]:
             old.unlink(missing_ok=True)
 
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        if self.every and trainer.state.step == 0:  # a good state to fall back on from the start
+            self._save(trainer)
+
     def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None:
         self._checks += 1
         if self.every and self._checks % self.every == 0:
@@ -205,3 +210,9 @@ class Checkpointer(Callback):
     def on_train_end(self, trainer: "Trainer") -> None:
         if not trainer.state.diverged and trainer.state.step > 0:
             self._save(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"checks": self._checks}  # keeps the cadence of checkpoints across a resume
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._checks = int(state.get("checks", 0))

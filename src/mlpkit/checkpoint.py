@@ -1,7 +1,10 @@
 """Checkpoints in a safe format: an .npz archive of plain arrays plus a JSON document.
 
-Loading never executes code: ``np.load(..., allow_pickle=False)`` refuses object arrays,
-and everything that is not an array lives in JSON. A nested state (dicts, lists, arrays,
+Loading never executes code: members are read by a small .npy reader that refuses object
+dtypes (pickles) and anything but uncompressed ``.npy`` members, and checks each header's
+declared size against the member before allocating (so a small file cannot make the loader
+allocate much more than its own size); everything that is not an array lives in JSON, and
+the zip CRC-32 of every member is verified. A nested state (dicts, lists, arrays,
 numbers, strings, None) is flattened: each array is stored under its own key and replaced
 in the JSON by ``{"__array__": key}``.
 """
@@ -9,6 +12,7 @@ in the JSON by ``{"__array__": key}``.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from .fileio import atomic_save_npz
 FORMAT = "mlpkit-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
+_CHUNK = 1 << 20  # bytes read at a time into a preallocated array
 
 
 def _flatten(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -37,13 +42,16 @@ def _flatten(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     return obj
 
 
-def _unflatten(obj: Any, archive: Any) -> Any:
+def _unflatten(obj: Any, arrays: dict[str, np.ndarray], path: Path) -> Any:
     if isinstance(obj, dict):
         if set(obj) == {"__array__"}:
-            return archive[obj["__array__"]]
-        return {k: _unflatten(v, archive) for k, v in obj.items()}
+            key = obj["__array__"]
+            if not isinstance(key, str) or key not in arrays:
+                raise CheckpointError(f"checkpoint {path} refers to a missing array {key!r}")
+            return arrays[key]
+        return {k: _unflatten(v, arrays, path) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_unflatten(v, archive) for v in obj]
+        return [_unflatten(v, arrays, path) for v in obj]
     return obj
 
 
@@ -56,33 +64,98 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; anything else is a CheckpointError."""
+    """Read a checkpoint written by :func:`save_checkpoint`; anything else is a CheckpointError.
+
+    Nothing in the file is executed (no pickle), and nothing is allocated that the file's own
+    size does not justify: every member must be an uncompressed ``.npy`` whose header declares
+    exactly as many bytes as the member holds, checked before the array is allocated.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if META_KEY not in archive.files:
-                raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry: not an mlpkit checkpoint")
-            arrays = {k: archive[k] for k in archive.files}
+        arrays = _read_arrays(path)
+        meta = arrays.pop(META_KEY, None)
+        if meta is None:
+            raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry: not an mlpkit checkpoint")
+        if meta.dtype != np.uint8 or meta.ndim != 1:
+            raise CheckpointError(f"checkpoint {path} has a malformed {META_KEY} entry ({meta.dtype}, {meta.shape})")
+        try:
+            doc = json.loads(meta.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {path} has unreadable metadata: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            found = doc.get("format") if isinstance(doc, dict) else None
+            raise CheckpointError(f"checkpoint {path} is not an mlpkit checkpoint (format {found!r})")
+        if doc.get("version") != VERSION:
+            raise CheckpointError(f"checkpoint {path} has version {doc.get('version')!r}, this mlpkit reads {VERSION}")
+        if "state" not in doc:
+            raise CheckpointError(f"checkpoint {path} has no state")
+        return _unflatten(doc["state"], arrays, path)
     except CheckpointError:
         raise
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise CheckpointError(f"checkpoint {path} is refused: it holds pickled objects ({exc})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, zipfile.LargeZipFile) as exc:
+    except RecursionError:
+        raise CheckpointError(f"checkpoint {path} has metadata nested too deeply") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {exc}") from None
     except Exception as exc:  # any other decoding failure of a damaged archive
         raise CheckpointError(f"checkpoint {path} could not be read: {type(exc).__name__}: {exc}") from None
-    meta = arrays.pop(META_KEY)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every member of the .npz at ``path``, each checked before anything is allocated for it."""
+    size = path.stat().st_size
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise CheckpointError(f"checkpoint {path} is refused: member {name!r} is not a .npy array")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise CheckpointError(f"checkpoint {path} is refused: member {name!r} is compressed"
+                                      " (checkpoints are stored uncompressed)")
+            if info.file_size > size:
+                raise CheckpointError(f"checkpoint {path} is corrupt: member {name!r} claims {info.file_size}"
+                                      f" bytes, more than the whole file ({size})")
+            key = name[:-4]
+            if key in arrays:
+                raise CheckpointError(f"checkpoint {path} is corrupt: member {name!r} appears twice")
+            with archive.open(info) as fp:
+                arrays[key] = _read_npy(fp, info.file_size, f"checkpoint {path} member {name!r}")
+    return arrays
+
+
+def _read_npy(fp: Any, member_size: int, what: str) -> np.ndarray:
+    """One .npy array from ``fp``; object dtypes (pickles) and size mismatches are refused."""
+    from numpy.lib import format as npy
+
     try:
-        doc = json.loads(meta.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {path} has unreadable metadata: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not an mlpkit checkpoint (format {doc.get('format') if isinstance(doc, dict) else None!r})")
-    if doc.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {path} has version {doc.get('version')}, this mlpkit reads {VERSION}")
-    try:
-        return _unflatten(doc["state"], arrays)
-    except KeyError as exc:
-        raise CheckpointError(f"checkpoint {path} refers to a missing array {exc}") from None
+        version = npy.read_magic(fp)
+    except ValueError:
+        raise CheckpointError(f"{what} is not a .npy array (bad magic): refused") from None
+    if version == (1, 0):
+        shape, fortran, dtype = npy.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, fortran, dtype = npy.read_array_header_2_0(fp)
+    else:
+        raise CheckpointError(f"{what} has unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise CheckpointError(f"{what} is refused: it holds pickled Python objects ({dtype})")
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    if fp.tell() + nbytes != member_size:
+        raise CheckpointError(f"{what} is corrupt: its header declares {nbytes} data bytes,"
+                              f" the member holds {member_size - fp.tell()}")
+    flat = np.empty(count, dtype=dtype)
+    if nbytes:
+        raw = flat.view(np.uint8)
+        pos = 0
+        while pos < nbytes:
+            chunk = fp.read(min(_CHUNK, nbytes - pos))
+            if not chunk:
+                raise CheckpointError(f"{what} is truncated")
+            raw[pos : pos + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+            pos += len(chunk)
+    if fp.read(1):  # also makes zipfile verify the member's CRC-32
+        raise CheckpointError(f"{what} has trailing bytes")
+    return flat.reshape(shape, order="F" if fortran else "C")

@@ -6,6 +6,8 @@ Used by ``mlpkit train`` and ``mlpkit reproduce``; the pieces underneath stay us
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import data as data_mod
-from .callbacks import Checkpointer, EarlyStopping, History, ProgressBar
+from .callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from .checkpoint import load_checkpoint
 from .config import Config, load_config, to_toml
 from .errors import CheckpointError, ConfigError, DivergenceError, MlpkitError
@@ -84,7 +86,11 @@ def _thread_limit(threads: int | None):
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path, list[str]]:
-    """The newest readable checkpoint; a corrupt newer one is skipped with a warning."""
+    """The newest readable checkpoint; a corrupt newer one is skipped with a warning.
+
+    A skipped file is renamed ``*.corrupt`` (kept for inspection, never picked again and never
+    counted among the newest checkpoints that are kept).
+    """
     warnings: list[str] = []
     candidates = sorted((run_dir / "checkpoints").glob("step-*.npz"), reverse=True)
     if not candidates:
@@ -93,8 +99,59 @@ def latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path, list[str]]:
         try:
             return load_checkpoint(path), path, warnings
         except CheckpointError as exc:
-            warnings.append(f"warning: skipping unreadable checkpoint: {exc}")
+            path.replace(path.with_name(path.name + ".corrupt"))
+            warnings.append(f"warning: skipping unreadable checkpoint (renamed to {path.name}.corrupt): {exc}")
     raise CheckpointError(f"every checkpoint in {run_dir / 'checkpoints'} is unreadable: " + "; ".join(warnings))
+
+
+def _is_temporary(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files of atomic writes that a killed process left behind (never final names)."""
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "figures"):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+class _StopOnInterrupt(Callback):
+    """Turns the first Ctrl-C into a clean stop at the end of the current step.
+
+    A KeyboardInterrupt raised in the middle of a step (say, between the weight update and the
+    step counter) would leave a state that cannot be resumed exactly; a flag read between steps
+    cannot. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            self.requested = True
+            signal.signal(signal.SIGINT, previous)  # the next Ctrl-C is not deferred
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _check(self, trainer: Trainer) -> None:
+        if self.requested:
+            trainer.stop_training = True
+            trainer.state.interrupted = True
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self._check(trainer)
+
+    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
+        self._check(trainer)
 
 
 def run_experiment(
@@ -113,7 +170,7 @@ def run_experiment(
     Ctrl-C stops cleanly: the run folder is written with what was done and can be resumed.
     """
     run_dir = Path(run_dir)
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+    if not resume and run_dir.exists() and any(not _is_temporary(p) for p in run_dir.iterdir()):
         raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
     model = build_model(cfg)
     t = cfg.train
@@ -129,39 +186,57 @@ def run_experiment(
         stopper = EarlyStopping(patience=t.early_stopping_patience, min_delta=t.early_stopping_min_delta,
                                 restore_best_weights=t.restore_best_weights) if t.early_stopping_patience else None
         callbacks = [history] + ([stopper] if stopper else [])
+        interrupt = _StopOnInterrupt()
         callbacks += [Checkpointer(run_dir / "checkpoints", every=t.checkpoint_every),
-                      ProgressBar(enabled=progress, description=cfg.name)]
+                      ProgressBar(enabled=progress, description=cfg.name), interrupt]
         trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
                           shuffle=cfg.data.shuffle, drop_last=t.drop_last,
                           validations_per_epoch=t.validations_per_epoch, callbacks=callbacks)
         elapsed_before = 0.0
-        if resume:
+        if resume and not any((run_dir / "checkpoints").glob("step-*.npz")):
+            # stopped before its first checkpoint: nothing was done that could be kept
+            log(f"warning: {run_dir} has no checkpoint yet; starting it from the beginning")
+            _remove_stale_temporaries(run_dir)
+            atomic_write_json(run_dir / "environment.json", environment_info(seed=cfg.seed, threads=t.threads))
+        elif resume:
+            _remove_stale_temporaries(run_dir)
             state, path, warnings = latest_checkpoint(run_dir)
             for w in warnings:
                 log(w)
-            trainer.load_state_dict(state)
+            try:
+                trainer.load_state_dict(state)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise CheckpointError(f"checkpoint {path} does not fit the run's config: "
+                                      f"{type(exc).__name__}: {exc}") from None
             elapsed_before = float(state.get("wall_time_s", 0.0) or 0.0)
             log(f"resuming {run_dir} from {path.name} (step {trainer.state.step})")
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temporaries(run_dir)
             atomic_write_text(run_dir / "config.toml", to_toml(cfg))
             atomic_write_json(run_dir / "environment.json", environment_info(seed=cfg.seed, threads=t.threads))
         start = time.perf_counter()
         error: MlpkitError | None = None
         try:
-            state = trainer.fit(data.x_train, data.y_train, data.x_val, data.y_val)
+            with interrupt.installed():
+                state = trainer.fit(data.x_train, data.y_train, data.x_val, data.y_val)
         except DivergenceError as exc:
             error, state = exc, trainer.state
         wall = elapsed_before + time.perf_counter() - start
         atomic_write_json(run_dir / "history.json", history.to_dict(), indent=None)
         if error is not None:
+            kept = sorted((run_dir / "checkpoints").glob("step-*.npz"))
+            last_good = str(kept[-1].relative_to(run_dir)) if kept else None
             atomic_write_json(run_dir / "diverged.json", {"step": error.step, "last_finite_loss": error.last_finite_loss,
-                                                          "message": str(error)})
-            raise error
+                                                          "last_checkpoint": last_good, "message": str(error)})
+            where = f"; the history and the last good checkpoint ({last_good}) are in {run_dir}" if last_good else \
+                f"; the history is in {run_dir}"
+            raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
         metrics = _final_metrics(model, data, history, stopper, trainer, wall)
         metrics["interrupted"] = state.interrupted
         if not state.interrupted:
             atomic_write_json(run_dir / "metrics.json", metrics)
+            (run_dir / "metrics.partial.json").unlink(missing_ok=True)  # from an interrupted part
         else:
             atomic_write_json(run_dir / "metrics.partial.json", metrics)
         save_weights(run_dir / "weights.npz", model, mean=data.mean, std=data.std, config=cfg.to_dict())

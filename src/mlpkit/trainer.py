@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .callbacks import Callback
-from .errors import ConfigError, DivergenceError
+from .errors import ConfigError, DivergenceError, InputError
 from .model import MLP
 from .optim import SGD
 
@@ -32,6 +32,18 @@ class TrainState:
     diverged: bool = False
     last_finite_loss: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_prepared(model: MLP, x: np.ndarray, y: np.ndarray, which: str) -> np.ndarray:
+    """Clear errors for arrays that did not come from ``model.prepare_inputs``; the labels as intp."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != model.input_width:
+        raise InputError(f"{which} inputs must come from model.prepare_inputs: shape (samples,"
+                         f" {model.input_width}), got {np.shape(x)}")
+    if len(x) == 0:
+        raise InputError(f"{which} inputs are empty (0 samples)")
+    if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+        raise InputError(f"{which} inputs must be finite floats (dtype {x.dtype}); see model.prepare_inputs")
+    return model.check_labels(y, len(x))
 
 
 class Trainer:
@@ -95,6 +107,8 @@ class Trainer:
         callbacks' ``on_train_end`` ran, so the history and last checkpoint are on disk.
         """
         model, state, bs = self.model, self.state, self.batch_size
+        y_train = _check_prepared(model, x_train, y_train, "training")
+        y_val = _check_prepared(model, x_val, y_val, "validation")
         n = len(x_train)
         self._plan(n)
         ws = model.workspace(bs, with_batch=True)

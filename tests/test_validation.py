@@ -1,0 +1,302 @@
+"""Input validation: bad configs are refused before any work, naming the key and what is
+allowed; bad arrays given to the Python API raise InputError, never a NumPy traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlpkit.cli import main
+from mlpkit.config import Config, from_dict, load_config, with_overrides
+from mlpkit.errors import ConfigError, InputError
+from mlpkit.model import MLP
+from mlpkit.optim import SGD
+from mlpkit.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mnist_dir() -> Path | None:
+    env = os.environ.get("MLPKIT_DATA")
+    for c in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "mnist"]:
+        if (c / "train-images-idx3-ubyte.gz").exists() or (c / "train-images-idx3-ubyte").exists():
+            return c
+    return None
+
+
+# ------------------------------------------------------------------ config files
+# (raw TOML-like dict, what the message must name)
+BAD_DICTS = [
+    ({"colour": "red"}, r"colour.*top level"),
+    ({"model": {"colour": 1}}, r"colour.*\[model\].*valid: activation, bias, hidden, init"),
+    ({"data": {"colour": 1}}, r"colour.*\[data\].*valid:.*n_train"),
+    ({"train": {"colour": 1}}, r"colour.*\[train\].*valid:.*learning_rate"),
+    ({"train": {"learnig_rate": 0.1}}, r"learnig_rate.*\[train\]"),
+    ({"train": 3}, r"\[train\] must be a table"),
+    ({"seed": 1.5}, r"seed must be an integer"),
+    ({"seed": -1}, r"seed must be >= 0"),
+    ({"name": 3}, r"name must be a string"),
+    ({"train": {"epochs": "3"}}, r"train\.epochs must be an integer, got '3'"),
+    ({"train": {"epochs": 2.5}}, r"train\.epochs must be an integer"),
+    ({"train": {"epochs": True}}, r"train\.epochs must be an integer"),
+    ({"train": {"epochs": 0}}, r"train\.epochs must be >= 1, got 0"),
+    ({"train": {"batch_size": 0}}, r"train\.batch_size must be >= 1"),
+    ({"train": {"learning_rate": "fast"}}, r"train\.learning_rate must be a number"),
+    ({"train": {"learning_rate": 0}}, r"train\.learning_rate must be > 0"),
+    ({"train": {"learning_rate": -0.1}}, r"train\.learning_rate must be > 0"),
+    ({"train": {"learning_rate": float("inf")}}, r"train\.learning_rate must be > 0"),
+    ({"train": {"learning_rate": float("nan")}}, r"train\.learning_rate must be > 0"),
+    ({"train": {"momentum": -0.1}}, r"train\.momentum must lie in \[0, 1\)"),
+    ({"train": {"momentum": 1.0}}, r"train\.momentum must lie in \[0, 1\)"),
+    ({"train": {"momentum": 1.5}}, r"train\.momentum must lie in \[0, 1\)"),
+    ({"train": {"momentum": True}}, r"train\.momentum must be a number"),
+    ({"train": {"validations_per_epoch": 0}}, r"train\.validations_per_epoch must be >= 1"),
+    ({"train": {"early_stopping_patience": -1}}, r"train\.early_stopping_patience must be >= 0"),
+    ({"train": {"early_stopping_min_delta": -0.5}}, r"train\.early_stopping_min_delta must be >= 0"),
+    ({"train": {"threads": 0}}, r"train\.threads must be >= 1"),
+    ({"train": {"checkpoint_every": -1}}, r"train\.checkpoint_every must be >= 0"),
+    ({"train": {"dtype": "float16"}}, r"train\.dtype 'float16' is unknown; valid: float32, float64"),
+    ({"train": {"restore_best_weights": "yes"}}, r"train\.restore_best_weights must be true or false"),
+    ({"model": {"hidden": []}}, r"model\.hidden must list at least one"),
+    ({"model": {"hidden": [0]}}, r"model\.hidden sizes must be positive"),
+    ({"model": {"hidden": [64, -3]}}, r"model\.hidden sizes must be positive"),
+    ({"model": {"hidden": 64}}, r"model\.hidden must be a list of integers"),
+    ({"model": {"hidden": [64.5]}}, r"model\.hidden\[0\] must be an integer"),
+    ({"model": {"activation": "swish"}}, r"model\.activation 'swish' is unknown; valid: improved_sigmoid, relu"),
+    ({"model": {"init": "zeros"}}, r"model\.init 'zeros' is unknown; valid: .*fan_in_normal"),
+    ({"model": {"bias": "none"}}, r"model\.bias 'none' is unknown; valid: input_column, per_layer"),
+    ({"data": {"split": "all"}}, r"data\.split 'all' is unknown; valid: .*seed"),
+    ({"data": {"n_train": 0}}, r"data\.n_train must be > 0"),
+    ({"data": {"n_val": -5}}, r"data\.n_val must be > 0"),
+    ({"data": {"n_train": "many"}}, r"data\.n_train must be an integer"),
+    ({"data": {"shuffle": 1}}, r"data\.shuffle must be true or false"),
+]
+
+
+@pytest.mark.parametrize("raw, message", BAD_DICTS, ids=[m.split(" ")[0].strip("\\r") for _, m in BAD_DICTS])
+def test_bad_config_is_refused_naming_the_key(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(raw)
+
+
+def test_default_config_and_every_preset_are_valid() -> None:
+    assert from_dict({}) == Config()
+    from mlpkit.config import preset_names
+
+    for name in preset_names():
+        assert load_config(name).name == name
+
+
+BAD_OVERRIDES = [
+    ("colour=red", r"unknown config key 'colour'"),
+    ("train.colour=1", r"unknown config key 'train.colour'; valid: train\.epochs"),
+    ("model.colour=1", r"unknown config key 'model.colour'"),
+    ("data.colour=1", r"unknown config key 'data.colour'"),
+    ("paint.colour=1", r"unknown config key 'paint.colour'; sections are model, data, train"),
+    ("model.hidden.size=3", r"unknown config key 'model.hidden.size'"),
+    ("train=1", r"unknown config key 'train'"),
+    ("lr", r"override 'lr' must look like key=value"),
+    ("lr=fast", r"train\.learning_rate must be a number, got 'fast'"),
+    ("lr=0", r"train\.learning_rate must be > 0"),
+    ("lr=-1e-3", r"train\.learning_rate must be > 0"),
+    ("lr=inf", r"train\.learning_rate must be > 0"),
+    ("momentum=1", r"train\.momentum must lie in \[0, 1\)"),
+    ("epochs=1.5", r"train\.epochs must be an integer"),
+    ("epochs=none", r"train\.epochs must not be empty"),
+    ("hidden=[]", r"model\.hidden must list at least one"),
+    ("hidden=[0]", r"model\.hidden sizes must be positive"),
+    ("hidden=64", r"model\.hidden must be a list"),
+    ("activation=swish", r"model\.activation 'swish' is unknown; valid:"),
+    ("init=zeros", r"model\.init 'zeros' is unknown; valid:"),
+    ("shuffle=maybe", r"data\.shuffle must be true or false"),
+    ("n_train=0", r"data\.n_train must be > 0"),
+]
+
+
+@pytest.mark.parametrize("item, message", BAD_OVERRIDES, ids=[i for i, _ in BAD_OVERRIDES])
+def test_bad_override_is_refused_naming_the_key(item: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        with_overrides(load_config("task3c"), [item])
+
+
+def test_unknown_preset_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown preset 'task9'; valid: .*task3c"):
+        load_config("task9")
+
+
+def test_config_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nepochs = 3\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[train]\nepochs = 3\nbatchsize = 16\n")
+    with pytest.raises(ConfigError, match=r"batchsize.*\[train\]"):
+        load_config(typo)
+
+
+# ---------------------------------------------------------------------- the CLI
+CLI_CASES = [
+    (["train", "task3c", "--set", "lr=0"], "train.learning_rate must be > 0"),
+    (["train", "task3c", "--set", "momentum=1.2"], "train.momentum must lie in [0, 1)"),
+    (["train", "task3c", "--set", "train.colour=1"], "unknown config key 'train.colour'"),
+    (["train", "task3c", "--set", "hidden=[]"], "model.hidden must list at least one"),
+    (["train", "task3c", "--set", "activation=swish"], "model.activation 'swish' is unknown"),
+    (["train", "task9"], "unknown preset 'task9'"),
+    (["train"], "give a preset name"),
+]
+
+
+@pytest.mark.parametrize("args, message", CLI_CASES, ids=[" ".join(a[1:]) or "no-preset" for a, _ in CLI_CASES])
+def test_cli_prints_error_exits_2_and_writes_no_run_folder(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "error: " in result.output and message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+@pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not found (set MLPKIT_DATA)")
+def test_batch_larger_than_the_training_set_is_refused_before_training(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "task3c", "--set", "n_train=100", "--set", "batch_size=500",
+                                       "--data-dir", str(mnist_dir()), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "error: train.batch_size 500 is larger than the training set (100 samples)" in result.output
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------- arrays (API)
+@pytest.fixture
+def model() -> MLP:
+    m = MLP([8], n_features=6, n_classes=3, activation="tanh")
+    m.init_weights(np.random.default_rng(0), "fan_in_normal")
+    return m
+
+
+def _x(n: int = 5) -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(n, 6))
+
+
+def _with(x: np.ndarray, value: float) -> np.ndarray:
+    x = x.copy()
+    x[2, 3] = value
+    return x
+
+
+BAD_INPUTS = [
+    (_with(_x(), np.nan), "1 NaN or infinite"),
+    (_with(_x(), np.inf), "1 NaN or infinite"),
+    (_with(_x(), -np.inf), "1 NaN or infinite"),
+    (_x().astype(np.float32) * np.float32(np.nan), "30 NaN or infinite"),
+    (np.zeros(6), r"2-D array \(samples, 6\), got shape \(6,\)"),
+    (np.zeros((2, 3, 6)), r"2-D array \(samples, 6\), got shape \(2, 3, 6\)"),
+    (np.zeros((2, 1, 1, 6)), "2-D array"),
+    (np.zeros((5, 7)), "inputs have 7 features, the model expects 6"),
+    (np.zeros((5, 784)), "inputs have 784 features, the model expects 6"),
+    (np.zeros((0, 6)), r"inputs are empty \(0 samples\)"),
+    (np.zeros((5, 6), dtype=complex), "real numbers"),
+    (np.full((5, 6), "a"), "real numbers"),
+    (np.array([[None] * 6] * 5), "real numbers"),
+    (np.ones((5, 6), dtype=bool), "real numbers"),
+]
+
+
+@pytest.mark.parametrize("x, message", BAD_INPUTS, ids=range(len(BAD_INPUTS)))
+@pytest.mark.parametrize("method", ["prepare_inputs", "predict", "predict_proba", "predict_logits"])
+def test_bad_inputs_raise_input_error(model: MLP, method: str, x: np.ndarray, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        getattr(model, method)(x)
+
+
+def test_input_error_is_a_value_error_and_good_inputs_pass(model: MLP) -> None:
+    assert issubclass(InputError, ValueError)
+    assert model.predict(_x()).shape == (5,)
+    assert model.predict(_x().astype(np.uint8)).shape == (5,)  # integers are numbers
+    assert MLP([4]).predict(np.zeros((2, 28, 28), dtype=np.uint8)).shape == (2,)  # images are flattened
+
+
+BAD_LABELS = [
+    (np.array([0, 1, 2, 3, 0]), r"labels must lie in \[0, 2\], found 0\.\.3"),
+    (np.array([0, 1, -1, 2, 0]), r"labels must lie in \[0, 2\], found -1\.\.2"),
+    (np.array([0, 1, 1.5, 2, 0]), "labels must be integers, got dtype float64"),
+    (np.array([0, 1, np.nan, 2, 0]), "labels must be integers"),
+    (np.array([0, 1, 2, 0]), r"1-D array of 5 entries, got shape \(4,\)"),
+    (np.eye(3)[[0, 1, 2, 0, 1]], r"1-D array of 5 entries, got shape \(5, 3\)"),
+    (np.array(["0", "1", "2", "0", "1"]), "labels must be integers"),
+    (np.array([0, 1, 2, 0, 1], dtype=object), "labels must be integers"),
+]
+
+
+@pytest.mark.parametrize("y, message", BAD_LABELS, ids=range(len(BAD_LABELS)))
+def test_bad_labels_raise_input_error(model: MLP, y: np.ndarray, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        model.check_labels(y, 5)
+
+
+def test_whole_float_labels_are_accepted(model: MLP) -> None:
+    assert model.check_labels(np.array([0.0, 2.0, 1.0]), 3).tolist() == [0, 2, 1]
+
+
+def _trainer(model: MLP) -> Trainer:
+    return Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), epochs=1, batch_size=2)
+
+
+FIT_CASES = [
+    ("raw", lambda m, x, y: (x, y), r"training inputs must come from model\.prepare_inputs: shape \(samples, 7\)"),
+    ("1-D", lambda m, x, y: (m.prepare_inputs(x)[0], y), "training inputs must come from model.prepare_inputs"),
+    ("empty", lambda m, x, y: (m.prepare_inputs(x)[:0], y[:0]), r"training inputs are empty"),
+    ("nan", lambda m, x, y: (_with(m.prepare_inputs(x), np.nan), y), "training inputs must be finite"),
+    ("ints", lambda m, x, y: (m.prepare_inputs(x).astype(int), y), "training inputs must be finite floats"),
+    ("labels", lambda m, x, y: (m.prepare_inputs(x), y + 3), r"labels must lie in \[0, 2\]"),
+    ("float-labels", lambda m, x, y: (m.prepare_inputs(x), y + 0.5), "labels must be integers"),
+    ("length", lambda m, x, y: (m.prepare_inputs(x), y[:3]), "1-D array of 5 entries"),
+]
+
+
+@pytest.mark.parametrize("make, message", [(m, msg) for _, m, msg in FIT_CASES], ids=[c[0] for c in FIT_CASES])
+def test_trainer_fit_checks_its_arrays(model: MLP, make, message: str) -> None:
+    x, y = _x(), np.array([0, 1, 2, 0, 1])
+    bad_x, bad_y = make(model, x, y)
+    good_x = model.prepare_inputs(x)
+    with pytest.raises(InputError, match=message):
+        _trainer(model).fit(bad_x, bad_y, good_x, y)
+    with pytest.raises(InputError, match=message.replace("training", "validation")):
+        _trainer(model).fit(good_x, y, bad_x, bad_y)
+
+
+def test_trainer_fit_accepts_prepared_arrays(model: MLP) -> None:
+    x, y = model.prepare_inputs(_x()), np.array([0, 1, 2, 0, 1])
+    state = _trainer(model).fit(x, y, x, y)
+    assert state.step == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"hidden": []}, "at least one"),
+    ({"hidden": [0]}, "positive integers"),
+    ({"hidden": [2.5]}, "positive integers"),
+    ({"hidden": [4], "activation": "swish"}, "unknown activation 'swish'; valid:"),
+    ({"hidden": [4], "bias": "none"}, "unknown bias mode"),
+    ({"hidden": [4], "dtype": "float16"}, "unknown dtype 'float16'"),
+    ({"hidden": [4], "n_features": 0}, "positive integers"),
+])
+def test_model_constructor_refuses_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MLP(**kwargs)
+
+
+@pytest.mark.parametrize("lr, momentum, message", [
+    (0.0, 0.0, "learning_rate must be > 0"), (-1.0, 0.0, "learning_rate must be > 0"),
+    (float("nan"), 0.0, "learning_rate must be > 0"), (0.1, 1.0, r"momentum must lie in \[0, 1\)"),
+    (0.1, -0.1, r"momentum must lie in \[0, 1\)"),
+])
+def test_optimizer_refuses_bad_hyperparameters(lr: float, momentum: float, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SGD([np.zeros(3)], lr=lr, momentum=momentum)
