@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -189,6 +190,13 @@ class Checkpointer(Callback):
         self.every = every
         self.keep = keep
         self._checks = 0
+        self.elapsed_before = 0.0  # training seconds spent before a resume
+        self._started = time.perf_counter()
+
+    @property
+    def elapsed_s(self) -> float:
+        """Training wall time so far, across resumes."""
+        return self.elapsed_before + time.perf_counter() - self._started
 
     def _save(self, trainer: "Trainer") -> None:
         from .checkpoint import save_checkpoint
@@ -199,6 +207,7 @@ class Checkpointer(Callback):
             old.unlink(missing_ok=True)
 
     def on_train_begin(self, trainer: "Trainer") -> None:
+        self._started = time.perf_counter()
         if self.every and trainer.state.step == 0:  # a good state to fall back on from the start
             self._save(trainer)
 
@@ -212,7 +221,9 @@ class Checkpointer(Callback):
             self._save(trainer)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"checks": self._checks}  # keeps the cadence of checkpoints across a resume
+        # the cadence of checkpoints and the wall time carry over a resume
+        return {"checks": self._checks, "elapsed_s": self.elapsed_s}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._checks = int(state.get("checks", 0))
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))

@@ -187,7 +187,8 @@ def run_experiment(
                                 restore_best_weights=t.restore_best_weights) if t.early_stopping_patience else None
         callbacks = [history] + ([stopper] if stopper else [])
         interrupt = _StopOnInterrupt()
-        callbacks += [Checkpointer(run_dir / "checkpoints", every=t.checkpoint_every),
+        checkpointer = Checkpointer(run_dir / "checkpoints", every=t.checkpoint_every)
+        callbacks += [checkpointer,
                       ProgressBar(enabled=progress, description=cfg.name), interrupt]
         trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
                           shuffle=cfg.data.shuffle, drop_last=t.drop_last,
@@ -208,7 +209,7 @@ def run_experiment(
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise CheckpointError(f"checkpoint {path} does not fit the run's config: "
                                       f"{type(exc).__name__}: {exc}") from None
-            elapsed_before = float(state.get("wall_time_s", 0.0) or 0.0)
+            elapsed_before = checkpointer.elapsed_before  # training time up to that checkpoint
             log(f"resuming {run_dir} from {path.name} (step {trainer.state.step})")
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
