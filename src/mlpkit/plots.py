@@ -46,9 +46,7 @@ def draw_loss(ax, history: dict[str, Any], *, label: str, color: str, window: in
     ax.plot(val["step"], val["val_loss"], color=color, lw=2, label=f"{label} validation")
     stop = _early_stop_step(metrics)
     if stop:
-        ax.axvline(stop, color=color, ls=":", lw=1.2)
-        ax.annotate("early stop", (stop, ax.get_ylim()[1]), color=color, fontsize=8, rotation=90,
-                    va="top", ha="right")
+        ax.axvline(stop, color=color, ls=":", lw=1.2, label=f"{label} early stop (step {stop})")
 
 
 def draw_accuracy(ax, history: dict[str, Any], *, label: str, color: str,
