@@ -8,6 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread for the test process: the suite's many tiny products (gradient checks,
+# 20-row batches) are 10-20x slower with OpenBLAS threads spinning on a shared 2-core machine.
+# Results are compared within one process, so the thread count does not change any assertion.
+_BLAS_LIMIT = threadpool_limits(limits=1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -97,3 +97,13 @@ def test_float32_model_is_refused():
     model = MLP([4], n_features=3, n_classes=2)
     with pytest.raises(ConfigError, match="float64"):
         check_gradients(model, np.ones((2, 4), np.float32), np.array([0, 1]))
+
+
+def test_seed_gradient_check_every_parameter(mnist_batch):
+    """The assignment's [64, 10] sigmoid network: all 50,880 gradients, epsilon 1e-3, within 1e-3."""
+    x_raw, y = mnist_batch
+    model = MLP([64], activation="sigmoid", dtype="float64")
+    model.init_weights(np.random.default_rng(0), "uniform")
+    result = check_gradients(model, model.prepare_inputs(x_raw), y, epsilon=1e-3, tolerance=1e-3)
+    assert result.num_checked == 50880
+    assert result.passed, result
