@@ -2,7 +2,8 @@
 
 Backpropagation needs f'(z) but only the layer's output a = f(z) is kept, so every
 activation here provides ``derivative(a)``: fewer stored arrays and fewer passes.
-All functions can work in place (``out=``) so the training loop allocates nothing.
+All functions can work in place (``out=``) so the training loop allocates nothing, and
+``backprop(delta, a, scratch)`` applies delta *= f'(z) in place, the form the backward pass uses.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def sigmoid_derivative(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarr
     return out
 
 
+def sigmoid_backprop(delta: np.ndarray, a: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """delta *= a (1 - a), in place."""
+    np.subtract(1.0, a, out=scratch)
+    scratch *= a
+    delta *= scratch
+    return delta
+
+
 def improved_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """1.7159 tanh(2z/3)."""
     out = np.multiply(z, IMPROVED_SIGMOID_B, out=out)
@@ -53,6 +62,15 @@ def improved_sigmoid_derivative(a: np.ndarray, out: np.ndarray | None = None) ->
     return out
 
 
+def improved_sigmoid_backprop(delta: np.ndarray, a: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """delta *= (2/3)/1.7159 * (1.7159^2 - a^2), in place."""
+    np.multiply(a, a, out=scratch)
+    np.subtract(IMPROVED_SIGMOID_A**2, scratch, out=scratch)
+    scratch *= IMPROVED_SIGMOID_B / IMPROVED_SIGMOID_A
+    delta *= scratch
+    return delta
+
+
 def tanh(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Plain hyperbolic tangent."""
     return np.tanh(z, out=out)
@@ -65,6 +83,14 @@ def tanh_derivative(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def tanh_backprop(delta: np.ndarray, a: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """delta *= 1 - a^2, in place."""
+    np.multiply(a, a, out=scratch)
+    np.subtract(1.0, scratch, out=scratch)
+    delta *= scratch
+    return delta
+
+
 def relu(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """max(z, 0)."""
     return np.maximum(z, 0.0, out=out)
@@ -75,22 +101,42 @@ def relu_derivative(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.sign(a, out=out)
 
 
+def relu_backprop(delta: np.ndarray, a: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """delta *= relu'(z), in place (0 where a == 0)."""
+    np.sign(a, out=scratch)
+    delta *= scratch
+    return delta
+
+
 @dataclass(frozen=True)
 class Activation:
-    """An activation by name: forward f(z) and f'(z) from a = f(z)."""
+    """An activation by name: forward f(z), f'(z) from a = f(z), and delta *= f'(z) in place."""
 
     name: str
     forward: ArrayFn
     derivative: ArrayFn
+    #: delta *= f'(z) in place given a = f(z) and a scratch array; built from ``derivative``
+    #: when not given (the named activations give a fused version of the same formula).
+    backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if self.backprop is None:
+            derivative = self.derivative
+
+            def backprop(delta: np.ndarray, a: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+                delta *= derivative(a, out=scratch)
+                return delta
+
+            object.__setattr__(self, "backprop", backprop)
 
 
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("sigmoid", sigmoid, sigmoid_derivative),
-        Activation("improved_sigmoid", improved_sigmoid, improved_sigmoid_derivative),
-        Activation("tanh", tanh, tanh_derivative),
-        Activation("relu", relu, relu_derivative),
+        Activation("sigmoid", sigmoid, sigmoid_derivative, sigmoid_backprop),
+        Activation("improved_sigmoid", improved_sigmoid, improved_sigmoid_derivative, improved_sigmoid_backprop),
+        Activation("tanh", tanh, tanh_derivative, tanh_backprop),
+        Activation("relu", relu, relu_derivative, relu_backprop),
     )
 }
 

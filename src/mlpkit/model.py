@@ -9,13 +9,15 @@ Bias conventions:
   (785*64 + 64*10 = 50,880 parameters for [64, 10]).
 - ``"per_layer"``: every layer has its own bias vector (the usual framework convention).
 
-The hot path (``train_batch``/``evaluate``) writes into a :class:`Workspace` allocated once,
-so a training step allocates no large arrays.
+The hot path (``loss_and_gradients``/``evaluate``) writes into a :class:`Workspace` allocated
+once, so a training step allocates no arrays. All parameters are views into one flat buffer
+(and so are the gradients of ``new_gradients``), which lets the optimizer update every
+layer with a handful of whole-buffer operations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +25,7 @@ import numpy as np
 from .activations import get_activation
 from .errors import CheckpointError, ConfigError, InputError
 from .init import get_initializer
-from .losses import softmax_cross_entropy
+from .losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
 
 BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -42,16 +44,50 @@ def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
 
 
 @dataclass
-class Workspace:
-    """Buffers for one maximum batch size; smaller batches use leading-row views."""
+class _Rows:
+    """Views of a :class:`Workspace` for one row count (built once, then reused)."""
 
-    capacity: int
-    outputs: list[np.ndarray]  # a_1 .. a_L (last = logits), each (capacity, width)
-    deltas: list[np.ndarray]  # dL/dz for hidden layers, (capacity, width)
-    scratch: list[np.ndarray]  # f'(a) for hidden layers
-    inputs: np.ndarray | None = None  # gathered batch of inputs (capacity, input_width)
-    labels: np.ndarray | None = None  # gathered batch of labels (capacity,)
-    argmax: np.ndarray | None = field(default=None)
+    outputs: list[np.ndarray]
+    deltas: list[np.ndarray]
+    scratch: list[np.ndarray]
+    logits_t: np.ndarray  # (K, n) C-ordered; outputs[-1] is its transpose
+
+
+class Workspace:
+    """Buffers for one maximum batch size; smaller batches use leading-row views.
+
+    ``outputs`` holds a_1 .. a_L (last = logits, (capacity, K)); the logits live in a
+    C-ordered (K, capacity) buffer and are handed out as its transpose, so that the
+    row-wise softmax reductions over K classes are vectorized across rows.
+    """
+
+    def __init__(self, capacity: int, widths: Sequence[int], dtype: np.dtype, *,
+                 input_width: int | None = None) -> None:
+        self.capacity = capacity
+        k = widths[-1]
+        self._logits = np.empty(capacity * k, dtype=dtype)
+        self.outputs = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]
+        self.outputs.append(self._logits.reshape(k, capacity).T)
+        self.deltas = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # dL/dz, hidden layers
+        self.scratch = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # f'(a), hidden layers
+        self.loss = LossScratch(capacity, k, dtype)
+        self.inputs = None if input_width is None else np.empty((capacity, input_width), dtype=dtype)
+        self.labels = None if input_width is None else np.empty(capacity, dtype=np.intp)
+        self._rows: dict[int, _Rows] = {}
+
+    def rows(self, n: int) -> _Rows:
+        """The buffers cut to the first ``n`` rows (cached per ``n``)."""
+        rows = self._rows.get(n)
+        if rows is None:
+            if not 0 < n <= self.capacity:
+                raise InputError(f"a batch of {n} rows does not fit this workspace (capacity {self.capacity})")
+            k = self.outputs[-1].shape[1]
+            logits_t = self._logits[: k * n].reshape(k, n)
+            rows = _Rows(outputs=[o[:n] for o in self.outputs[:-1]] + [logits_t.T],
+                         deltas=[d[:n] for d in self.deltas], scratch=[s[:n] for s in self.scratch],
+                         logits_t=logits_t)
+            self._rows[n] = rows
+        return rows
 
 
 class MLP:
@@ -84,15 +120,33 @@ class MLP:
         self.input_width = self.n_features + (1 if bias == "input_column" else 0)
         sizes = [self.input_width, *self.hidden, self.n_classes]
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
-        self.weights = [np.zeros(s, dtype=self.dtype) for s in self.shapes]
-        self.biases: list[np.ndarray] | None = (
-            [np.zeros(s[1], dtype=self.dtype) for s in self.shapes] if bias == "per_layer" else None
-        )
+        self._flat = np.zeros(sum(int(np.prod(s)) for s in self._parameter_shapes()), dtype=self.dtype)
+        views = self._views_of(self._flat)
+        per = 2 if bias == "per_layer" else 1
+        self.weights = views[::per]
+        self.biases: list[np.ndarray] | None = views[1::2] if bias == "per_layer" else None
 
     # ----------------------------------------------------------------- parameters
     @property
     def num_layers(self) -> int:
         return len(self.shapes)
+
+    def _parameter_shapes(self) -> list[tuple[int, ...]]:
+        shapes: list[tuple[int, ...]] = []
+        for fan_in, fan_out in self.shapes:
+            shapes.append((fan_in, fan_out))
+            if self.bias == "per_layer":
+                shapes.append((fan_out,))
+        return shapes
+
+    def _views_of(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Consecutive views of ``flat`` shaped like the parameters, in ``parameters()`` order."""
+        views, offset = [], 0
+        for shape in self._parameter_shapes():
+            size = int(np.prod(shape))
+            views.append(flat[offset : offset + size].reshape(shape))
+            offset += size
+        return views
 
     def init_weights(self, rng: np.random.Generator, initializer: str = "uniform") -> "MLP":
         """Draw every weight matrix (first layer first) from ``initializer``; biases start at 0."""
@@ -198,36 +252,34 @@ class MLP:
 
     # ---------------------------------------------------------------- workspace
     def workspace(self, capacity: int, *, with_batch: bool = False) -> Workspace:
-        widths = [fan_out for _, fan_out in self.shapes]
-        ws = Workspace(
-            capacity=capacity,
-            outputs=[np.empty((capacity, w), dtype=self.dtype) for w in widths],
-            deltas=[np.empty((capacity, w), dtype=self.dtype) for w in widths[:-1]],
-            scratch=[np.empty((capacity, w), dtype=self.dtype) for w in widths[:-1]],
-        )
-        if with_batch:
-            ws.inputs = np.empty((capacity, self.input_width), dtype=self.dtype)
-            ws.labels = np.empty(capacity, dtype=np.intp)
-        return ws
+        """Buffers for batches of up to ``capacity`` rows (and, ``with_batch``, a gathered batch)."""
+        return Workspace(capacity, [fan_out for _, fan_out in self.shapes], self.dtype,
+                         input_width=self.input_width if with_batch else None)
 
     def new_gradients(self) -> list[np.ndarray]:
-        return [np.zeros_like(p) for p in self.parameters()]
+        """Zeroed arrays shaped like ``parameters()``: views into one flat buffer."""
+        return self._views_of(np.zeros_like(self._flat))
 
     # ------------------------------------------------------------ forward/backward
     def forward(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
-        """Logits for prepared inputs ``x`` (n <= ws.capacity rows); activations kept in ws."""
-        n = x.shape[0]
+        """Logits (n, K) for prepared inputs ``x`` (n <= ws.capacity rows); activations kept in ws.
+
+        z_i = a_i W_i (+ b_i), a_{i+1} = f(z_i); the last layer is computed transposed,
+        z_L^T = W_L^T a_L^T, into a (K, n) buffer whose transpose is returned.
+        """
+        rows = ws.rows(x.shape[0])
+        biases, forward = self.biases, self.activation.forward
         a = x
-        last = self.num_layers - 1
-        for i, w in enumerate(self.weights):
-            z = ws.outputs[i][:n]
-            np.matmul(a, w, out=z)
-            if self.biases is not None:
-                z += self.biases[i]
-            if i < last:
-                self.activation.forward(z, out=z)
+        for i, z in enumerate(rows.outputs[:-1]):
+            np.matmul(a, self.weights[i], out=z)
+            if biases is not None:
+                z += biases[i]
+            forward(z, out=z)
             a = z
-        return a
+        np.matmul(self.weights[-1].T, a.T, out=rows.logits_t)
+        if biases is not None:
+            rows.logits_t += biases[-1][:, None]
+        return rows.outputs[-1]
 
     def backward(self, x: np.ndarray, ws: Workspace, dlogits: np.ndarray, grads: list[np.ndarray]) -> None:
         """Write dL/dparam into ``grads`` given dL/dlogits, after ``forward(x, ws)``.
@@ -235,44 +287,46 @@ class MLP:
         delta_L = dL/dz_L;  dW_i = a_i^T delta_{i+1};  db_i = sum_n delta_{i+1};
         delta_i = (delta_{i+1} W_i^T) * f'(a_i).
         """
-        n = x.shape[0]
-        per = 2 if self.biases is not None else 1
+        rows = ws.rows(x.shape[0])
+        biased = self.biases is not None
+        per = 2 if biased else 1
+        backprop = self.activation.backprop
         delta = dlogits
         for i in range(self.num_layers - 1, -1, -1):
-            a_in = x if i == 0 else ws.outputs[i - 1][:n]
+            a_in = x if i == 0 else rows.outputs[i - 1]
             np.matmul(a_in.T, delta, out=grads[per * i])
-            if self.biases is not None:
+            if biased:
                 np.sum(delta, axis=0, out=grads[per * i + 1])
             if i > 0:
-                prev = ws.deltas[i - 1][:n]
+                prev = rows.deltas[i - 1]
                 np.matmul(delta, self.weights[i].T, out=prev)
-                prev *= self.activation.derivative(a_in, out=ws.scratch[i - 1][:n])
-                delta = prev
+                delta = backprop(prev, a_in, rows.scratch[i - 1])
 
     def loss_and_gradients(
         self, x: np.ndarray, y: np.ndarray, ws: Workspace, grads: list[np.ndarray]
     ) -> float:
         """Mean cross-entropy of a prepared batch; gradients written into ``grads``."""
         logits = self.forward(x, ws)
-        loss, dlogits = softmax_cross_entropy(logits, y, out=logits)
+        loss, dlogits = softmax_cross_entropy(logits, y, out=logits, scratch=ws.loss)
         self.backward(x, ws, dlogits, grads)
         return loss
 
     def evaluate(
         self, x: np.ndarray, y: np.ndarray, ws: Workspace | None = None
     ) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy over prepared inputs, in chunks of ws.capacity rows."""
+        """Mean cross-entropy and accuracy over prepared inputs, in chunks of ws.capacity rows.
+
+        Each chunk is one matrix product per layer plus a few vectorized passes over its
+        (chunk, K) logits; nothing is allocated when ``ws`` is given.
+        """
         ws = ws or self.workspace(min(len(x), 8192))
         total_loss = 0.0
         correct = 0
         for start in range(0, len(x), ws.capacity):
             xb, yb = x[start : start + ws.capacity], y[start : start + ws.capacity]
-            logits = self.forward(xb, ws)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-            logits -= logits.max(axis=1, keepdims=True)
-            picked = logits[np.arange(len(yb)), yb]
-            np.exp(logits, out=logits)
-            total_loss += float(np.log(logits.sum(axis=1)).sum() - picked.sum(dtype=np.float64))
+            loss_sum, hits = cross_entropy_sum_and_hits(self.forward(xb, ws), yb, scratch=ws.loss)
+            total_loss += loss_sum
+            correct += hits
         return total_loss / len(x), correct / len(x)
 
     def predict_logits(self, x: np.ndarray, *, prepared: bool = False) -> np.ndarray:

@@ -7,8 +7,11 @@ can be saved and loaded, so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -16,7 +19,8 @@ import numpy as np
 
 from .callbacks import Callback
 from .errors import ConfigError, DivergenceError, InputError
-from .model import MLP
+from .losses import cross_entropy_sum_and_hits
+from .model import MLP, Workspace
 from .optim import SGD
 
 
@@ -46,13 +50,112 @@ def _check_prepared(model: MLP, x: np.ndarray, y: np.ndarray, which: str) -> np.
     return model.check_labels(y, len(x))
 
 
+#: A training step whose largest matrix product has fewer multiply-adds than this runs its
+#: BLAS calls on one thread: for products this small, waking and joining a second thread
+#: costs more than it saves, and far more when another process holds the other core.
+SMALL_STEP_MACS = 4_000_000
+#: Rows per validation chunk: one matrix product per layer and chunk, outputs that stay in cache.
+EVAL_CHUNK = 2048
+
+
+def _step_macs(model: MLP, batch_size: int) -> int:
+    return batch_size * max(fan_in * fan_out for fan_in, fan_out in model.shapes)
+
+
+class _Blas:
+    """The BLAS libraries loaded in this process (through threadpoolctl)."""
+
+    def __init__(self) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        self._libs = ThreadpoolController().select(user_api="blas")
+
+    def threads(self) -> int:
+        """The thread limit in force now (the largest over the loaded BLAS libraries)."""
+        return max([lib.num_threads for lib in self._libs.lib_controllers] or [1])
+
+    def limit(self, n: int):
+        """A context manager: at most ``n`` BLAS threads inside it (no-op when already so)."""
+        if self.threads() <= n:
+            return contextlib.nullcontext()
+        return self._libs.limit(limits=n)
+
+
+class Evaluator:
+    """Mean loss and accuracy over a dataset, in chunks of ``chunk`` rows, on ``workers`` threads.
+
+    Each chunk is one matrix product per layer plus a few vectorized passes over its logits.
+    The calling thread and ``workers - 1`` pool threads each own a workspace, run BLAS on one
+    thread, and take the next chunk when done with one: a core that another process holds
+    slows the pass down instead of stalling it, as a static split between BLAS threads does.
+    Chunk results are added in chunk order, so the numbers are those of
+    ``model.evaluate(x, y, model.workspace(chunk))`` whichever thread computed what.
+    ``workers=None``: the BLAS thread limit in force at construction (``--threads``).
+    """
+
+    def __init__(self, model: MLP, *, max_rows: int, chunk: int | None = None, workers: int | None = None) -> None:
+        self.model = model
+        self.chunk = max(1, min(chunk or EVAL_CHUNK, max_rows))
+        self._blas = _Blas()
+        workers = self._blas.threads() if workers is None else workers
+        self.workspaces = [model.workspace(self.chunk) for _ in range(max(1, workers))]
+        self.pool = ThreadPoolExecutor(len(self.workspaces) - 1) if len(self.workspaces) > 1 else None
+        self._results = [(0.0, 0)] * (-(-max_rows // self.chunk))
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) of prepared inputs ``x`` (at most ``max_rows``) and labels."""
+        if self.pool is None:
+            return self.model.evaluate(x, y, self.workspaces[0])
+        n, chunk, forward, results = len(x), self.chunk, self.model.forward, self._results
+        count = -(-n // chunk)
+        if count > len(results):
+            raise InputError(f"{n} rows exceed this evaluator's max_rows ({len(results) * chunk})")
+        tickets = itertools.count()  # next() on it is atomic under the GIL
+
+        def work(ws: Workspace) -> None:
+            while (j := next(tickets)) < count:
+                s = j * chunk
+                results[j] = cross_entropy_sum_and_hits(forward(x[s : s + chunk], ws), y[s : s + chunk],
+                                                        scratch=ws.loss)
+
+        with self._blas.limit(1):
+            helpers = [self.pool.submit(work, ws) for ws in self.workspaces[1:]]
+            try:
+                work(self.workspaces[0])
+            finally:
+                for h in helpers:
+                    h.result()
+        total_loss, correct = 0.0, 0
+        for loss_sum, hits in results[:count]:
+            total_loss += loss_sum
+            correct += hits
+        return total_loss / n, correct / n
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Trainer:
     """Trains an :class:`MLP` with an optimizer on prepared arrays.
 
     ``x_train``/``x_val`` must be prepared by ``model.prepare_inputs`` (dtype, bias column);
     labels are integer arrays. Validation runs every ``steps_per_epoch // validations_per_epoch``
-    steps and records validation loss/accuracy and training loss/accuracy over the whole
-    training set, each computed as a few large matrix products.
+    steps (never if it is 0) and records validation loss/accuracy and training loss/accuracy
+    over the whole training set, each computed as a few large matrix products (:class:`Evaluator`).
+
+    Performance: a run allocates its buffers once (workspaces, gradients, evaluator); a step
+    gathers its batch into a preallocated buffer and allocates no arrays. Steps whose largest
+    matrix product is small (below ``SMALL_STEP_MACS``, e.g. the seed's batch 32) run BLAS on
+    one thread; validation spreads chunks over as many threads as the BLAS limit in force
+    (``train.threads`` / ``--threads``).
     """
 
     def __init__(
@@ -67,7 +170,7 @@ class Trainer:
         drop_last: bool = True,
         validations_per_epoch: int = 5,
         callbacks: Sequence[Callback] = (),
-        eval_chunk: int = 10_000,
+        eval_chunk: int = EVAL_CHUNK,
     ) -> None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
@@ -96,7 +199,9 @@ class Trainer:
         full, rest = divmod(n_train, self.batch_size)
         self.steps_per_epoch = full if (self.drop_last or rest == 0) else full + 1
         self.total_steps = self.steps_per_epoch * self.epochs
-        self.validate_every = max(1, self.steps_per_epoch // self.validations_per_epoch)
+        # validations_per_epoch = 0: no validation at all
+        vpe = self.validations_per_epoch
+        self.validate_every = max(1, self.steps_per_epoch // vpe) if vpe > 0 else 0
 
     # ---------------------------------------------------------------------- fit
     def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> TrainState:
@@ -111,59 +216,75 @@ class Trainer:
         y_val = _check_prepared(model, x_val, y_val, "validation")
         n = len(x_train)
         self._plan(n)
+        # Everything the loop writes into is allocated here, once per run.
         ws = model.workspace(bs, with_batch=True)
-        eval_ws = model.workspace(min(self.eval_chunk, max(len(x_val), n)))
         grads = model.new_gradients()
+        evaluator = Evaluator(model, chunk=self.eval_chunk, max_rows=max(len(x_val), n))
+        blas = _Blas()
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
         error: DivergenceError | None = None
         try:
-            while state.epoch < self.epochs and not self.stop_training:
-                if state.step_in_epoch == 0 or state.perm is None:
-                    state.perm = self.rng.permutation(n) if self.shuffle else np.arange(n)
-                perm = state.perm
-                for k in range(state.step_in_epoch, self.steps_per_epoch):
-                    idx = perm[k * bs : (k + 1) * bs]
-                    m = len(idx)
-                    xb, yb = ws.inputs[:m], ws.labels[:m]
-                    np.take(x_train, idx, axis=0, out=xb)
-                    np.take(y_train, idx, out=yb)
-                    loss = model.loss_and_gradients(xb, yb, ws, grads)
-                    if not math.isfinite(loss):
-                        state.diverged = True
-                        raise DivergenceError(
-                            f"training diverged at step {state.step + 1}: loss is {loss}"
-                            f" (last finite loss {state.last_finite_loss}); lower the learning rate",
-                            step=state.step + 1, last_finite_loss=state.last_finite_loss)
-                    self.optimizer.step(grads)
-                    state.step += 1
-                    state.step_in_epoch = k + 1
-                    state.last_finite_loss = loss
-                    for cb in self.callbacks:
-                        cb.on_step_end(self, state.step, loss)
-                    if state.step % self.validate_every == 0:
-                        self._validate(x_train, y_train, x_val, y_val, eval_ws)
-                    if self.stop_training:
-                        break
-                if state.step_in_epoch >= self.steps_per_epoch:
-                    state.epoch += 1
-                    state.step_in_epoch = 0
-                    state.perm = None
-                    for cb in self.callbacks:
-                        cb.on_epoch_end(self, state.epoch)
+            # Small steps run on one BLAS thread (validation has its own workers, see Evaluator).
+            with blas.limit(1) if _step_macs(model, bs) < SMALL_STEP_MACS else contextlib.nullcontext():
+                self._epochs(x_train, y_train, x_val, y_val, ws, grads, evaluator)
         except KeyboardInterrupt:
             state.interrupted = True
         except DivergenceError as exc:
             error = exc
         finally:
+            evaluator.close()
             for cb in self.callbacks:
                 cb.on_train_end(self)
         if error is not None:
             raise error
         return state
 
-    def _validate(self, x_train, y_train, x_val, y_val, eval_ws) -> None:
+    def _epochs(self, x_train, y_train, x_val, y_val, ws: Workspace, grads: list[np.ndarray],
+                evaluator: Evaluator) -> None:
+        """The loop itself. At batch 32 a step takes ~100 microseconds, so lookups are hoisted."""
+        model, state, bs, n = self.model, self.state, self.batch_size, len(x_train)
+        loss_and_gradients, optimizer_step, take = model.loss_and_gradients, self.optimizer.step, np.take
+        step_hooks = [cb.on_step_end for cb in self.callbacks  # only those that do something
+                      if type(cb).on_step_end is not Callback.on_step_end or "on_step_end" in vars(cb)]
+        full_x, full_y = ws.inputs, ws.labels
+        validate_every = self.validate_every
+        while state.epoch < self.epochs and not self.stop_training:
+            if state.step_in_epoch == 0 or state.perm is None:
+                state.perm = self.rng.permutation(n) if self.shuffle else np.arange(n)
+            perm = state.perm
+            for k in range(state.step_in_epoch, self.steps_per_epoch):
+                idx = perm[k * bs : (k + 1) * bs]
+                m = len(idx)
+                xb, yb = (full_x, full_y) if m == bs else (full_x[:m], full_y[:m])
+                take(x_train, idx, axis=0, out=xb, mode="clip")  # "clip": written straight into xb
+                take(y_train, idx, out=yb, mode="clip")
+                loss = loss_and_gradients(xb, yb, ws, grads)
+                if not math.isfinite(loss):
+                    state.diverged = True
+                    raise DivergenceError(
+                        f"training diverged at step {state.step + 1}: loss is {loss}"
+                        f" (last finite loss {state.last_finite_loss}); lower the learning rate",
+                        step=state.step + 1, last_finite_loss=state.last_finite_loss)
+                optimizer_step(grads)
+                step = state.step = state.step + 1
+                state.step_in_epoch = k + 1
+                state.last_finite_loss = loss
+                for hook in step_hooks:
+                    hook(self, step, loss)
+                if validate_every and step % validate_every == 0:
+                    self._validate(x_train, y_train, x_val, y_val, evaluator)
+                if self.stop_training:
+                    break
+            if state.step_in_epoch >= self.steps_per_epoch:
+                state.epoch += 1
+                state.step_in_epoch = 0
+                state.perm = None
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, state.epoch)
+
+    def _validate(self, x_train, y_train, x_val, y_val, evaluator: Evaluator) -> None:
         state = self.state
         for i, p in enumerate(self.model.parameters()):
             if not np.isfinite(p).all():
@@ -172,8 +293,8 @@ class Trainer:
                     f"training diverged at step {state.step}: {self.model.parameter_names()[i]} has"
                     f" non-finite values (last finite loss {state.last_finite_loss}); lower the learning rate",
                     step=state.step, last_finite_loss=state.last_finite_loss)
-        val_loss, val_acc = self.model.evaluate(x_val, y_val, eval_ws)
-        train_loss, train_acc = self.model.evaluate(x_train, y_train, eval_ws)
+        val_loss, val_acc = evaluator.evaluate(x_val, y_val)
+        train_loss, train_acc = evaluator.evaluate(x_train, y_train)
         logs = {"step": state.step, "epoch": state.step / self.steps_per_epoch, "val_loss": val_loss,
                 "val_accuracy": val_acc, "train_loss": train_loss, "train_accuracy": train_acc}
         for cb in self.callbacks:

@@ -1,0 +1,368 @@
+"""One benchmark worker: one engine, one workload, in its own process.
+
+    python benchmarks/engines.py ENGINE WORKLOAD RUN_MODE DATA_DIR THREADS SEED
+
+Engines: ``mlpkit`` (Trainer.fit, the path ``mlpkit train`` uses), ``pytorch`` (a plain
+nn.Module + torch.optim.SGD loop, as a practitioner writes it), ``sklearn``
+(MLPClassifier.partial_fit), and ``blas`` (matrix-multiply rate, for the FLOP floor).
+
+Protocol (driven by run.py): the worker sets up, prints {"ready": ...} and then, for each
+line "run" on stdin, runs one unit (an epoch, or ``unit_steps`` steps) and prints its times
+as one JSON line; "quit" makes it print its peak memory and last metrics and exit. Training
+runs continuously across units: the worker just waits at the end of each one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workloads import WORKLOADS, Workload  # noqa: E402
+
+clock = time.perf_counter
+
+
+def send(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def command() -> str:
+    line = sys.stdin.readline()
+    return line.strip() or "quit"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started (VmHWM; ru_maxrss would include
+    the parent's memory at fork time, which Linux carries across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024.0 if sys.platform != "darwin" else 2**20)
+
+
+def load(data_dir: Path, w: Workload) -> dict[str, np.ndarray]:
+    """Normalized float32 (n, 784) images and int64 labels written by run.py."""
+    names = ["x_train", "y_train"] + (["x_val", "y_val"] if w.n_val else [])
+    arrays = {k: np.load(data_dir / f"{w.data}_{k}.npy") for k in names}
+    if not w.n_val:  # training only: a token validation set (never evaluated)
+        arrays["x_val"], arrays["y_val"] = arrays["x_train"][:100], arrays["y_train"][:100]
+    return arrays
+
+
+def with_bias_column(x: np.ndarray) -> np.ndarray:
+    out = np.empty((x.shape[0], x.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = x
+    out[:, -1] = 1.0
+    return out
+
+
+def init_weights(w: Workload, rng: np.random.Generator) -> list[np.ndarray]:
+    """The seed's initializers, drawn the same way for every engine that lets us set weights."""
+    weights = []
+    for fan_in, fan_out in w.layer_shapes:
+        if w.init == "uniform":
+            weights.append(rng.uniform(-1, 1, size=(fan_in, fan_out)).astype(np.float32))
+        else:
+            weights.append((rng.normal(size=(fan_in, fan_out)) / math.sqrt(fan_in)).astype(np.float32))
+    return weights
+
+
+class UnitClock:
+    """Times units: whole = wall time of the unit, train = whole minus its validations."""
+
+    def __init__(self, unit_steps: int, scale: float) -> None:
+        self.unit_steps, self.scale = unit_steps, scale
+        self.start = clock()
+        self.validation = 0.0
+        self.metrics: dict[str, float] = {}
+
+    def end_unit(self) -> bool:
+        """Report the unit and wait for the next command; True if the worker should stop."""
+        now = clock()
+        whole = now - self.start
+        send({"whole": whole * self.scale, "train": (whole - self.validation) * self.scale,
+              "validation": self.validation * self.scale})
+        stop = command() != "run"
+        self.start, self.validation = clock(), 0.0
+        return stop
+
+
+# --------------------------------------------------------------------------- mlpkit
+def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    from mlpkit.callbacks import Callback, History
+    from mlpkit.model import MLP
+    from mlpkit.optim import SGD
+    from mlpkit.trainer import Evaluator, Trainer
+
+    model = MLP(list(w.hidden), activation=w.activation, bias=w.bias, dtype="float32")
+    rng = np.random.default_rng(seed)
+    model.init_weights(rng, w.init)
+    x_train, y_train = model.prepare_inputs(data.pop("x_train")), data.pop("y_train")
+    x_val, y_val = model.prepare_inputs(data.pop("x_val")), data.pop("y_val")
+    send({"ready": True})
+    with threadpool_limits(limits=threads):
+        if w.mode == "validate":
+            evaluator = Evaluator(model, max_rows=max(len(x_train), len(x_val)))
+            return validate_loop(lambda: _mlpkit_validate(evaluator, x_train, y_train, x_val, y_val), w, run_mode)
+        if command() != "run":
+            return {}
+        steps = w.steps_per_unit(run_mode)
+        clock_ = UnitClock(steps, w.steps_per_epoch / steps)
+
+        class Clock(Callback):
+            def on_train_begin(self, trainer) -> None:
+                clock_.start = clock()
+
+            def on_step_end(self, trainer, step, loss) -> None:
+                if trainer.validate_every and step % trainer.validate_every == 0:
+                    self.v0 = clock()
+                elif not trainer.validate_every and step % steps == 0 and clock_.end_unit():
+                    trainer.stop_training = True
+
+            def on_validation_end(self, trainer, logs) -> None:
+                clock_.validation += clock() - self.v0
+                clock_.metrics = {"val_accuracy": logs["val_accuracy"], "val_loss": logs["val_loss"],
+                                  "train_accuracy": logs["train_accuracy"]}
+                if trainer.state.step % steps == 0 and clock_.end_unit():
+                    trainer.stop_training = True
+
+        history = History()
+        trainer = Trainer(model, SGD(model.parameters(), lr=w.lr, momentum=w.momentum), rng=rng, epochs=10_000,
+                          batch_size=w.batch_size, validations_per_epoch=w.validations_per_epoch,
+                          callbacks=[history, Clock()])
+        trainer.fit(x_train, y_train, x_val, y_val)
+        return {**clock_.metrics, "last_batch_loss": float(history.train_loss[-1])}
+
+
+def _mlpkit_validate(evaluator, x_train, y_train, x_val, y_val) -> dict:
+    """One validation pass, as Trainer._validate does it."""
+    val_loss, val_acc = evaluator.evaluate(x_val, y_val)
+    train_loss, train_acc = evaluator.evaluate(x_train, y_train)
+    return {"val_loss": val_loss, "val_accuracy": val_acc, "train_accuracy": train_acc}
+
+
+def validate_loop(one_pass, w: Workload, run_mode: str) -> dict:
+    """The 'validation' workload: a unit is the epoch's validation passes (a fifth with --quick)."""
+    metrics: dict = {}
+    passes = w.validations_per_unit(run_mode)
+    scale = w.validations_per_epoch / passes
+    while command() == "run":
+        start = clock()
+        for _ in range(passes):
+            metrics = one_pass()
+        elapsed = (clock() - start) * scale
+        send({"whole": elapsed, "train": 0.0, "validation": elapsed})
+    return metrics
+
+
+# -------------------------------------------------------------------------- pytorch
+def run_pytorch(w: Workload, run_mode: str, data: dict, threads: int, seed: int) -> dict:
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+
+    class ImprovedSigmoid(nn.Module):
+        def forward(self, z):
+            return 1.7159 * torch.tanh(z * (2.0 / 3.0))
+
+    act = {"sigmoid": nn.Sigmoid, "improved_sigmoid": ImprovedSigmoid, "relu": nn.ReLU}[w.activation]
+    biased = w.bias == "per_layer"
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(w.layer_shapes):
+        layers.append(nn.Linear(fan_in, fan_out, bias=biased))
+        if i < len(w.layer_shapes) - 1:
+            layers.append(act())
+    model = nn.Sequential(*layers)
+    with torch.no_grad():  # the same initial weights as mlpkit's
+        linears = [m for m in model if isinstance(m, nn.Linear)]
+        for lin, weight in zip(linears, init_weights(w, np.random.default_rng(seed))):
+            lin.weight.copy_(torch.from_numpy(weight.T))
+            if biased:
+                lin.bias.zero_()
+    prep = with_bias_column if w.bias == "input_column" else (lambda x: x)
+    xt, yt = torch.from_numpy(prep(data.pop("x_train"))), torch.from_numpy(data.pop("y_train"))
+    xv, yv = torch.from_numpy(prep(data.pop("x_val"))), torch.from_numpy(data.pop("y_val"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=w.lr, momentum=w.momentum)  # v = g + m v; w -= lr v
+    loss_fn = nn.CrossEntropyLoss()
+
+    def validate() -> dict:
+        with torch.inference_mode():
+            out = {}
+            for name, x, y in (("val", xv, yv), ("train", xt, yt)):
+                logits = model(x)
+                out[f"{name}_loss"] = loss_fn(logits, y).item()
+                out[f"{name}_accuracy"] = (logits.argmax(dim=1) == y).float().mean().item()
+        return out
+
+    send({"ready": True})
+    if w.mode == "validate":
+        return validate_loop(validate, w, run_mode)
+    if command() != "run":
+        return {}
+    steps = w.steps_per_unit(run_mode)
+    clock_ = UnitClock(steps, w.steps_per_epoch / steps)
+    validate_every = w.steps_per_epoch // w.validations_per_epoch if w.validations_per_epoch else 0
+    generator = torch.Generator().manual_seed(seed)
+    n, bs, step, losses = len(xt), w.batch_size, 0, []
+    clock_.start = clock()
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for k in range(w.steps_per_epoch):
+            idx = perm[k * bs : (k + 1) * bs]
+            xb, yb = xt[idx], yt[idx]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())  # the loss of every step is recorded, as mlpkit does
+            step += 1
+            if validate_every and step % validate_every == 0:
+                v0 = clock()
+                clock_.metrics = validate()
+                clock_.validation += clock() - v0
+            if step % steps == 0 and clock_.end_unit():
+                return {**clock_.metrics, "last_batch_loss": losses[-1]}
+
+
+# -------------------------------------------------------------------------- sklearn
+def run_sklearn(w: Workload, run_mode: str, data: dict, threads: int, seed: int) -> dict:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    # sklearn has no scaled tanh and no bias trick: tanh for the improved sigmoid, per-layer biases.
+    activation = {"sigmoid": "logistic", "improved_sigmoid": "tanh", "relu": "relu"}[w.activation]
+    clf = MLPClassifier(hidden_layer_sizes=w.hidden, activation=activation, solver="sgd", alpha=0.0,
+                        batch_size=w.batch_size, learning_rate_init=w.lr, momentum=w.momentum,
+                        nesterovs_momentum=False, shuffle=True, random_state=seed)
+    xt, yt, xv, yv = data.pop("x_train"), data.pop("y_train"), data.pop("x_val"), data.pop("y_val")
+    classes = np.arange(10)
+    rng = np.random.default_rng(seed)
+
+    def validate() -> dict:
+        out = {}
+        for name, x, y in (("val", xv, yv), ("train", xt, yt)):
+            proba = clf.predict_proba(x)
+            out[f"{name}_loss"] = float(-np.mean(np.log(np.maximum(proba[np.arange(len(y)), y], 1e-12))))
+            out[f"{name}_accuracy"] = float(np.mean(proba.argmax(axis=1) == y))
+        return out
+
+    send({"ready": True})
+    with threadpool_limits(limits=threads):
+        if w.mode == "validate":
+            clf.partial_fit(xt[:4000], yt[:4000], classes=classes)
+            return validate_loop(validate, w, run_mode)
+        if command() != "run":
+            return {}
+        steps = w.steps_per_unit(run_mode)
+        clock_ = UnitClock(steps, w.steps_per_epoch / steps)
+        # partial_fit runs one pass over what it is given: hand it the samples of the steps
+        # up to the next validation (or unit end), from this epoch's permutation.
+        every = w.steps_per_epoch // w.validations_per_epoch if w.validations_per_epoch else steps
+        bs, step = w.batch_size, 0
+        clock_.start = clock()
+        while True:
+            perm = rng.permutation(len(xt))
+            for k in range(0, w.steps_per_epoch, every):
+                idx = perm[k * bs : (k + every) * bs]
+                clf.partial_fit(xt[idx], yt[idx], classes=classes)
+                step += every
+                if w.validations_per_epoch:
+                    v0 = clock()
+                    clock_.metrics = validate()
+                    clock_.validation += clock() - v0
+                if step % steps == 0 and clock_.end_unit():
+                    return {**clock_.metrics, "dtype": str(clf.coefs_[0].dtype)}
+
+
+# ----------------------------------------------------------------------------- blas
+def run_blas(threads: int) -> dict:
+    """Best float32 matrix-multiply rate (GFLOP/s) of numpy's BLAS and of PyTorch's, per unit."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    size, reps = 1024, 6
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    b, c = a.copy(), np.empty_like(a)
+    torch = None
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+    except ImportError:  # pragma: no cover
+        pass
+    blas = [{k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    send({"ready": True, "blas": blas})
+    flops = 2.0 * size**3
+    with threadpool_limits(limits=threads):
+        while command() == "run":
+            best_np = best_torch = math.inf
+            for _ in range(reps):
+                t = clock()
+                np.matmul(a, b, out=c)
+                best_np = min(best_np, clock() - t)
+                if torch is not None:
+                    t = clock()
+                    torch.matmul(ta, tb, out=tc)
+                    best_torch = min(best_torch, clock() - t)
+            send({"numpy_gflops": flops / best_np / 1e9,
+                  "torch_gflops": flops / best_torch / 1e9 if torch is not None else None})
+    return {}
+
+
+# --------------------------------------------------------------------------- seedrun
+def run_seedrun(mnist_dir: str, threads: int, epochs: int) -> dict:
+    """A real seed run (preset task3c through run_experiment, the path of ``mlpkit train``):
+    its wall time and this process's peak memory, plots and run folder included."""
+    import tempfile
+
+    from mlpkit.config import load_config, with_overrides
+    from mlpkit.experiment import run_experiment
+
+    cfg = with_overrides(load_config("task3c"), [f"epochs={epochs}", f"train.threads={threads}"])
+    send({"ready": True})
+    command()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = clock()
+        result = run_experiment(cfg, Path(tmp) / "run", data_dir=mnist_dir if mnist_dir != "-" else None,
+                                progress=False, log=lambda *a: None)
+        wall = clock() - start
+    return {"wall_s": wall, "epochs": epochs, "val_accuracy": result.metrics["val_accuracy"]}
+
+
+def main() -> None:
+    engine, workload, run_mode, data_dir, threads, seed = sys.argv[1:7]
+    threads, seed = int(threads), int(seed)
+    if engine == "blas":
+        final = run_blas(threads)
+    elif engine == "seedrun":
+        final = run_seedrun(data_dir, threads, epochs=int(workload))
+    else:
+        w = WORKLOADS[workload]
+        data = load(Path(data_dir), w)
+        runner = {"mlpkit": run_mlpkit, "pytorch": run_pytorch, "sklearn": run_sklearn}[engine]
+        final = runner(w, run_mode, data, threads, seed)
+    send({"done": True, "peak_rss_mb": peak_rss_mb(), "final": final})
+
+
+if __name__ == "__main__":
+    main()
