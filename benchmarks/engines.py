@@ -149,8 +149,7 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
 
 def _mlpkit_validate(evaluator, x_train, y_train, x_val, y_val) -> dict:
     """One validation pass, as Trainer._validate does it."""
-    val_loss, val_acc = evaluator.evaluate(x_val, y_val)
-    train_loss, train_acc = evaluator.evaluate(x_train, y_train)
+    (val_loss, val_acc), (train_loss, train_acc) = evaluator.evaluate_many([(x_val, y_val), (x_train, y_train)])
     return {"val_loss": val_loss, "val_accuracy": val_acc, "train_accuracy": train_acc}
 
 

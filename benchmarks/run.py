@@ -16,6 +16,7 @@ the best float32 rate of the machine's BLAS libraries. Results go to benchmarks/
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -75,7 +76,11 @@ class Worker:
     def ready(self) -> dict:
         return self._read()
 
-    def run(self) -> dict:
+    def run(self, settle: float = 0.0) -> dict:
+        # BLAS and OpenMP threads of the process that ran before keep spinning for up to
+        # ~0.1-0.2 s after their last job (OpenBLAS THREAD_TIMEOUT, GOMP spin count); let them
+        # go idle first, so that no engine pays for its predecessor.
+        time.sleep(settle)
         self.proc.stdin.write("run\n")
         self.proc.stdin.flush()
         return self._read()
@@ -176,6 +181,22 @@ def print_workload(name: str, res: dict) -> None:
 
 
 # -------------------------------------------------------------------------------- main
+def print_summary(results: dict) -> None:
+    """One line per workload: medians, and mlpkit's per-round ratios to PyTorch."""
+    print("\nsummary (seconds per epoch, medians; ratios: median of per-round mlpkit / PyTorch)")
+    print(f"   {'workload':<12}{'mlpkit':>8}{'pytorch':>9}{'sklearn':>9}{'floor':>8}"
+          f"{'x PyTorch whole':>17}{'x PyTorch train':>17}{'x floor':>9}")
+    for name, res in results.items():
+        e, r, f = res["engines"], res["ratios"].get("mlpkit", {}), res["floor"]
+        med = {k: (f"{v['whole']['median']:.3f}" if k in e else "-") for k, v in
+               ((k, e.get(k, {"whole": {"median": 0}})) for k in ENGINES)}
+        train = f"{r['train']['median']:.2f}" if "train" in r and WORKLOADS[name].mode == "train" else "-"
+        whole = f"{r['whole']['median']:.2f}" if "whole" in r else "-"
+        floor = f"{e['mlpkit']['whole']['median'] / f['whole_s']:.2f}" if "mlpkit" in e else "-"
+        print(f"   {name:<12}{med['mlpkit']:>8}{med['pytorch']:>9}{med['sklearn']:>9}{f['whole_s']:>8.3f}"
+              f"{whole:>17}{train:>17}{floor:>9}")
+
+
 def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Worker) -> dict:
     w: Workload = WORKLOADS[name]
     rounds = args.rounds or (3 if args.quick or name == "large" else 7)
@@ -184,14 +205,14 @@ def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Work
         for worker in workers.values():
             worker.ready()
         for worker in workers.values():  # warm-up unit, not recorded
-            worker.run()
+            worker.run(args.settle)
         times: dict[str, list[dict]] = {e: [] for e in engines}
         rates = []
         for r in range(rounds):
             order = engines[r % len(engines):] + engines[: r % len(engines)]
             for e in order:
-                times[e].append(workers[e].run())
-            rates.append(blas.run())
+                times[e].append(workers[e].run(args.settle))
+            rates.append(blas.run(args.settle))
             print(f"   {name} round {r + 1}/{rounds}: "
                   + ", ".join(f"{e} {times[e][-1]['whole']:.3f}s" for e in engines), flush=True)
         finals = {e: workers[e].quit() for e in engines}
@@ -252,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="MNIST folder (default: $MLPKIT_DATA, ../shared/data/mnist, cache)")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where the JSON goes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--settle", type=float, default=0.3,
+                        help="seconds of rest before each unit, so the previous engine's spinning threads stop")
     parser.add_argument("--no-seed-run", action="store_true", help="skip the peak-memory run of preset task3c")
     args = parser.parse_args(argv)
     args.mode = "quick" if args.quick else "full"
@@ -260,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in WORKLOADS] + [e for e in engines if e not in ENGINES]
     if unknown:
         parser.error(f"unknown workload or engine: {', '.join(unknown)}")
+    for engine, module in (("pytorch", "torch"), ("sklearn", "sklearn")):
+        if engine in engines and importlib.util.find_spec(module) is None:
+            print(f"warning: {module} is not installed, skipping {engine} (pip install -e '.[bench]')", file=sys.stderr)
+            engines.remove(engine)
     if any(os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
         print("warning: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are set and may select a slower kernel; to benchmark, "
               "run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py", file=sys.stderr)
@@ -295,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nseed run (preset task3c, 1 epoch, run_experiment with plots): peak memory "
                   f"{seed_run['peak_rss_mb']:.0f} MB, {seed_run['wall_s']:.1f} s wall")
     info["loadavg_end"] = os.getloadavg()
+    print_summary(results)
     checks = check_targets(results, seed_run)
     print("\ntargets (medians of per-round ratios):")
     for c in checks:

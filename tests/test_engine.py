@@ -183,6 +183,8 @@ def test_evaluator_threads_give_the_numbers_of_evaluate():
         with Evaluator(model, max_rows=1000, chunk=64, workers=workers) as ev:
             assert ev.evaluate(x, y) == expected  # bit for bit: sums added in chunk order
             assert ev.evaluate(x[:130], y[:130]) == model.evaluate(x[:130], y[:130], model.workspace(64))
+            both = ev.evaluate_many([(x[:130], y[:130]), (x, y)])  # one job, as a validation runs
+            assert both == [model.evaluate(x[:130], y[:130], model.workspace(64)), expected]
 
 
 def _ref_hits_and_loss(logits, labels):

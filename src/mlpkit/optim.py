@@ -76,13 +76,17 @@ BLOCKED_MIN = 4 * BLOCK
 
 
 class _Blocks:
-    """(param, grad, velocity, scratch) views of ``BLOCK`` elements, split in one list per thread."""
+    """(param, grad, velocity) views of ``BLOCK`` elements, in one list per thread, each list with
+    its own block-sized scratch array (which stays in cache instead of streaming a full copy)."""
 
     def __init__(self, arrays: Sequence[np.ndarray], workers: int) -> None:
         n = len(arrays[0])
         blocks = [tuple(a[i : i + BLOCK] for a in arrays) for i in range(0, n, BLOCK)]
         per = -(-len(blocks) // workers)
-        self.parts = [blocks[i : i + per] for i in range(0, len(blocks), per)]
+        self.parts = []
+        for i in range(0, len(blocks), per):
+            scratch = np.empty(BLOCK, dtype=arrays[0].dtype)
+            self.parts.append([(p, g, v, scratch[: len(p)]) for p, g, v in blocks[i : i + per]])
 
 
 class SGD:
@@ -151,7 +155,7 @@ class SGD:
         self._flat_grads = flat
         self._blocks = None
         if flat is not None and len(flat) > BLOCKED_MIN:
-            self._blocks = _Blocks([self._flat_params, flat, *self._flat_state], self._workers)
+            self._blocks = _Blocks([self._flat_params, flat, self._flat_state[0]], self._workers)
 
     def _step_blocks(self, blocks: _Blocks) -> None:
         helpers = [self._pool.submit(self._update_blocks, part) for part in blocks.parts[1:]] if self._pool else []

@@ -90,6 +90,7 @@ class Evaluator:
     slows the pass down instead of stalling it, as a static split between BLAS threads does.
     Chunk results are added in chunk order, so the numbers are those of
     ``model.evaluate(x, y, model.workspace(chunk))`` whichever thread computed what.
+    ``max_rows``: the largest dataset it will see (chunks are never larger);
     ``workers=None``: the BLAS thread limit in force at construction (``--threads``).
     """
 
@@ -100,21 +101,27 @@ class Evaluator:
         workers = self._blas.threads() if workers is None else workers
         self.workspaces = [model.workspace(self.chunk) for _ in range(max(1, workers))]
         self.pool = ThreadPoolExecutor(len(self.workspaces) - 1) if len(self.workspaces) > 1 else None
-        self._results = [(0.0, 0)] * (-(-max_rows // self.chunk))
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy) of prepared inputs ``x`` (at most ``max_rows``) and labels."""
+        """(mean cross-entropy, accuracy) of prepared inputs ``x`` and integer labels ``y``."""
+        return self.evaluate_many([(x, y)])[0]
+
+    def evaluate_many(self, datasets: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
+        """``evaluate`` for several datasets as one job: the workers share all their chunks,
+        so none waits at the end of a dataset (validation: the validation and training sets)."""
         if self.pool is None:
-            return self.model.evaluate(x, y, self.workspaces[0])
-        n, chunk, forward, results = len(x), self.chunk, self.model.forward, self._results
-        count = -(-n // chunk)
-        if count > len(results):
-            raise InputError(f"{n} rows exceed this evaluator's max_rows ({len(results) * chunk})")
+            return [self.model.evaluate(x, y, self.workspaces[0]) for x, y in datasets]
+        chunk, forward = self.chunk, self.model.forward
+        jobs = []  # (dataset index, first row) of every chunk, datasets one after the other
+        for d, (x, _) in enumerate(datasets):
+            jobs.extend((d, s) for s in range(0, len(x), chunk))
+        results: list[tuple[float, int]] = [(0.0, 0)] * len(jobs)
         tickets = itertools.count()  # next() on it is atomic under the GIL
 
         def work(ws: Workspace) -> None:
-            while (j := next(tickets)) < count:
-                s = j * chunk
+            while (j := next(tickets)) < len(jobs):
+                d, s = jobs[j]
+                x, y = datasets[d]
                 results[j] = cross_entropy_sum_and_hits(forward(x[s : s + chunk], ws), y[s : s + chunk],
                                                         scratch=ws.loss)
 
@@ -125,11 +132,11 @@ class Evaluator:
             finally:
                 for h in helpers:
                     h.result()
-        total_loss, correct = 0.0, 0
-        for loss_sum, hits in results[:count]:
-            total_loss += loss_sum
-            correct += hits
-        return total_loss / n, correct / n
+        totals = [[0.0, 0] for _ in datasets]
+        for (d, _), (loss_sum, hits) in zip(jobs, results):  # in chunk order, as model.evaluate adds
+            totals[d][0] += loss_sum
+            totals[d][1] += hits
+        return [(loss / len(x), hits / len(x)) for (loss, hits), (x, _) in zip(totals, datasets)]
 
     def close(self) -> None:
         if self.pool is not None:
@@ -293,8 +300,7 @@ class Trainer:
                     f"training diverged at step {state.step}: {self.model.parameter_names()[i]} has"
                     f" non-finite values (last finite loss {state.last_finite_loss}); lower the learning rate",
                     step=state.step, last_finite_loss=state.last_finite_loss)
-        val_loss, val_acc = evaluator.evaluate(x_val, y_val)
-        train_loss, train_acc = evaluator.evaluate(x_train, y_train)
+        (val_loss, val_acc), (train_loss, train_acc) = evaluator.evaluate_many([(x_val, y_val), (x_train, y_train)])
         logs = {"step": state.step, "epoch": state.step / self.steps_per_epoch, "val_loss": val_loss,
                 "val_accuracy": val_acc, "train_loss": train_loss, "train_accuracy": train_acc}
         for cb in self.callbacks:
