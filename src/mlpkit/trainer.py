@@ -234,7 +234,10 @@ class Trainer:
         error: DivergenceError | None = None
         try:
             # Small steps run on one BLAS thread (validation has its own workers, see Evaluator).
-            with blas.limit(1) if _step_macs(model, bs) < SMALL_STEP_MACS else contextlib.nullcontext():
+            # NumPy's overflow/NaN warnings are silenced: divergence is detected (loss every step,
+            # weights at every validation) and reported once, as a DivergenceError.
+            small = _step_macs(model, bs) < SMALL_STEP_MACS
+            with blas.limit(1) if small else contextlib.nullcontext(), np.errstate(all="ignore"):
                 self._epochs(x_train, y_train, x_val, y_val, ws, grads, evaluator)
         except KeyboardInterrupt:
             state.interrupted = True
