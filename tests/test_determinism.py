@@ -15,17 +15,10 @@ import pytest
 import mlpkit
 from mlpkit.config import load_config, with_overrides
 from mlpkit.experiment import run_experiment
+from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["n_train=600", "data.n_val=300", "epochs=2", "train.threads=1", "train.checkpoint_every=0"]
-
-
-def mnist_dir() -> Path | None:
-    env = os.environ.get("MLPKIT_DATA")
-    for c in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "mnist"]:
-        if (c / "train-images-idx3-ubyte.gz").exists() or (c / "train-images-idx3-ubyte").exists():
-            return c
-    return None
 
 
 pytestmark = pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not found (set MLPKIT_DATA)")

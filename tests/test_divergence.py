@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -21,18 +20,11 @@ from mlpkit.experiment import resume_experiment, run_experiment
 from mlpkit.model import MLP
 from mlpkit.optim import SGD
 from mlpkit.trainer import Trainer
+from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 HUGE = ["lr=1e6", "activation=relu", "n_train=500", "data.n_val=200", "epochs=2", "train.checkpoint_every=1",
         "train.threads=1"]
-
-
-def mnist_dir() -> Path | None:
-    env = os.environ.get("MLPKIT_DATA")
-    for c in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "mnist"]:
-        if (c / "train-images-idx3-ubyte.gz").exists() or (c / "train-images-idx3-ubyte").exists():
-            return c
-    return None
 
 
 needs_mnist = pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not found (set MLPKIT_DATA)")

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from mlpkit.checkpoint import load_checkpoint
+from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20240607  # drives the kill moments
@@ -28,14 +29,6 @@ TINY = ["--set", "n_train=2000", "--set", "data.n_val=1000", "--set", "epochs=3"
 STEPS_PER_EPOCH = 2000 // 32
 TOTAL_STEPS = 3 * STEPS_PER_EPOCH  # 186
 VALIDATION_STEPS = list(range(STEPS_PER_EPOCH // 5, TOTAL_STEPS + 1, STEPS_PER_EPOCH // 5))
-
-
-def mnist_dir() -> Path | None:
-    env = os.environ.get("MLPKIT_DATA")
-    for c in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "mnist"]:
-        if (c / "train-images-idx3-ubyte.gz").exists() or (c / "train-images-idx3-ubyte").exists():
-            return c
-    return None
 
 
 pytestmark = pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not found (set MLPKIT_DATA)")

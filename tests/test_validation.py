@@ -3,7 +3,6 @@ allowed; bad arrays given to the Python API raise InputError, never a NumPy trac
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,9 @@ from mlpkit.errors import ConfigError, InputError
 from mlpkit.model import MLP
 from mlpkit.optim import SGD
 from mlpkit.trainer import Trainer
+from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def mnist_dir() -> Path | None:
-    env = os.environ.get("MLPKIT_DATA")
-    for c in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data" / "mnist"]:
-        if (c / "train-images-idx3-ubyte.gz").exists() or (c / "train-images-idx3-ubyte").exists():
-            return c
-    return None
 
 
 # ------------------------------------------------------------------ config files

@@ -102,7 +102,6 @@ def _config(name_or_path: str, overrides: tuple[str, ...] = (), threads: int | N
 @set_option
 def describe(preset: str, overrides: tuple[str, ...]) -> None:
     """Layers and parameter count of PRESET (a preset name or a .toml config)."""
-    from .config import to_toml
     from .experiment import build_model
 
     cfg = _config(preset, overrides)
@@ -113,8 +112,6 @@ def describe(preset: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"training: {t.epochs} epochs, batch {t.batch_size}, lr {t.learning_rate}, momentum {t.momentum},"
                f" shuffle {cfg.data.shuffle}, early stopping patience {t.early_stopping_patience or 'off'},"
                f" init {cfg.model.init}, seed {cfg.seed}")
-    if False:  # pragma: no cover
-        click.echo(to_toml(cfg))
 
 
 # ------------------------------------------------------------------ gradcheck

@@ -817,10 +817,10 @@ def build_seed_report(reproduce_dir: Path, out: Path) -> Path:
     env = next(iter(runs.values())).environment if runs else {}
     data = summary.get("data") or {}
     wall = summary.get("wall_time_s")
-    intro = (f'<p>Each section below is one task of the seed report (TDT4265, assignment 2): what the report says, '
-             f"our figure, our numbers next to the report's, and a generated sentence on how they compare. "
-             f"Numbers need not equal the report's to the digit (its random draws are unknown) but should land in "
-             f"the same place.</p>"
+    intro = ('<p>Each section below is one task of the seed report (TDT4265, assignment 2): what the report says, '
+             "our figure, our numbers next to the report's, and a generated sentence on how they compare. "
+             "Numbers need not equal the report's to the digit (its random draws are unknown) but should land in "
+             "the same place.</p>"
              + _table(None, [["data", f"{_fmt(data.get('n_train'), 'int')} training images, "
                                           f"{_fmt(data.get('n_val'), 'int')} validation images"],
                                  ["total wall time", _fmt(wall, "s") if wall is not None else "\u2013"],
