@@ -92,16 +92,21 @@ def comparison_figure(runs: Sequence[tuple[str, dict[str, Any], dict[str, Any] |
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right" if kind == "loss" else "lower right")
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path, *, dpi: float | None = None) -> list[Path]:
+    """Write ``fig`` as ``path``.png and ``path``.svg (each atomically), close it, return both paths."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".svg"):
         target = path.with_suffix(suffix)
         tmp = target.with_name(f".{target.name}.tmp{suffix}")
-        fig.savefig(tmp)
+        fig.savefig(tmp, dpi=dpi if dpi is not None else "figure")
         tmp.replace(target)
         written.append(target)
-    plt.close(fig)
+    _pyplot().close(fig)
     return written
 
 

@@ -17,25 +17,15 @@ from typing import Sequence
 
 import numpy as np
 
+from . import plots
 from .plots import _pyplot
 
 PNG_DPI = 150
 
 
 def save_figure(fig, path: str | Path) -> list[Path]:
-    """Write ``fig`` as ``path``.png and ``path``.svg (each atomically), close it, return both paths."""
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".svg"):
-        target = path.with_suffix(suffix)
-        tmp = target.with_name(f".{target.name}.tmp{suffix}")
-        fig.savefig(tmp, dpi=PNG_DPI)
-        tmp.replace(target)
-        written.append(target)
-    plt.close(fig)
-    return written
+    """Write ``fig`` as ``path``.png (at PNG_DPI) and ``path``.svg, atomically; close it."""
+    return plots.save_figure(fig, path, dpi=PNG_DPI)
 
 
 def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = "") -> list[Path]:
