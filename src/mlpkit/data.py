@@ -228,7 +228,12 @@ def _download_missing(cache: Path) -> None:
     checksums = mnist_checksums()
     cache.mkdir(parents=True, exist_ok=True)
     for stem in _missing(cache):
-        download.fetch_file(f"{stem}.gz", cache, mirrors=download.MNIST_MIRRORS, sha256_of_payload=checksums[stem])
+        try:
+            download.fetch_file(f"{stem}.gz", cache, mirrors=download.MNIST_MIRRORS,
+                                sha256_of_payload=checksums[stem])
+        except DataError as exc:
+            raise DataError(f"{exc}\nno MNIST copy was found locally either: give --data-dir DIR or set"
+                            f" {ENV_VAR} to a folder holding the four MNIST files") from None
 
 
 def _decode(paths: dict[str, Path], verify: bool) -> Mnist:
