@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlpkit.errors import DataError
+from mlpkit.fileio import fsync_dir
 from mlpkit.idx import payload_sha256
 
 __all__ = ["MNIST_MIRRORS", "fetch_file"]
@@ -93,19 +94,5 @@ def _fetch_one(opener: urllib.request.OpenerDirector, url: str, final: Path,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return final
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the rename itself (POSIX); harmless no-op where directories can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
