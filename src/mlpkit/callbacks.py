@@ -24,6 +24,12 @@ class Callback:
 
     def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None: ...
 
+    def on_steps_end(self, trainer: "Trainer", first_step: int, losses: np.ndarray) -> None:
+        """Steps ``first_step ..`` ended with these losses (the compiled path runs many steps
+        per call and reports them afterwards). Default: ``on_step_end`` for each."""
+        for i, loss in enumerate(losses.tolist()):
+            self.on_step_end(trainer, first_step + i, loss)
+
     def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None: ...
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int) -> None: ...
@@ -58,6 +64,10 @@ class History(Callback):
     def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None:
         self.step_loss[self.num_steps] = loss
         self.num_steps += 1
+
+    def on_steps_end(self, trainer: "Trainer", first_step: int, losses: np.ndarray) -> None:
+        self.step_loss[self.num_steps : self.num_steps + len(losses)] = losses
+        self.num_steps += len(losses)
 
     def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None:
         for key in self.VALIDATION_KEYS:
@@ -165,6 +175,12 @@ class ProgressBar(Callback):
             if step % 25 == 0:
                 self._postfix["loss"] = f"{loss:.4f}"
                 self.bar.set_postfix(self._postfix, refresh=False)
+
+    def on_steps_end(self, trainer: "Trainer", first_step: int, losses: np.ndarray) -> None:
+        if self.bar is not None and len(losses):
+            self._postfix["loss"] = f"{losses[-1]:.4f}"
+            self.bar.set_postfix(self._postfix, refresh=False)
+            self.bar.update(len(losses))
 
     def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None:
         if self.bar is not None:

@@ -153,6 +153,9 @@ class _StopOnInterrupt(Callback):
     def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
         self._check(trainer)
 
+    def on_steps_end(self, trainer: Trainer, first_step: int, losses) -> None:
+        self._check(trainer)
+
 
 def run_experiment(
     cfg: Config,

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .callbacks import Callback
+from .compiled import CompiledSteps, check_engine, compiled_steps
 from .errors import ConfigError, DivergenceError, InputError
 from .losses import cross_entropy_sum_and_hits
 from .model import MLP, Workspace
@@ -56,6 +57,14 @@ def _check_prepared(model: MLP, x: np.ndarray, y: np.ndarray, which: str) -> np.
 SMALL_STEP_MACS = 4_000_000
 #: Rows per validation chunk: one matrix product per layer and chunk, outputs that stay in cache.
 EVAL_CHUNK = 2048
+#: The compiled path's longest run of steps per call (runs also end at validations and
+#: epoch ends): keeps Ctrl-C and the progress bar responsive.
+SEGMENT_STEPS = 512
+
+
+def _overrides(cb: Callback, hook: str) -> bool:
+    """Does ``cb`` do something in ``hook`` (a method of its class, or one set on the instance)?"""
+    return getattr(type(cb), hook) is not getattr(Callback, hook) or hook in vars(cb)
 
 
 def _step_macs(model: MLP, batch_size: int) -> int:
@@ -161,8 +170,9 @@ class Trainer:
     Performance: a run allocates its buffers once (workspaces, gradients, evaluator); a step
     gathers its batch into a preallocated buffer and allocates no arrays. Steps whose largest
     matrix product is small (below ``SMALL_STEP_MACS``, e.g. the seed's batch 32) run BLAS on
-    one thread; validation spreads chunks over as many threads as the BLAS limit in force
-    (``train.threads`` / ``--threads``).
+    one thread and, with ``engine="auto"``, in compiled code (:mod:`mlpkit.compiled`): up to a
+    validation per call, the callbacks' ``on_steps_end`` told afterwards. Validation spreads
+    chunks over as many threads as the BLAS limit in force (``train.threads`` / ``--threads``).
     """
 
     def __init__(
@@ -178,6 +188,7 @@ class Trainer:
         validations_per_epoch: int = 5,
         callbacks: Sequence[Callback] = (),
         eval_chunk: int = EVAL_CHUNK,
+        engine: str = "auto",
     ) -> None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
@@ -193,6 +204,8 @@ class Trainer:
         self.validations_per_epoch = validations_per_epoch
         self.callbacks = list(callbacks)
         self.eval_chunk = eval_chunk
+        self.engine = check_engine(engine)
+        self.engine_used: str | None = None  # "compiled" or "numpy", set by fit
         self.state = TrainState()
         self.stop_training = False
         self.steps_per_epoch = 0
@@ -226,6 +239,8 @@ class Trainer:
         # Everything the loop writes into is allocated here, once per run.
         ws = model.workspace(bs, with_batch=True)
         grads = model.new_gradients()
+        compiled = compiled_steps(self.engine, model, self.optimizer, bs, x_train, y_train)
+        self.engine_used = "numpy" if compiled is None else "compiled"
         evaluator = Evaluator(model, chunk=self.eval_chunk, max_rows=max(len(x_val), n))
         blas = _Blas()
         self.stop_training = False
@@ -238,7 +253,7 @@ class Trainer:
             # weights at every validation) and reported once, as a DivergenceError.
             small = _step_macs(model, bs) < SMALL_STEP_MACS
             with blas.limit(1) if small else contextlib.nullcontext(), np.errstate(all="ignore"):
-                self._epochs(x_train, y_train, x_val, y_val, ws, grads, evaluator)
+                self._epochs(x_train, y_train, x_val, y_val, ws, grads, evaluator, compiled)
         except KeyboardInterrupt:
             state.interrupted = True
         except DivergenceError as exc:
@@ -252,47 +267,88 @@ class Trainer:
         return state
 
     def _epochs(self, x_train, y_train, x_val, y_val, ws: Workspace, grads: list[np.ndarray],
-                evaluator: Evaluator) -> None:
-        """The loop itself. At batch 32 a step takes ~100 microseconds, so lookups are hoisted."""
-        model, state, bs, n = self.model, self.state, self.batch_size, len(x_train)
-        loss_and_gradients, optimizer_step, take = model.loss_and_gradients, self.optimizer.step, np.take
-        step_hooks = [cb.on_step_end for cb in self.callbacks  # only those that do something
-                      if type(cb).on_step_end is not Callback.on_step_end or "on_step_end" in vars(cb)]
-        full_x, full_y = ws.inputs, ws.labels
-        validate_every = self.validate_every
+                evaluator: Evaluator, compiled: CompiledSteps | None = None) -> None:
+        """Epoch after epoch: a new sample order, the epoch's steps, the epoch-end callbacks."""
+        state, n = self.state, len(x_train)
         while state.epoch < self.epochs and not self.stop_training:
             if state.step_in_epoch == 0 or state.perm is None:
                 state.perm = self.rng.permutation(n) if self.shuffle else np.arange(n)
-            perm = state.perm
-            for k in range(state.step_in_epoch, self.steps_per_epoch):
-                idx = perm[k * bs : (k + 1) * bs]
-                m = len(idx)
-                xb, yb = (full_x, full_y) if m == bs else (full_x[:m], full_y[:m])
-                take(x_train, idx, axis=0, out=xb, mode="clip")  # "clip": written straight into xb
-                take(y_train, idx, out=yb, mode="clip")
-                loss = loss_and_gradients(xb, yb, ws, grads)
-                if not math.isfinite(loss):
-                    state.diverged = True
-                    raise DivergenceError(
-                        f"training diverged at step {state.step + 1}: loss is {loss}"
-                        f" (last finite loss {state.last_finite_loss}); lower the learning rate",
-                        step=state.step + 1, last_finite_loss=state.last_finite_loss)
-                optimizer_step(grads)
-                step = state.step = state.step + 1
-                state.step_in_epoch = k + 1
-                state.last_finite_loss = loss
-                for hook in step_hooks:
-                    hook(self, step, loss)
-                if validate_every and step % validate_every == 0:
-                    self._validate(x_train, y_train, x_val, y_val, evaluator)
-                if self.stop_training:
-                    break
+            if compiled is not None:
+                self._compiled_epoch(compiled, state.perm, x_train, y_train, x_val, y_val, evaluator)
+            else:
+                self._numpy_epoch(state.perm, x_train, y_train, x_val, y_val, ws, grads, evaluator)
             if state.step_in_epoch >= self.steps_per_epoch:
                 state.epoch += 1
                 state.step_in_epoch = 0
                 state.perm = None
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, state.epoch)
+
+    def _numpy_epoch(self, perm: np.ndarray, x_train, y_train, x_val, y_val, ws: Workspace,
+                     grads: list[np.ndarray], evaluator: Evaluator) -> None:
+        """The rest of this epoch, a step per iteration. At batch 32 a step takes ~100
+        microseconds, so lookups are hoisted."""
+        model, state, bs = self.model, self.state, self.batch_size
+        loss_and_gradients, optimizer_step, take = model.loss_and_gradients, self.optimizer.step, np.take
+        step_hooks = [cb.on_step_end for cb in self.callbacks if _overrides(cb, "on_step_end")]
+        full_x, full_y = ws.inputs, ws.labels
+        validate_every = self.validate_every
+        for k in range(state.step_in_epoch, self.steps_per_epoch):
+            idx = perm[k * bs : (k + 1) * bs]
+            m = len(idx)
+            xb, yb = (full_x, full_y) if m == bs else (full_x[:m], full_y[:m])
+            take(x_train, idx, axis=0, out=xb, mode="clip")  # "clip": written straight into xb
+            take(y_train, idx, out=yb, mode="clip")
+            loss = loss_and_gradients(xb, yb, ws, grads)
+            if not math.isfinite(loss):
+                state.diverged = True
+                raise DivergenceError(
+                    f"training diverged at step {state.step + 1}: loss is {loss}"
+                    f" (last finite loss {state.last_finite_loss}); lower the learning rate",
+                    step=state.step + 1, last_finite_loss=state.last_finite_loss)
+            optimizer_step(grads)
+            step = state.step = state.step + 1
+            state.step_in_epoch = k + 1
+            state.last_finite_loss = loss
+            for hook in step_hooks:
+                hook(self, step, loss)
+            if validate_every and step % validate_every == 0:
+                self._validate(x_train, y_train, x_val, y_val, evaluator)
+            if self.stop_training:
+                break
+
+    def _compiled_epoch(self, compiled: CompiledSteps, perm: np.ndarray, x_train, y_train, x_val, y_val,
+                        evaluator: Evaluator) -> None:
+        """The rest of this epoch on the compiled path: runs of steps up to each validation.
+
+        A callback with ``on_step_end`` but no ``on_steps_end`` may look at the trainer after
+        every step, so then every run is a single step.
+        """
+        state, every = self.state, self.validate_every
+        hooked = [cb for cb in self.callbacks if _overrides(cb, "on_step_end") or _overrides(cb, "on_steps_end")]
+        longest = 1 if any(not _overrides(cb, "on_steps_end") for cb in hooked) else SEGMENT_STEPS
+        while state.step_in_epoch < self.steps_per_epoch and not self.stop_training:
+            k = state.step_in_epoch
+            n = min(self.steps_per_epoch - k, longest)
+            if every:
+                n = min(n, every - state.step % every)
+            applied = compiled.run(perm, k, n)
+            if applied:
+                first = state.step + 1
+                state.step += applied
+                state.step_in_epoch = k + applied
+                state.last_finite_loss = float(compiled.losses[applied - 1])
+                losses = compiled.losses[:applied]
+                for cb in hooked:
+                    cb.on_steps_end(self, first, losses)
+            if applied < n:
+                state.diverged = True
+                raise DivergenceError(
+                    f"training diverged at step {state.step + 1}: loss is {compiled.losses[applied]}"
+                    f" (last finite loss {state.last_finite_loss}); lower the learning rate",
+                    step=state.step + 1, last_finite_loss=state.last_finite_loss)
+            if every and state.step % every == 0:
+                self._validate(x_train, y_train, x_val, y_val, evaluator)
 
     def _validate(self, x_train, y_train, x_val, y_val, evaluator: Evaluator) -> None:
         state = self.state

@@ -1,0 +1,115 @@
+"""Binds a model, its SGD optimizer and the training arrays to the compiled kernels.
+
+The trainer asks :func:`compiled_steps` for a runner once per ``fit``; it gets None (and keeps
+to the NumPy step) when the compiled path does not apply, and :func:`why_not` says why.
+Engines: ``"auto"`` (compiled when it applies), ``"compiled"`` (required: an error says why
+not), ``"numpy"`` (never).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import ConfigError
+from .model import MLP
+from .optim import SGD, flat_span
+
+ENGINES = ("auto", "compiled", "numpy")
+#: Set to "numpy" to turn the compiled path off everywhere (e.g. to compare the two).
+ENV_VAR = "MLPKIT_ENGINE"
+#: Steps whose largest matrix product has more multiply-adds than this stay on the NumPy
+#: path: their time is BLAS (multi-threaded there, with a threaded optimizer update), not Python.
+MAX_STEP_MACS = 4_000_000
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    return engine
+
+
+def why_not(model: MLP, optimizer, batch_size: int, x: np.ndarray) -> str | None:
+    """None when the compiled steps can train this model on ``x``, else the reason they cannot."""
+    from . import blas, kernels
+
+    if type(optimizer) is not SGD:
+        return f"the optimizer is {type(optimizer).__name__}, not mlpkit's SGD"
+    if model.activation.name not in kernels.ACTIVATION_CODES:
+        return f"activation {model.activation.name!r} has no compiled kernel"
+    if model.activation is not _registered(model.activation.name):
+        return f"activation {model.activation.name!r} is not the built-in one"
+    params = model.parameters()
+    if (len(optimizer.params) != len(params) or any(a is not b for a, b in zip(optimizer.params, params))
+            or flat_span(optimizer.params) is None or flat_span(optimizer.velocity) is None):
+        return "the optimizer does not hold the model's parameters as one flat buffer"
+    if x.dtype != model.dtype or not x.flags.c_contiguous:
+        return f"the training inputs are not C-ordered {model.dtype.name} (see model.prepare_inputs)"
+    macs = batch_size * max(fan_in * fan_out for fan_in, fan_out in model.shapes)
+    if macs > MAX_STEP_MACS:
+        return f"steps are large ({macs:,} multiply-adds in a product): BLAS-bound, the NumPy path is as fast"
+    if blas.gemm(model.dtype.name) is None:
+        return "no CBLAS gemm found in NumPy's BLAS library"
+    return None
+
+
+def _registered(name: str):
+    from .activations import ACTIVATIONS
+
+    return ACTIVATIONS.get(name)
+
+
+class CompiledSteps:
+    """Runs SGD steps of one ``fit`` in compiled code, on the model's and optimizer's own buffers."""
+
+    def __init__(self, model: MLP, optimizer: SGD, batch_size: int, x: np.ndarray, y: np.ndarray) -> None:
+        from . import blas, kernels
+
+        self._kernel = kernels.train_steps
+        dtype = model.dtype
+        self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
+        self.x, self.y = x, np.ascontiguousarray(y, dtype=np.intp)
+        self._gemm = blas.gemm(dtype.name)
+        self._params = flat_span(optimizer.params)
+        self._velocity = flat_span(optimizer.velocity)
+        self._grads = np.zeros_like(self._params)
+        self._layout = kernels.layer_layout(model)
+        self._code = kernels.ACTIVATION_CODES[model.activation.name]
+        self._k = kernels.constants(dtype)
+        width = sum(fan_out for _, fan_out in model.shapes)
+        self._acts = np.empty(batch_size * width, dtype=dtype)
+        self._deltas = np.empty_like(self._acts)
+        self._xb = np.empty((batch_size, model.input_width), dtype=dtype)
+        self._yb = np.empty(batch_size, dtype=np.intp)
+        self.losses = np.empty(0, dtype=np.float64)
+
+    def run(self, order: np.ndarray, first_step: int, n_steps: int) -> int:
+        """Steps ``first_step .. first_step + n_steps - 1`` of the epoch with sample ``order``.
+
+        Returns how many were applied; their losses are ``self.losses[:applied]`` and, when a
+        loss was not finite, ``self.losses[applied]`` is that loss (its update not applied).
+        """
+        if len(self.losses) < n_steps:
+            self.losses = np.empty(n_steps, dtype=np.float64)
+        opt, dtype = self.optimizer, self.model.dtype
+        return int(self._kernel(
+            self._gemm, self.x, self.y, order, first_step, n_steps, self.batch_size, self._params,
+            self._velocity, self._grads, self._layout, self._code, self._k, dtype.type(opt.lr),
+            dtype.type(opt.momentum), self._xb, self._yb, self._acts, self._deltas, self.losses))
+
+
+def compiled_steps(engine: str, model: MLP, optimizer, batch_size: int, x: np.ndarray,
+                   y: np.ndarray) -> CompiledSteps | None:
+    """A :class:`CompiledSteps` for this fit, or None for the NumPy path (see the module docstring)."""
+    engine = check_engine(engine)
+    if engine == "auto" and os.environ.get(ENV_VAR, "").strip().lower() == "numpy":
+        return None
+    if engine == "numpy":
+        return None
+    reason = why_not(model, optimizer, batch_size, x)
+    if reason is None:
+        return CompiledSteps(model, optimizer, batch_size, x, y)
+    if engine == "compiled":
+        raise ConfigError(f"engine 'compiled' cannot train this run: {reason}")
+    return None
