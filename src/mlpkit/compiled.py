@@ -30,16 +30,25 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def why_not(model: MLP, optimizer, batch_size: int, x: np.ndarray) -> str | None:
-    """None when the compiled steps can train this model on ``x``, else the reason they cannot."""
+def _model_reason(model: MLP) -> str | None:
+    """None when the kernels can compute this model, else why not."""
     from . import blas, kernels
 
-    if type(optimizer) is not SGD:
-        return f"the optimizer is {type(optimizer).__name__}, not mlpkit's SGD"
     if model.activation.name not in kernels.ACTIVATION_CODES:
         return f"activation {model.activation.name!r} has no compiled kernel"
     if model.activation is not _registered(model.activation.name):
         return f"activation {model.activation.name!r} is not the built-in one"
+    if blas.gemm(model.dtype.name) is None:
+        return "no CBLAS gemm found in NumPy's BLAS library"
+    return None
+
+
+def why_not(model: MLP, optimizer, batch_size: int, x: np.ndarray) -> str | None:
+    """None when the compiled steps can train this model on ``x``, else the reason they cannot."""
+    if type(optimizer) is not SGD:
+        return f"the optimizer is {type(optimizer).__name__}, not mlpkit's SGD"
+    if reason := _model_reason(model):
+        return reason
     params = model.parameters()
     if (len(optimizer.params) != len(params) or any(a is not b for a, b in zip(optimizer.params, params))
             or flat_span(optimizer.params) is None or flat_span(optimizer.velocity) is None):
@@ -49,8 +58,6 @@ def why_not(model: MLP, optimizer, batch_size: int, x: np.ndarray) -> str | None
     macs = batch_size * max(fan_in * fan_out for fan_in, fan_out in model.shapes)
     if macs > MAX_STEP_MACS:
         return f"steps are large ({macs:,} multiply-adds in a product): BLAS-bound, the NumPy path is as fast"
-    if blas.gemm(model.dtype.name) is None:
-        return "no CBLAS gemm found in NumPy's BLAS library"
     return None
 
 
@@ -97,6 +104,52 @@ class CompiledSteps:
             self._gemm, self.x, self.y, order, first_step, n_steps, self.batch_size, self._params,
             self._velocity, self._grads, self._layout, self._code, self._k, dtype.type(opt.lr),
             dtype.type(opt.momentum), self._xb, self._yb, self._acts, self._deltas, self.losses))
+
+
+class CompiledEvaluation:
+    """(summed cross-entropy, hits) of a chunk of prepared rows in one compiled call: the
+    matrix products, activations, loss and argmax without NumPy temporaries. Releases the
+    GIL, so several threads evaluate chunks at once (see ``trainer.Evaluator``)."""
+
+    #: rows per block inside a call: every layer's outputs for a block stay in cache
+    BLOCK_ROWS = 256
+
+    def __init__(self, model: MLP) -> None:
+        from . import blas, kernels
+
+        self.model = model
+        self._kernel = kernels.evaluate_rows
+        self._gemm = blas.gemm(model.dtype.name)
+        self._params = model._flat
+        self._layout = kernels.layer_layout(model)
+        self._code = kernels.ACTIVATION_CODES[model.activation.name]
+        self._k = kernels.constants(model.dtype)
+        self._width = sum(fan_out for _, fan_out in model.shapes)
+
+    def scratch(self) -> np.ndarray:
+        """A buffer for one thread's calls."""
+        return np.empty(self.BLOCK_ROWS * self._width, dtype=self.model.dtype)
+
+    def accepts(self, x: np.ndarray, y: np.ndarray) -> bool:
+        return (x.dtype == self.model.dtype and x.flags.c_contiguous and y.dtype == np.intp
+                and y.flags.c_contiguous)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, scratch: np.ndarray) -> tuple[float, int]:
+        loss_sum, hits = self._kernel(self._gemm, x, y, self._params, self._layout, self._code, self._k, scratch)
+        return float(loss_sum), int(hits)
+
+
+def compiled_evaluation(engine: str, model: MLP) -> CompiledEvaluation | None:
+    """A :class:`CompiledEvaluation` for ``model``, or None for the NumPy path."""
+    engine = check_engine(engine)
+    if engine == "numpy" or (engine == "auto" and os.environ.get(ENV_VAR, "").strip().lower() == "numpy"):
+        return None
+    reason = _model_reason(model)
+    if reason is None:
+        return CompiledEvaluation(model)
+    if engine == "compiled":
+        raise ConfigError(f"engine 'compiled' cannot evaluate this model: {reason}")
+    return None
 
 
 def compiled_steps(engine: str, model: MLP, optimizer, batch_size: int, x: np.ndarray,

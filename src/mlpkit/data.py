@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,9 @@ MNIST_FILES = {
 }
 SPLITS = ("full", "seed")
 _CHECKSUM_FILE = Path(__file__).with_name("checksums") / "mnist.sha256"
-_CACHE: dict[tuple, tuple[Mnist, bool]] = {}
-_CACHE_SIZE = 4
+#: Loaded datasets, while anyone still holds them (a run frees the 47 MB of training images
+#: once its arrays are prepared; ``reproduce`` holds them across its presets).
+_CACHE: weakref.WeakValueDictionary[tuple, Mnist] = weakref.WeakValueDictionary()
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,23 @@ class Normalizer:
             raise DataError(f"cannot normalize: all {images.size} pixels equal {mean} (std is 0)")
         return cls(mean=float(mean), std=math.sqrt(var))
 
-    def apply(self, images: np.ndarray, dtype: DTypeLike = np.float32) -> np.ndarray:
-        """(n, ...) images -> (n, features) array of `dtype`; math in float64, in row blocks."""
+    def apply(self, images: np.ndarray, dtype: DTypeLike = np.float32, *, bias_column: bool = False) -> np.ndarray:
+        """(n, ...) images -> (n, features) array of `dtype`; math in float64, in row blocks.
+
+        ``bias_column``: (n, features + 1) with a last column of ones, written in place (no
+        second full-size copy, as adding the column afterwards would make).
+        """
         x = np.asarray(images)
         x = x.reshape(len(x), -1)
-        out = np.empty(x.shape, dtype=dtype)
-        for i in range(0, len(x), 4096):
-            out[i:i + 4096] = (x[i:i + 4096].astype(np.float64) - self.mean) / self.std
+        d = x.shape[1]
+        out = np.empty((len(x), d + 1 if bias_column else d), dtype=dtype)
+        for i in range(0, len(x), 1024):  # float64 temporaries of 6 MB, not a full-size copy
+            block = x[i:i + 1024].astype(np.float64)
+            block -= self.mean
+            block /= self.std
+            out[i:i + 1024, :d] = block
+        if bias_column:
+            out[:, d] = 1
         return out
 
 
@@ -153,13 +165,11 @@ def load_mnist(data_dir: str | Path | None = None, *, download: bool = True, ver
     if missing := [MNIST_FILES[field] for field in located if field not in paths]:
         raise DataError(f"{directory} lacks MNIST file(s): {', '.join(missing)} (with or without .gz)")
     key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths.values())
-    cached = _CACHE.get(key)
-    if cached is not None and (cached[1] or not verify):
-        return cached[0]
+    cached = _CACHE.get((*key, True)) or (None if verify else _CACHE.get((*key, False)))
+    if cached is not None:
+        return cached
     mnist = _decode(paths, verify)
-    while len(_CACHE) >= _CACHE_SIZE:
-        del _CACHE[next(iter(_CACHE))]
-    _CACHE[key] = (mnist, verify)
+    _CACHE[(*key, verify)] = mnist
     return mnist
 
 

@@ -50,13 +50,21 @@ def prepare_data(cfg: Config, *, data_dir: str | Path | None = None, model: MLP 
     split = data_mod.make_split(mnist, cfg.data.split, n_train=cfg.data.n_train, n_val=cfg.data.n_val)
     norm = data_mod.Normalizer.fit(split.x_train)
     model = model or build_model(cfg)
+
+    def prepared(images: np.ndarray) -> np.ndarray:
+        """What model.prepare_inputs makes of the normalized images, without a second copy."""
+        x = norm.apply(images, dtype=model.dtype, bias_column=model.bias == "input_column")
+        assert x.shape[1] == model.input_width
+        return x
+
     return PreparedData(
         split_name=split.name, mean=norm.mean, std=norm.std,
-        x_train=model.prepare_inputs(norm.apply(split.x_train, dtype=model.dtype)),
+        x_train=prepared(split.x_train),
         y_train=np.asarray(split.y_train, dtype=np.intp),
-        x_val=model.prepare_inputs(norm.apply(split.x_val, dtype=model.dtype)),
+        x_val=prepared(split.x_val),
         y_val=np.asarray(split.y_val, dtype=np.intp),
-        val_images=np.asarray(split.x_val).reshape(len(split.x_val), -1),
+        # a copy: a view would keep the whole source array alive
+        val_images=np.array(split.x_val).reshape(len(split.x_val), -1),
     )
 
 
@@ -177,6 +185,7 @@ def run_experiment(
         raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
     model = build_model(cfg)
     t = cfg.train
+    owned = data is None
     with _thread_limit(t.threads):
         if data is None:
             data = prepare_data(cfg, data_dir=data_dir, model=model)
@@ -245,6 +254,8 @@ def run_experiment(
             atomic_write_json(run_dir / "metrics.partial.json", metrics)
         save_weights(run_dir / "weights.npz", model, mean=data.mean, std=data.std, config=cfg.to_dict())
         _save_predictions(run_dir / "predictions.npz", model, data)
+        if owned:
+            data = None  # frees the training arrays (~100 MB for the seed split) before plotting
         run_figures(history.to_dict(), metrics, run_dir / "figures", label=cfg.name)
     return RunResult(run_dir=run_dir, metrics=metrics, history=history, interrupted=state.interrupted)
 

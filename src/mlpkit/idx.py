@@ -122,14 +122,29 @@ def _guard(path: Path, read: Callable[[int], bytes], n: int) -> bytes:
         raise DataError(f"{path}: cannot read file ({e})") from None
 
 
-def _read_upto(path: Path, stream: BinaryIO, n: int, hasher: Any) -> bytearray:
-    """Read at most n bytes in bounded chunks; memory grows only as real data arrives."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = _guard(path, stream.read, min(_CHUNK, n - len(buf)))
-        if not chunk:
+def _read_upto(path: Path, stream: BinaryIO, n: int, hasher: Any, reserve: int = 0) -> bytearray:
+    """Read at most n bytes in bounded chunks.
+
+    The first ``reserve`` bytes (at most n) are allocated up front and read into in place;
+    beyond them memory grows only as real data arrives. Reserving what the file can
+    plausibly hold avoids the regrowth copies that briefly need twice the payload's memory.
+    """
+    buf = bytearray(min(n, reserve))
+    got = 0
+    while got < n:
+        want = min(_CHUNK, n - got)
+        if got + want <= len(buf):
+            with memoryview(buf) as view:
+                k = _guard(path, lambda _, part=view[got : got + want]: stream.readinto(part), want)
+        else:
+            del buf[got:]
+            chunk = _guard(path, stream.read, want)
+            buf += chunk
+            k = len(chunk)
+        if not k:
             break
-        buf += chunk
+        got += k
+    del buf[got:]
     if hasher is not None:
         hasher.update(buf)
     return buf
@@ -162,7 +177,10 @@ def _read(path: Path, expect_ndim: int | None, hasher: Any) -> tuple[np.ndarray,
                             f"gzip file can hold (max {gzip_limit}); refusing to allocate")
         # One byte past the payload: detects trailing data and, for gzip, drives the reader
         # to the end of the stream, where the CRC and length are checked.
-        payload = _read_upto(path, stream, n + 1, hasher)
+        # Reserve: the whole payload when the file's size bounds it; for gzip, up to 8x the
+        # compressed size (MNIST inflates ~5x), so a lying header cannot claim much memory.
+        reserve = n + 1 if gzip_limit is None else min(n + 1, 8 * path.stat().st_size)
+        payload = _read_upto(path, stream, n + 1, hasher, reserve)
         _check_length(path, shape, n, len(payload))
     return np.frombuffer(payload, dtype=np.uint8).reshape(shape), (hasher.hexdigest() if hasher else None)
 

@@ -262,3 +262,59 @@ def train_steps(gemm, x, y, order, first_step, n_steps, batch_size, params, velo
                 offset = below
         _update(params, grads, velocity, lr, momentum)
     return n_steps
+
+
+@njit(**_JIT)
+def _xent_and_hits(z, labels):
+    """Summed cross-entropy of logits z (m, K) and how many rows' argmax is the label
+    (first index on ties; a NaN wins, as in np.argmax)."""
+    m, n_classes = z.shape
+    total = 0.0
+    hits = 0
+    for r in range(m):
+        zr, label = z[r], labels[r]
+        top = zr[0]
+        best = 0
+        for q in range(1, n_classes):
+            v = zr[q]
+            if v > top or (np.isnan(v) and not np.isnan(top)):
+                top = v
+                best = q
+        if best == label:
+            hits += 1
+        s = zr[0] - zr[0]
+        for q in range(n_classes):
+            s += np.exp(zr[q] - top)
+        total += np.float64(np.log(s)) - np.float64(zr[label] - top)
+    return total, hits
+
+
+@njit(**_JIT)
+def evaluate_rows(gemm, x, y, params, layout, code, k, acts):
+    """(summed cross-entropy, hits) of all rows of ``x``/``y``, in blocks that fit ``acts``
+    (scratch of at least one row's worth of every layer's outputs)."""
+    n_layers = layout.shape[0]
+    width = 0
+    for i in range(n_layers):
+        width += layout[i, 2]
+    block = max(1, acts.shape[0] // width)
+    total = 0.0
+    hits = 0
+    for start in range(0, x.shape[0], block):
+        stop = min(start + block, x.shape[0])
+        m = stop - start
+        offset = 0
+        prev = x[start:stop]
+        for i in range(n_layers):
+            w_off, fan_in, fan_out, b_off = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
+            w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
+            out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
+            _gemm(gemm, prev, w, out, False, False, k)
+            bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
+            _add_bias_and_activate(out, bias, b_off >= 0, code if i < n_layers - 1 else -1, k)
+            prev = out
+            offset += m * fan_out
+        loss_sum, h = _xent_and_hits(prev, y[start:stop])
+        total += loss_sum
+        hits += h
+    return total, hits

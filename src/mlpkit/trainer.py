@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .callbacks import Callback
-from .compiled import CompiledSteps, check_engine, compiled_steps
+from .compiled import CompiledSteps, check_engine, compiled_evaluation, compiled_steps
 from .errors import ConfigError, DivergenceError, InputError
 from .losses import cross_entropy_sum_and_hits
 from .model import MLP, Workspace
@@ -103,13 +103,23 @@ class Evaluator:
     ``workers=None``: the BLAS thread limit in force at construction (``--threads``).
     """
 
-    def __init__(self, model: MLP, *, max_rows: int, chunk: int | None = None, workers: int | None = None) -> None:
+    def __init__(self, model: MLP, *, max_rows: int, chunk: int | None = None, workers: int | None = None,
+                 engine: str = "auto") -> None:
         self.model = model
         self.chunk = max(1, min(chunk or EVAL_CHUNK, max_rows))
         self._blas = _Blas()
         workers = self._blas.threads() if workers is None else workers
         self.workspaces = [model.workspace(self.chunk) for _ in range(max(1, workers))]
         self.pool = ThreadPoolExecutor(len(self.workspaces) - 1) if len(self.workspaces) > 1 else None
+        # the compiled chunk evaluation, when it applies (see mlpkit.compiled); one scratch per worker
+        self._compiled = compiled_evaluation(engine, model)
+        self._scratch = {id(ws): self._compiled.scratch() for ws in self.workspaces} if self._compiled else {}
+
+    def _chunk(self, x: np.ndarray, y: np.ndarray, ws: Workspace) -> tuple[float, int]:
+        """(summed loss, hits) of one chunk, computed in ``ws`` (or its compiled scratch)."""
+        if self._compiled is not None and self._compiled.accepts(x, y):
+            return self._compiled(x, y, self._scratch[id(ws)])
+        return cross_entropy_sum_and_hits(self.model.forward(x, ws), y, scratch=ws.loss)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean cross-entropy, accuracy) of prepared inputs ``x`` and integer labels ``y``."""
@@ -118,9 +128,9 @@ class Evaluator:
     def evaluate_many(self, datasets: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, float]]:
         """``evaluate`` for several datasets as one job: the workers share all their chunks,
         so none waits at the end of a dataset (validation: the validation and training sets)."""
-        if self.pool is None:
+        if self.pool is None and self._compiled is None:
             return [self.model.evaluate(x, y, self.workspaces[0]) for x, y in datasets]
-        chunk, forward = self.chunk, self.model.forward
+        chunk, evaluate_chunk = self.chunk, self._chunk
         jobs = []  # (dataset index, first row) of every chunk, datasets one after the other
         for d, (x, _) in enumerate(datasets):
             jobs.extend((d, s) for s in range(0, len(x), chunk))
@@ -131,11 +141,10 @@ class Evaluator:
             while (j := next(tickets)) < len(jobs):
                 d, s = jobs[j]
                 x, y = datasets[d]
-                results[j] = cross_entropy_sum_and_hits(forward(x[s : s + chunk], ws), y[s : s + chunk],
-                                                        scratch=ws.loss)
+                results[j] = evaluate_chunk(x[s : s + chunk], y[s : s + chunk], ws)
 
         with self._blas.limit(1):
-            helpers = [self.pool.submit(work, ws) for ws in self.workspaces[1:]]
+            helpers = [self.pool.submit(work, ws) for ws in self.workspaces[1:]] if self.pool else []
             try:
                 work(self.workspaces[0])
             finally:
@@ -241,7 +250,7 @@ class Trainer:
         grads = model.new_gradients()
         compiled = compiled_steps(self.engine, model, self.optimizer, bs, x_train, y_train)
         self.engine_used = "numpy" if compiled is None else "compiled"
-        evaluator = Evaluator(model, chunk=self.eval_chunk, max_rows=max(len(x_val), n))
+        evaluator = Evaluator(model, chunk=self.eval_chunk, max_rows=max(len(x_val), n), engine=self.engine)
         blas = _Blas()
         self.stop_training = False
         for cb in self.callbacks:
