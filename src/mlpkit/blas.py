@@ -1,11 +1,11 @@
-"""The CBLAS ``gemm`` of the BLAS library NumPy uses, as ctypes functions for compiled code.
+"""CBLAS ``gemm`` and ``axpy`` of the BLAS library NumPy uses, as ctypes functions for compiled code.
 
 Why NumPy's library: it is already loaded, its thread count is what ``--threads`` and
 threadpoolctl control, and for the seed's small products it was measured faster than the
 one SciPy bundles (which Numba's ``np.dot`` calls). Wheels of NumPy on Linux and Windows
 bundle OpenBLAS with ``scipy_``-prefixed, 64-bit-integer symbols; other builds may expose
 plain ``cblas_sgemm``. Every candidate is checked on a small product before it is used, and
-when none is found :func:`gemm` returns None and training keeps to the NumPy path.
+when none is found :func:`routines` returns None and training keeps to the NumPy path.
 """
 
 from __future__ import annotations
@@ -13,11 +13,47 @@ from __future__ import annotations
 import ctypes
 import functools
 
+import numba.experimental.function_type  # noqa: F401  (registers Routine's type with Numba)
 import numpy as np
+from numba import types as nb_types
+from numba.core.types import WrapperAddressProtocol
+from numba.core.typing.typeof import typeof_impl
 
-#: Symbol names to try, with the width of their integer arguments.
-_CANDIDATES = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64),
-               ("cblas_{}gemm", ctypes.c_int))
+#: Symbol names to try: the 64-bit-integer CBLAS interface (NumPy's wheels and ILP64 builds).
+#: The kernels pass sizes as 64-bit integers, so a 32-bit-integer ``cblas_sgemm`` is not used.
+_CANDIDATES = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64))
+
+
+class Routine(WrapperAddressProtocol):
+    """A C function's address and Numba signature: compiled code takes it as an argument
+    (a first-class function), so the kernels stay cacheable and a call types it cheaply."""
+
+    def __init__(self, fn, signature) -> None:
+        self._fn = fn  # keeps the library loaded
+        self._address = ctypes.cast(fn, ctypes.c_void_p).value
+        self._signature = signature
+        self.numba_type = nb_types.FunctionType(signature)
+
+    def __wrapper_address__(self) -> int:
+        return self._address
+
+    def signature(self):
+        return self._signature
+
+
+@typeof_impl.register(Routine)
+def _typeof_routine(value: Routine, context) -> nb_types.FunctionType:
+    """The type made once: Numba's generic typing of such objects builds a new one per call
+    (~25 microseconds each, and a little memory that is never freed)."""
+    return value.numba_type
+
+
+def _signatures(real):
+    """Numba signatures of (gemm, axpy): enums int32, sizes int64, pointers as addresses."""
+    i32, i64, ptr = nb_types.int32, nb_types.int64, nb_types.uintp
+    gemm = nb_types.void(i32, i32, i32, i64, i64, i64, real, ptr, i64, ptr, i64, real, ptr, i64)
+    axpy = nb_types.void(i64, real, ptr, i64, ptr, i64)
+    return gemm, axpy
 
 
 def _blas_paths() -> list[str]:
@@ -39,6 +75,21 @@ def _bind(lib: ctypes.CDLL, name: str, integer, real):
     return fn
 
 
+def _bind_axpy(lib: ctypes.CDLL, name: str, integer, real):
+    fn = getattr(lib, name, None)
+    if fn is None:
+        return None
+    fn.argtypes = [integer, real, ctypes.c_void_p, integer, ctypes.c_void_p, integer]
+    fn.restype = None
+    return fn
+
+
+def _axpy_works(fn, dtype: np.dtype) -> bool:
+    x, y = np.arange(5, dtype=dtype), np.ones(5, dtype=dtype)
+    fn(5, -2.0, x.ctypes.data, 1, y.ctypes.data, 1)
+    return bool(np.array_equal(y, 1 - 2 * np.arange(5, dtype=dtype)))
+
+
 def _works(fn, dtype: np.dtype) -> bool:
     """Does ``fn`` compute a small row-major product (with a transpose) correctly?"""
     rng = np.random.default_rng(0)
@@ -49,16 +100,25 @@ def _works(fn, dtype: np.dtype) -> bool:
 
 
 @functools.cache
-def gemm(dtype: str) -> object | None:
-    """A ctypes CBLAS gemm for ``"float32"`` or ``"float64"``, or None when none is usable."""
+def routines(dtype: str) -> tuple[Routine, Routine] | None:
+    """CBLAS (gemm, axpy) for ``"float32"`` or ``"float64"`` from one library, or None."""
     letter, real = {"float32": ("s", ctypes.c_float), "float64": ("d", ctypes.c_double)}[dtype]
+    signatures = _signatures(nb_types.float32 if dtype == "float32" else nb_types.float64)
     for path in _blas_paths():
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
         for pattern, integer in _CANDIDATES:
-            fn = _bind(lib, pattern.format(letter), integer, real)
-            if fn is not None and _works(fn, np.dtype(dtype)):
-                return fn
+            gemm_fn = _bind(lib, pattern.format(letter), integer, real)
+            axpy_fn = _bind_axpy(lib, pattern.replace("gemm", "axpy").format(letter), integer, real)
+            if (gemm_fn is not None and axpy_fn is not None and _works(gemm_fn, np.dtype(dtype))
+                    and _axpy_works(axpy_fn, np.dtype(dtype))):
+                return Routine(gemm_fn, signatures[0]), Routine(axpy_fn, signatures[1])
     return None
+
+
+def gemm(dtype: str) -> Routine | None:
+    """The CBLAS gemm of :func:`routines`, or None."""
+    found = routines(dtype)
+    return None if found is None else found[0]

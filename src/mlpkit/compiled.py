@@ -19,9 +19,6 @@ from .optim import SGD, flat_span
 ENGINES = ("auto", "compiled", "numpy")
 #: Set to "numpy" to turn the compiled path off everywhere (e.g. to compare the two).
 ENV_VAR = "MLPKIT_ENGINE"
-#: Steps whose largest matrix product has more multiply-adds than this stay on the NumPy
-#: path: their time is BLAS (multi-threaded there, with a threaded optimizer update), not Python.
-MAX_STEP_MACS = 4_000_000
 
 
 def check_engine(engine: str) -> str:
@@ -38,8 +35,8 @@ def _model_reason(model: MLP) -> str | None:
         return f"activation {model.activation.name!r} has no compiled kernel"
     if model.activation is not _registered(model.activation.name):
         return f"activation {model.activation.name!r} is not the built-in one"
-    if blas.gemm(model.dtype.name) is None:
-        return "no CBLAS gemm found in NumPy's BLAS library"
+    if blas.routines(model.dtype.name) is None:
+        return "no CBLAS gemm/axpy found in NumPy's BLAS library"
     return None
 
 
@@ -55,9 +52,6 @@ def why_not(model: MLP, optimizer, batch_size: int, x: np.ndarray) -> str | None
         return "the optimizer does not hold the model's parameters as one flat buffer"
     if x.dtype != model.dtype or not x.flags.c_contiguous:
         return f"the training inputs are not C-ordered {model.dtype.name} (see model.prepare_inputs)"
-    macs = batch_size * max(fan_in * fan_out for fan_in, fan_out in model.shapes)
-    if macs > MAX_STEP_MACS:
-        return f"steps are large ({macs:,} multiply-adds in a product): BLAS-bound, the NumPy path is as fast"
     return None
 
 
@@ -77,16 +71,15 @@ class CompiledSteps:
         dtype = model.dtype
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         self.x, self.y = x, np.ascontiguousarray(y, dtype=np.intp)
-        self._gemm = blas.gemm(dtype.name)
+        self._gemm, self._axpy = blas.routines(dtype.name)
         self._params = flat_span(optimizer.params)
         self._velocity = flat_span(optimizer.velocity)
-        self._grads = np.zeros_like(self._params)
         self._layout = kernels.layer_layout(model)
         self._code = kernels.ACTIVATION_CODES[model.activation.name]
         self._k = kernels.constants(dtype)
         width = sum(fan_out for _, fan_out in model.shapes)
-        self._acts = np.empty(batch_size * width, dtype=dtype)
-        self._deltas = np.empty_like(self._acts)
+        self._scratch = np.empty(2 * batch_size * width, dtype=dtype)  # outputs, then deltas
+        self._plan = np.zeros(4, dtype=np.int64)
         self._xb = np.empty((batch_size, model.input_width), dtype=dtype)
         self._yb = np.empty(batch_size, dtype=np.intp)
         self.losses = np.empty(0, dtype=np.float64)
@@ -99,11 +92,13 @@ class CompiledSteps:
         """
         if len(self.losses) < n_steps:
             self.losses = np.empty(n_steps, dtype=np.float64)
-        opt, dtype = self.optimizer, self.model.dtype
-        return int(self._kernel(
-            self._gemm, self.x, self.y, order, first_step, n_steps, self.batch_size, self._params,
-            self._velocity, self._grads, self._layout, self._code, self._k, dtype.type(opt.lr),
-            dtype.type(opt.momentum), self._xb, self._yb, self._acts, self._deltas, self.losses))
+        from .kernels import LR, MOMENTUM
+
+        self._plan[:] = first_step, n_steps, self.batch_size, self._code
+        self._k[LR], self._k[MOMENTUM] = self.optimizer.lr, self.optimizer.momentum  # read each time
+        return int(self._kernel(self._gemm, self._axpy, self.x, self.y, order, self._plan, self._params,
+                                self._velocity, self._layout, self._k, self._xb, self._yb, self._scratch,
+                                self.losses))
 
 
 class CompiledEvaluation:

@@ -4,12 +4,13 @@ Why: at the seed's batch of 32 a step is ~6.5 MFLOP (~70 microseconds of BLAS), 
 NumPy three dozen times per step cost more than that. Here a whole run of steps (up to the
 next validation) is one call: the matrix products go straight to the BLAS library NumPy
 itself uses (its CBLAS ``gemm``, found by :mod:`mlpkit.blas`), and everything between them
-(gathering the batch, activations, the fused softmax-cross-entropy gradient, the momentum
-update) is a compiled loop over buffers allocated once.
+(gathering the batch, activations, the fused softmax-cross-entropy gradient) is a compiled
+loop over buffers allocated once; the SGD update rides on the gradient's ``gemm`` (see
+``train_steps``).
 
 The arithmetic is the model's (``model.py``, ``activations.py``, ``losses.py``, ``optim.py``):
 the same formulas in the same dtype, so results agree to rounding (tests/test_kernels.py).
-Parameters, velocities and gradients are the model's flat buffers; ``layout`` says where each
+Parameters and velocities are the optimizer's flat buffers; ``layout`` says where each
 layer lives in them: one row (weight offset, fan_in, fan_out, bias offset or -1) per layer.
 """
 
@@ -24,8 +25,8 @@ ACTIVATION_CODES = {"sigmoid": 0, "improved_sigmoid": 1, "tanh": 2, "relu": 3}
 #: contraction allows fused multiply-adds. No "no-NaN"/"no-inf" flags: divergence must show.
 _JIT = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 
-# CBLAS enums
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+# CBLAS enums (C ints)
+_ROW_MAJOR, _NO_TRANS, _TRANS = np.int32(101), np.int32(111), np.int32(112)
 
 
 def layer_layout(model) -> np.ndarray:
@@ -42,21 +43,31 @@ def layer_layout(model) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def constants(dtype: np.dtype) -> np.ndarray:
+#: Where ``train_steps`` finds the learning rate and momentum in ``k``.
+LR, MOMENTUM = 7, 8
+
+
+def constants(dtype: np.dtype, lr: float = 0.0, momentum: float = 0.0) -> np.ndarray:
     """Constants in the model dtype (so that no float64 scalar sneaks into float32 arithmetic):
-    0.5, 1, A, B, A^2, B/A of the improved sigmoid A tanh(B z), and 0."""
+    0.5, 1, A, B, A^2, B/A of the improved sigmoid A tanh(B z), 0, then lr and momentum."""
     a, b = 1.7159, 2.0 / 3.0
-    return np.array([0.5, 1.0, a, b, a * a, b / a, 0.0], dtype=dtype)
+    return np.array([0.5, 1.0, a, b, a * a, b / a, 0.0, lr, momentum], dtype=dtype)
 
 
 # ----------------------------------------------------------------------- pieces
 @njit(**_JIT)
 def _gemm(gemm, a, b, c, trans_a, trans_b, k):
     """c = op(a) @ op(b) for C-ordered 2-D arrays (op: transpose when asked)."""
+    _gemm_update(gemm, a, b, c, trans_a, trans_b, k[1], k[6])
+
+
+@njit(**_JIT)
+def _gemm_update(gemm, a, b, c, trans_a, trans_b, alpha, beta):
+    """c = alpha op(a) @ op(b) + beta c: lets an optimizer update ride on the gradient's product."""
     m, n = c.shape
     inner = a.shape[0] if trans_a else a.shape[1]
     gemm(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, inner,
-         k[1], a.ctypes, a.shape[1], b.ctypes, b.shape[1], k[6], c.ctypes, n)
+         alpha, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], beta, c.ctypes.data, n)
 
 
 _F = np.float32
@@ -185,32 +196,33 @@ def _softmax_xent(z, labels, grad, k, typed):
     return total
 
 
-@njit(**_JIT)
-def _update(w, g, v, lr, momentum):
-    """v = momentum v + g; w -= lr v  (momentum 0: w -= lr g, v untouched), as optim.py."""
-    if momentum != 0:
-        for i in range(w.shape[0]):
-            v[i] = v[i] * momentum + g[i]
-            w[i] -= v[i] * lr
-    else:
-        for i in range(w.shape[0]):
-            w[i] -= g[i] * lr
-
-
 # ------------------------------------------------------------------------ kernel
 @njit(**_JIT)
-def train_steps(gemm, x, y, order, first_step, n_steps, batch_size, params, velocity, grads, layout,
-                code, k, lr, momentum, xb, yb, acts, deltas, losses):
+def train_steps(gemm, axpy, x, y, order, plan, params, velocity, layout, k, xb, yb, scratch, losses):
     """Run ``n_steps`` SGD steps from step ``first_step`` of the epoch whose sample order is ``order``.
 
+    ``plan``: int64 (first_step, n_steps, batch_size, activation code); ``k``: ``constants``
+    with the learning rate and momentum at LR, MOMENTUM. (Few arguments: Numba's dispatcher
+    leaks a little memory per call of functions with about 20 array arguments.)
+
     Each step gathers rows ``order[step * batch_size : ...]`` of ``x``/``y`` into ``xb``/``yb``,
-    computes the mean loss (into ``losses``) and every gradient (into ``grads``), then
-    updates ``params`` (and ``velocity``). Returns how many steps were applied: fewer than
-    ``n_steps`` when a loss is not finite (that loss is in ``losses``, its update not applied).
-    ``acts``/``deltas``: scratch of batch_size * (sum of layer widths) elements.
+    computes the mean loss (into ``losses``) and the gradients, and updates ``params`` as
+    ``optim.SGD`` does: v = momentum v + g, w -= lr v (momentum 0: w -= lr g). The update
+    rides on the weight gradient's product, ``gemm``'s C = alpha A B + beta C: with momentum
+    it writes v = 1 * (a^T delta) + momentum * v, then one ``axpy`` does w -= lr v for all
+    parameters; without, w = -lr * (a^T delta) + 1 * w directly. So no gradient array is
+    written or read back. Each layer's delta below is computed before its weights move.
+    Returns how many steps were applied: fewer than ``n_steps`` when a loss is not finite
+    (that loss is in ``losses``, its update not applied).
+    ``scratch``: 2 * batch_size * (sum of layer widths) elements (outputs, then deltas).
     """
+    first_step, n_steps, batch_size, code = plan[0], plan[1], plan[2], plan[3]
+    lr, momentum = k[LR], k[MOMENTUM]
+    half = scratch.shape[0] // 2
+    acts, deltas = scratch[:half], scratch[half:]
     n_layers = layout.shape[0]
     typed = np.empty(2, dtype=k.dtype)
+    neg_lr = -lr
     for s in range(n_steps):
         start = (first_step + s) * batch_size
         m = min(batch_size, order.shape[0] - start)
@@ -239,29 +251,50 @@ def train_steps(gemm, x, y, order, first_step, n_steps, batch_size, params, velo
         losses[s] = loss
         if not np.isfinite(loss):
             return s
-        # backward, top layer first: dW = a^T delta, db = sum(delta), delta_below = delta W^T * f'(a)
+        # backward, top layer first: delta_below = delta W^T * f'(a) with the old W, then
+        # W's update from dW = a^T delta, and the bias's from db = sum(delta)
         for i in range(n_layers - 1, -1, -1):
             w_off, fan_in, fan_out, b_off = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
             w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
-            g = grads[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
             below = offset - m * fan_in
             a_in = xs if i == 0 else acts[below:offset].reshape((m, fan_in))
-            _gemm(gemm, a_in, delta, g, True, False, k)
-            if b_off >= 0:
-                gb = grads[b_off : b_off + fan_out]
-                gb[:] = 0
-                for r in range(m):
-                    dr = delta[r]
-                    for q in range(fan_out):
-                        gb[q] += dr[q]
             if i > 0:
                 d_in = deltas[below:offset].reshape((m, fan_in))
                 _gemm(gemm, delta, w, d_in, False, True, k)
                 _backprop(d_in, a_in, code, k)
+            if momentum != 0:
+                v = velocity[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
+                _gemm_update(gemm, a_in, delta, v, True, False, k[1], momentum)
+            else:
+                _gemm_update(gemm, a_in, delta, w, True, False, neg_lr, k[1])
+            if b_off >= 0:
+                _bias_update(delta, params[b_off : b_off + fan_out], velocity[b_off : b_off + fan_out],
+                             lr, momentum)
+            if i > 0:
                 delta = d_in
                 offset = below
-        _update(params, grads, velocity, lr, momentum)
+        if momentum != 0:
+            axpy(params.shape[0], neg_lr, velocity.ctypes.data, 1, params.ctypes.data, 1)
     return n_steps
+
+
+@njit(**_JIT)
+def _bias_update(delta, b, v, lr, momentum):
+    """db = sum over rows of delta; v = momentum v + db (then axpy does b -= lr v), or b -= lr db."""
+    m, n = delta.shape
+    if momentum != 0:
+        for q in range(n):
+            v[q] *= momentum
+        for r in range(m):
+            dr = delta[r]
+            for q in range(n):
+                v[q] += dr[q]
+    else:
+        for q in range(n):
+            acc = delta[0, q] - delta[0, q]
+            for r in range(m):
+                acc += delta[r, q]
+            b[q] -= lr * acc
 
 
 @njit(**_JIT)

@@ -130,6 +130,7 @@ class Evaluator:
         so none waits at the end of a dataset (validation: the validation and training sets)."""
         if self.pool is None and self._compiled is None:
             return [self.model.evaluate(x, y, self.workspaces[0]) for x, y in datasets]
+        datasets = [(x, np.ascontiguousarray(y, dtype=np.intp)) for x, y in datasets]  # as the kernel takes them
         chunk, evaluate_chunk = self.chunk, self._chunk
         jobs = []  # (dataset index, first row) of every chunk, datasets one after the other
         for d, (x, _) in enumerate(datasets):
