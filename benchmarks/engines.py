@@ -147,6 +147,7 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
         trainer = Trainer(model, SGD(model.parameters(), lr=w.lr, momentum=w.momentum), rng=rng, epochs=10_000,
                           batch_size=w.batch_size, validations_per_epoch=w.validations_per_epoch,
                           callbacks=[history, Clock()])
+        trainer.segment_steps = steps  # compiled runs of steps end at unit boundaries
         trainer.fit(x_train, y_train, x_val, y_val)
         return {**clock_.metrics, "last_batch_loss": float(history.train_loss[-1])}
 

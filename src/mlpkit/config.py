@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .activations import ACTIVATIONS
+from .compiled import ENGINES
 from .data import SPLITS
 from .errors import ConfigError
 from .init import INITIALIZERS
@@ -49,6 +50,7 @@ class TrainConfig:
     dtype: str = "float32"
     threads: int | None = None
     checkpoint_every: int = 5  # validation checks between checkpoints; 0: never
+    engine: str = "auto"  # "auto": compiled steps where they apply; "compiled"; "numpy" (see mlpkit.compiled)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def validate(cfg: Config) -> Config:
     need(t.early_stopping_min_delta >= 0, f"train.early_stopping_min_delta must be >= 0, got {t.early_stopping_min_delta}")
     need(t.dtype in DTYPES, f"train.dtype {t.dtype!r} is unknown; valid: {', '.join(DTYPES)}")
     need(t.threads is None or t.threads >= 1, f"train.threads must be >= 1, got {t.threads}")
+    need(t.engine in ENGINES, f"train.engine must be one of {', '.join(ENGINES)}, got {t.engine!r}")
     need(t.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0 (0: never), got {t.checkpoint_every}")
     need(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
     return cfg

@@ -204,7 +204,7 @@ def run_experiment(
                       ProgressBar(enabled=progress, description=cfg.name), interrupt]
         trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
                           shuffle=cfg.data.shuffle, drop_last=t.drop_last,
-                          validations_per_epoch=t.validations_per_epoch, callbacks=callbacks)
+                          validations_per_epoch=t.validations_per_epoch, callbacks=callbacks, engine=t.engine)
         elapsed_before = 0.0
         if resume and not any((run_dir / "checkpoints").glob("step-*.npz")):
             # stopped before its first checkpoint: nothing was done that could be kept
@@ -247,6 +247,7 @@ def run_experiment(
             raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
         metrics = _final_metrics(model, data, history, stopper, trainer, wall)
         metrics["interrupted"] = state.interrupted
+        metrics["engine"] = trainer.engine_used
         if not state.interrupted:
             atomic_write_json(run_dir / "metrics.json", metrics)
             (run_dir / "metrics.partial.json").unlink(missing_ok=True)  # from an interrupted part

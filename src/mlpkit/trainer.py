@@ -215,6 +215,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.eval_chunk = eval_chunk
         self.engine = check_engine(engine)
+        self.segment_steps = SEGMENT_STEPS  # the compiled path's longest run of steps per call
         self.engine_used: str | None = None  # "compiled" or "numpy", set by fit
         self.state = TrainState()
         self.stop_training = False
@@ -336,7 +337,7 @@ class Trainer:
         """
         state, every = self.state, self.validate_every
         hooked = [cb for cb in self.callbacks if _overrides(cb, "on_step_end") or _overrides(cb, "on_steps_end")]
-        longest = 1 if any(not _overrides(cb, "on_steps_end") for cb in hooked) else SEGMENT_STEPS
+        longest = 1 if any(not _overrides(cb, "on_steps_end") for cb in hooked) else max(1, self.segment_steps)
         while state.step_in_epoch < self.steps_per_epoch and not self.stop_training:
             k = state.step_in_epoch
             n = min(self.steps_per_epoch - k, longest)
