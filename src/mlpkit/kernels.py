@@ -196,6 +196,26 @@ def _softmax_xent(z, labels, grad, k, typed):
     return total
 
 
+@njit(**_JIT)
+def _forward(gemm, x, params, layout, code, k, acts):
+    """Every layer's output for the rows of ``x``, one after the other in ``acts`` (the
+    logits last); returns the logits and where they start in ``acts``."""
+    m = x.shape[0]
+    n_layers = layout.shape[0]
+    offset = 0
+    prev = x
+    for i in range(n_layers):
+        w_off, fan_in, fan_out, b_off = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
+        w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
+        out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
+        _gemm(gemm, prev, w, out, False, False, k)
+        bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
+        _add_bias_and_activate(out, bias, b_off >= 0, code if i < n_layers - 1 else -1, k)
+        prev = out
+        offset += m * fan_out
+    return prev, offset - m * layout[n_layers - 1, 2]
+
+
 # ------------------------------------------------------------------------ kernel
 @njit(**_JIT)
 def train_steps(gemm, axpy, x, y, order, plan, params, velocity, layout, k, xb, yb, scratch, losses):
@@ -231,23 +251,11 @@ def train_steps(gemm, axpy, x, y, order, plan, params, velocity, layout, k, xb, 
             i = order[start + r]
             xs[r] = x[i]
             ys[r] = y[i]
-        # forward; acts holds every layer's output, the logits last
-        offset = 0
-        prev = xs
-        for i in range(n_layers):
-            w_off, fan_in, fan_out, b_off = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-            w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
-            out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
-            _gemm(gemm, prev, w, out, False, False, k)
-            bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
-            _add_bias_and_activate(out, bias, b_off >= 0, code if i < n_layers - 1 else -1, k)
-            prev = out
-            offset += m * fan_out
+        logits, offset = _forward(gemm, xs, params, layout, code, k, acts)
         # loss and dL/dlogits
         fan_out = layout[n_layers - 1, 2]
-        offset -= m * fan_out
         delta = deltas[offset : offset + m * fan_out].reshape((m, fan_out))
-        loss = _softmax_xent(prev, ys, delta, k, typed) / m
+        loss = _softmax_xent(logits, ys, delta, k, typed) / m
         losses[s] = loss
         if not np.isfinite(loss):
             return s
@@ -335,19 +343,8 @@ def evaluate_rows(gemm, x, y, params, layout, code, k, acts):
     hits = 0
     for start in range(0, x.shape[0], block):
         stop = min(start + block, x.shape[0])
-        m = stop - start
-        offset = 0
-        prev = x[start:stop]
-        for i in range(n_layers):
-            w_off, fan_in, fan_out, b_off = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-            w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
-            out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
-            _gemm(gemm, prev, w, out, False, False, k)
-            bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
-            _add_bias_and_activate(out, bias, b_off >= 0, code if i < n_layers - 1 else -1, k)
-            prev = out
-            offset += m * fan_out
-        loss_sum, h = _xent_and_hits(prev, y[start:stop])
+        logits, _ = _forward(gemm, x[start:stop], params, layout, code, k, acts)
+        loss_sum, h = _xent_and_hits(logits, y[start:stop])
         total += loss_sum
         hits += h
     return total, hits
