@@ -77,6 +77,7 @@ class CompiledSteps:
         self._layout = kernels.layer_layout(model)
         self._code = kernels.ACTIVATION_CODES[model.activation.name]
         self._k = kernels.constants(dtype)
+        self._lr_at, self._momentum_at = kernels.LR, kernels.MOMENTUM
         width = sum(fan_out for _, fan_out in model.shapes)
         self._scratch = np.empty(2 * batch_size * width, dtype=dtype)  # outputs, then deltas
         self._plan = np.zeros(4, dtype=np.int64)
@@ -92,10 +93,8 @@ class CompiledSteps:
         """
         if len(self.losses) < n_steps:
             self.losses = np.empty(n_steps, dtype=np.float64)
-        from .kernels import LR, MOMENTUM
-
         self._plan[:] = first_step, n_steps, self.batch_size, self._code
-        self._k[LR], self._k[MOMENTUM] = self.optimizer.lr, self.optimizer.momentum  # read each time
+        self._k[self._lr_at], self._k[self._momentum_at] = self.optimizer.lr, self.optimizer.momentum  # read each time
         return int(self._kernel(self._gemm, self._axpy, self.x, self.y, order, self._plan, self._params,
                                 self._velocity, self._layout, self._k, self._xb, self._yb, self._scratch,
                                 self.losses))
