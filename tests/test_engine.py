@@ -17,8 +17,8 @@ import pytest
 
 from mlpkit.callbacks import Callback, History
 from mlpkit.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
-from mlpkit.model import MLP
-from mlpkit.optim import BLOCKED_MIN, SGD
+from mlpkit.model import ALIGNMENT, MLP
+from mlpkit.optim import BLOCKED_MIN, SGD, flat_span
 from mlpkit.trainer import Evaluator, Trainer
 
 A, B = 1.7159, 2.0 / 3.0
@@ -311,6 +311,8 @@ def test_parameters_and_gradients_share_one_buffer_each():
     params, grads = model.parameters(), model.new_gradients()
     for arrays in (params, grads):
         base = arrays[0].base
-        assert all(a.base is base for a in arrays) and base.size == model.num_parameters
+        assert all(a.base is base for a in arrays)
+        assert flat_span(arrays).size == model.num_parameters  # consecutive, nothing between them
+    assert model._flat.ctypes.data % ALIGNMENT == 0
     model.weights[1][...] = 7.0  # views: writing through the list reaches the flat buffer
     assert (model.state_dict()["layers.1.weight"] == 7.0).all()

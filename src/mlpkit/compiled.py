@@ -15,6 +15,8 @@ import numpy as np
 from .errors import ConfigError
 from .model import MLP
 from .optim import SGD, flat_span
+from .sparse import SparseRows
+
 
 ENGINES = ("auto", "compiled", "numpy")
 #: Set to "numpy" to turn the compiled path off everywhere (e.g. to compare the two).
@@ -25,6 +27,15 @@ def check_engine(engine: str) -> str:
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     return engine
+
+
+def sparse_arguments(sparse: SparseRows | None, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """``sparse`` as the kernels take it: (blocks, indices, values, base), empty when None."""
+    if sparse is None:
+        return (np.empty((0, 2), np.int64), np.empty(0, np.int32), np.empty(0, dtype), np.empty(0, dtype))
+    if sparse.values.dtype != dtype:
+        raise ValueError(f"sparse inputs are {sparse.values.dtype}, the model {np.dtype(dtype).name}")
+    return (sparse.blocks, sparse.indices, sparse.values, sparse.base)
 
 
 def _model_reason(model: MLP) -> str | None:
@@ -64,13 +75,18 @@ def _registered(name: str):
 class CompiledSteps:
     """Runs SGD steps of one ``fit`` in compiled code, on the model's and optimizer's own buffers."""
 
-    def __init__(self, model: MLP, optimizer: SGD, batch_size: int, x: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, model: MLP, optimizer: SGD, batch_size: int, x: np.ndarray, y: np.ndarray,
+                 sparse: SparseRows | None = None) -> None:
         from . import blas, kernels
 
         self._kernel = kernels.train_steps
         dtype = model.dtype
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         self.x, self.y = x, np.ascontiguousarray(y, dtype=np.intp)
+        if sparse is not None and sparse.shape != x.shape:
+            raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
+        self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.sparse)
+        self._sp = sparse_arguments(sparse, dtype)
         self._gemm, self._axpy = blas.routines(dtype.name)
         self._params = flat_span(optimizer.params)
         self._velocity = flat_span(optimizer.velocity)
@@ -95,7 +111,7 @@ class CompiledSteps:
             self.losses = np.empty(n_steps, dtype=np.float64)
         self._plan[:] = first_step, n_steps, self.batch_size, self._code
         self._k[self._lr_at], self._k[self._momentum_at] = self.optimizer.lr, self.optimizer.momentum  # read each time
-        return int(self._kernel(self._gemm, self._axpy, self.x, self.y, order, self._plan, self._params,
+        return int(self._kernel(self._gemm, self._axpy, self.x, self._sp, self.y, order, self._plan, self._params,
                                 self._velocity, self._layout, self._k, self._xb, self._yb, self._scratch,
                                 self.losses))
 
@@ -119,6 +135,7 @@ class CompiledEvaluation:
         self._code = kernels.ACTIVATION_CODES[model.activation.name]
         self._k = kernels.constants(model.dtype)
         self._width = sum(fan_out for _, fan_out in model.shapes)
+        self._dense = sparse_arguments(None, model.dtype)
 
     def scratch(self) -> np.ndarray:
         """A buffer for one thread's calls."""
@@ -128,8 +145,13 @@ class CompiledEvaluation:
         return (x.dtype == self.model.dtype and x.flags.c_contiguous and y.dtype == np.intp
                 and y.flags.c_contiguous)
 
-    def __call__(self, x: np.ndarray, y: np.ndarray, scratch: np.ndarray) -> tuple[float, int]:
-        loss_sum, hits = self._kernel(self._gemm, x, y, self._params, self._layout, self._code, self._k, scratch)
+    def __call__(self, x: np.ndarray, y: np.ndarray, scratch: np.ndarray, sparse: SparseRows | None = None,
+                 row0: int = 0) -> tuple[float, int]:
+        """The chunk ``x``/``y``; with ``sparse`` (the sparse form of the array ``x`` is a
+        slice of, from row ``row0``) the first layer reads that instead of ``x``."""
+        sp = self._dense if sparse is None else sparse_arguments(sparse, self.model.dtype)
+        loss_sum, hits = self._kernel(self._gemm, x, sp, row0, y, self._params, self._layout, self._code, self._k,
+                                      scratch)
         return float(loss_sum), int(hits)
 
 
@@ -147,7 +169,7 @@ def compiled_evaluation(engine: str, model: MLP) -> CompiledEvaluation | None:
 
 
 def compiled_steps(engine: str, model: MLP, optimizer, batch_size: int, x: np.ndarray,
-                   y: np.ndarray) -> CompiledSteps | None:
+                   y: np.ndarray, sparse: SparseRows | None = None) -> CompiledSteps | None:
     """A :class:`CompiledSteps` for this fit, or None for the NumPy path (see the module docstring)."""
     engine = check_engine(engine)
     if engine == "auto" and os.environ.get(ENV_VAR, "").strip().lower() == "numpy":
@@ -156,7 +178,7 @@ def compiled_steps(engine: str, model: MLP, optimizer, batch_size: int, x: np.nd
         return None
     reason = why_not(model, optimizer, batch_size, x)
     if reason is None:
-        return CompiledSteps(model, optimizer, batch_size, x, y)
+        return CompiledSteps(model, optimizer, batch_size, x, y, sparse)
     if engine == "compiled":
         raise ConfigError(f"engine 'compiled' cannot train this run: {reason}")
     return None

@@ -19,6 +19,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .sparse import FEATURE_BLOCK
+from .simd import gather_tile, gather_vector, lanes, scatter_tile, scatter_vector, TILE_VECTORS
+
 #: Activation codes the kernels understand, by mlpkit name.
 ACTIVATION_CODES = {"sigmoid": 0, "improved_sigmoid": 1, "tanh": 2, "relu": 3}
 #: Reassociation lets LLVM vectorize the reductions (softmax sums, bias gradients) and
@@ -197,18 +200,25 @@ def _softmax_xent(z, labels, grad, k, typed):
 
 
 @njit(**_JIT)
-def _forward(gemm, x, params, layout, code, k, acts):
-    """Every layer's output for the rows of ``x``, one after the other in ``acts`` (the
-    logits last); returns the logits and where they start in ``acts``."""
-    m = x.shape[0]
+def _forward(gemm, x, sp, rows, row0, m, params, layout, code, k, acts):
+    """Every layer's output for ``m`` input rows, one after the other in ``acts`` (the logits
+    last); returns the logits and where they start in ``acts``.
+
+    The inputs are the rows of dense ``x`` or, when ``sp`` (the (indptr, indices, values,
+    base) of a :class:`mlpkit.sparse.SparseRows`) is not empty, its rows ``rows`` (or
+    ``row0 .. row0 + m - 1`` when ``rows`` is empty).
+    """
     n_layers = layout.shape[0]
     offset = 0
     prev = x
     for i in range(n_layers):
         w_off, fan_in, fan_out, b_off = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-        w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
         out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
-        _gemm(gemm, prev, w, out, False, False, k)
+        if i == 0 and sp[0].shape[0] > 0:
+            _sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, fan_out, out, k)
+        else:
+            w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
+            _gemm(gemm, prev, w, out, False, False, k)
         bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
         _add_bias_and_activate(out, bias, b_off >= 0, code if i < n_layers - 1 else -1, k)
         prev = out
@@ -216,16 +226,117 @@ def _forward(gemm, x, params, layout, code, k, acts):
     return prev, offset - m * layout[n_layers - 1, 2]
 
 
+# ------------------------------------------------------------------ sparse inputs
+@njit(**_JIT)
+def _tile_width(n, t, width):
+    """Columns of the next tile from column t: four vectors, one vector, or what is left."""
+    if n - t >= TILE_VECTORS * width:
+        return TILE_VECTORS * width
+    return width if n - t >= width else n - t
+
+
+@njit(**_JIT)
+def _sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k):
+    """out (m, n) = X @ W for m rows of sparse inputs X = V + 1 base^T (see mlpkit.sparse):
+    c = base @ W once (one small product), then each row's nonzeros of V added to c.
+
+    Loops: tiles of columns, then blocks of W's rows (FEATURE_BLOCK of them, which stay in L1
+    cache), then the m input rows, each adding its nonzeros in that block (simd.gather_tile,
+    accumulators in registers). Row i of the inputs is ``rows[r]``, or ``row0 + r`` when
+    ``rows`` is empty."""
+    blocks, indices, values, base = sp
+    c = np.empty(n, dtype=params.dtype)
+    w = params[w_off : w_off + fan_in * n].reshape((fan_in, n))
+    _gemm(gemm, base.reshape((1, fan_in)), w, c.reshape((1, n)), False, False, k)
+    flat = out.reshape(-1)
+    width = lanes(k.itemsize)
+    n_blocks = blocks.shape[1] - 1
+    t = 0
+    while t < n:
+        tw = _tile_width(n, t, width)
+        for b in range(n_blocks):
+            for r in range(m):
+                i = rows[r] if rows.shape[0] > 0 else row0 + r
+                p0, p1 = blocks[i, b], blocks[i, b + 1]
+                init, at = (c, t) if b == 0 else (flat, r * n + t)
+                if tw == TILE_VECTORS * width:
+                    gather_tile(indices, values, p0, p1, params, w_off + t, n, init, at, flat, r * n + t)
+                elif tw == width:
+                    gather_vector(indices, values, p0, p1, params, w_off + t, n, init, at, flat, r * n + t)
+                else:  # fewer columns than a vector
+                    o, start = out[r, t : t + tw], init[at : at + tw]
+                    for q in range(tw):
+                        o[q] = start[q]
+                    for p in range(p0, p1):
+                        row, v = w_off + indices[p] * n + t, values[p]
+                        w_row = params[row : row + tw]
+                        for q in range(tw):
+                            o[q] += v * w_row[q]
+        t += tw
+
+
+@njit(**_JIT)
+def _sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, k):
+    """W' = beta W' + alpha X^T delta into ``dst[w_off:]`` (the weights, or their velocity),
+    for sparse inputs X = V + 1 base^T: X^T delta = base (1^T delta) + V^T delta, the first an
+    outer product (fused with beta), the second one row of W' per nonzero of V
+    (simd.scatter_tile). Same loops as ``_sparse_product``: per tile and block of W' rows,
+    the block's outer product, then every row's nonzeros in it, while the block is in L1."""
+    blocks, indices, values, base = sp
+    s = np.zeros(n, dtype=dst.dtype)
+    for r in range(m):
+        dr = delta[r]
+        for q in range(n):
+            s[q] += dr[q]
+    for q in range(n):
+        s[q] *= alpha
+    flat = delta.reshape(-1)
+    width = lanes(k.itemsize)
+    n_blocks = blocks.shape[1] - 1
+    block = FEATURE_BLOCK
+    keep = beta == k[1]
+    t = 0
+    while t < n:
+        tw = _tile_width(n, t, width)
+        for b in range(n_blocks):
+            for j in range(b * block, min(fan_in, (b + 1) * block)):
+                at, bj = w_off + j * n + t, base[j]
+                row, st = dst[at : at + tw], s[t : t + tw]  # slices: the loops vectorize
+                if keep:
+                    for q in range(tw):
+                        row[q] += bj * st[q]
+                else:
+                    for q in range(tw):
+                        row[q] = beta * row[q] + bj * st[q]
+            for r in range(m):
+                i = rows[r]
+                p0, p1 = blocks[i, b], blocks[i, b + 1]
+                if tw == TILE_VECTORS * width:
+                    scatter_tile(indices, values, p0, p1, dst, w_off + t, n, flat, r * n + t, alpha)
+                elif tw == width:
+                    scatter_vector(indices, values, p0, p1, dst, w_off + t, n, flat, r * n + t, alpha)
+                else:
+                    dr = delta[r, t : t + tw]
+                    for p in range(p0, p1):
+                        at, v = w_off + indices[p] * n + t, alpha * values[p]
+                        row = dst[at : at + tw]
+                        for q in range(tw):
+                            row[q] += v * dr[q]
+        t += tw
+
+
 # ------------------------------------------------------------------------ kernel
 @njit(**_JIT)
-def train_steps(gemm, axpy, x, y, order, plan, params, velocity, layout, k, xb, yb, scratch, losses):
+def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, k, xb, yb, scratch, losses):
     """Run ``n_steps`` SGD steps from step ``first_step`` of the epoch whose sample order is ``order``.
 
     ``plan``: int64 (first_step, n_steps, batch_size, activation code); ``k``: ``constants``
     with the learning rate and momentum at LR, MOMENTUM. (Few arguments: Numba's dispatcher
     leaks a little memory per call of functions with about 20 array arguments.)
 
-    Each step gathers rows ``order[step * batch_size : ...]`` of ``x``/``y`` into ``xb``/``yb``,
+    Each step gathers rows ``order[step * batch_size : ...]`` of ``x``/``y`` into ``xb``/``yb``
+    (with sparse inputs ``sp``, see ``_forward``, the first layer reads those rows of ``sp``
+    instead, and its weight gradient is ``_sparse_weight_gradient``),
     computes the mean loss (into ``losses``) and the gradients, and updates ``params`` as
     ``optim.SGD`` does: v = momentum v + g, w -= lr v (momentum 0: w -= lr g). The update
     rides on the weight gradient's product, ``gemm``'s C = alpha A B + beta C: with momentum
@@ -243,15 +354,17 @@ def train_steps(gemm, axpy, x, y, order, plan, params, velocity, layout, k, xb, 
     n_layers = layout.shape[0]
     typed = np.empty(2, dtype=k.dtype)
     neg_lr = -lr
+    sparse = sp[0].shape[0] > 0
     for s in range(n_steps):
         start = (first_step + s) * batch_size
         m = min(batch_size, order.shape[0] - start)
-        xs, ys = xb[:m], yb[:m]
+        xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
         for r in range(m):
-            i = order[start + r]
-            xs[r] = x[i]
+            i = rows[r]
+            if not sparse:
+                xs[r] = x[i]
             ys[r] = y[i]
-        logits, offset = _forward(gemm, xs, params, layout, code, k, acts)
+        logits, offset = _forward(gemm, xs, sp, rows, 0, m, params, layout, code, k, acts)
         # loss and dL/dlogits
         fan_out = layout[n_layers - 1, 2]
         delta = deltas[offset : offset + m * fan_out].reshape((m, fan_out))
@@ -270,7 +383,12 @@ def train_steps(gemm, axpy, x, y, order, plan, params, velocity, layout, k, xb, 
                 d_in = deltas[below:offset].reshape((m, fan_in))
                 _gemm(gemm, delta, w, d_in, False, True, k)
                 _backprop(d_in, a_in, code, k)
-            if momentum != 0:
+            if i == 0 and sparse:
+                if momentum != 0:
+                    _sparse_weight_gradient(sp, rows, m, delta, velocity, w_off, fan_in, fan_out, k[1], momentum, k)
+                else:
+                    _sparse_weight_gradient(sp, rows, m, delta, params, w_off, fan_in, fan_out, neg_lr, k[1], k)
+            elif momentum != 0:
                 v = velocity[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
                 _gemm_update(gemm, a_in, delta, v, True, False, k[1], momentum)
             else:
@@ -331,9 +449,10 @@ def _xent_and_hits(z, labels):
 
 
 @njit(**_JIT)
-def evaluate_rows(gemm, x, y, params, layout, code, k, acts):
+def evaluate_rows(gemm, x, sp, row0, y, params, layout, code, k, acts):
     """(summed cross-entropy, hits) of all rows of ``x``/``y``, in blocks that fit ``acts``
-    (scratch of at least one row's worth of every layer's outputs)."""
+    (scratch of at least one row's worth of every layer's outputs). With sparse inputs ``sp``
+    (see ``_forward``) the rows are ``row0 .. row0 + len(y) - 1`` of ``sp`` and ``x`` is not read."""
     n_layers = layout.shape[0]
     width = 0
     for i in range(n_layers):
@@ -341,9 +460,11 @@ def evaluate_rows(gemm, x, y, params, layout, code, k, acts):
     block = max(1, acts.shape[0] // width)
     total = 0.0
     hits = 0
-    for start in range(0, x.shape[0], block):
-        stop = min(start + block, x.shape[0])
-        logits, _ = _forward(gemm, x[start:stop], params, layout, code, k, acts)
+    no_rows = np.empty(0, dtype=np.intp)
+    for start in range(0, y.shape[0], block):
+        stop = min(start + block, y.shape[0])
+        logits, _ = _forward(gemm, x[start:stop], sp, no_rows, row0 + start, stop - start, params, layout, code,
+                             k, acts)
         loss_sum, h = _xent_and_hits(logits, y[start:stop])
         total += loss_sum
         hits += h

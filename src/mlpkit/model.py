@@ -31,6 +31,19 @@ BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+#: Byte alignment of the flat parameter buffers: one cache line, so that the compiled kernels'
+#: 64-byte vector loads and stores of a weight row never straddle two lines.
+ALIGNMENT = 64
+
+
+def aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
+    """A zeroed 1-D array of ``n`` elements whose data starts on an ``ALIGNMENT``-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.zeros(n + ALIGNMENT // itemsize, dtype=dtype)  # a view of it has it as .base (see optim.flat_span)
+    start = (-raw.ctypes.data % ALIGNMENT) // itemsize
+    return raw[start : start + n]
+
+
 def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
     """float32 or float64, by name or dtype; anything else is a ConfigError."""
     if isinstance(dtype, str):
@@ -120,7 +133,7 @@ class MLP:
         self.input_width = self.n_features + (1 if bias == "input_column" else 0)
         sizes = [self.input_width, *self.hidden, self.n_classes]
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
-        self._flat = np.zeros(sum(int(np.prod(s)) for s in self._parameter_shapes()), dtype=self.dtype)
+        self._flat = aligned_zeros(sum(int(np.prod(s)) for s in self._parameter_shapes()), self.dtype)
         views = self._views_of(self._flat)
         per = 2 if bias == "per_layer" else 1
         self.weights = views[::per]

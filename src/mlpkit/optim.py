@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
+from .model import aligned_zeros
 
 
 def flat_span(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
@@ -28,7 +29,8 @@ def flat_span(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
     if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
         return None
     itemsize = base.itemsize
-    start = base_start = base.__array_interface__["data"][0]
+    base_start = base.__array_interface__["data"][0]
+    start = arrays[0].__array_interface__["data"][0]  # the views may start past the base's start
     for a in arrays:
         if a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous:
             return None
@@ -113,7 +115,8 @@ class SGD:
         self._pool: ThreadPoolExecutor | None = None
         self._workers = 1
         if self._flat_params is not None:  # velocity and scratch laid out like the parameters
-            flat_v, flat_s = np.zeros_like(self._flat_params), np.empty_like(self._flat_params)
+            flat_v = aligned_zeros(len(self._flat_params), self._flat_params.dtype)
+            flat_s = np.empty_like(self._flat_params)
             self.velocity = _split_like(flat_v, self.params)
             self._scratch = _split_like(flat_s, self.params)
             self._flat_state = (flat_v, flat_s)

@@ -23,6 +23,7 @@ from .errors import ConfigError, DivergenceError, InputError
 from .losses import cross_entropy_sum_and_hits
 from .model import MLP, Workspace
 from .optim import SGD
+from .sparse import SparseRows, sparse_rows
 
 
 @dataclass
@@ -114,11 +115,33 @@ class Evaluator:
         # the compiled chunk evaluation, when it applies (see mlpkit.compiled); one scratch per worker
         self._compiled = compiled_evaluation(engine, model)
         self._scratch = {id(ws): self._compiled.scratch() for ws in self.workspaces} if self._compiled else {}
+        self._sparse: dict[int, tuple[np.ndarray, SparseRows]] = {}
 
-    def _chunk(self, x: np.ndarray, y: np.ndarray, ws: Workspace) -> tuple[float, int]:
-        """(summed loss, hits) of one chunk, computed in ``ws`` (or its compiled scratch)."""
+    @property
+    def compiled(self) -> bool:
+        """Whether chunks are evaluated in compiled code (see mlpkit.compiled)."""
+        return self._compiled is not None
+
+    def use_sparse(self, x: np.ndarray, sparse: SparseRows | None) -> None:
+        """From now on, chunks of ``x`` (this very array, which must not change) are computed
+        from its sparse form (see mlpkit.sparse); None forgets it."""
+        if sparse is None:
+            self._sparse.pop(id(x), None)
+        elif self._compiled is not None:
+            if sparse.shape != x.shape:
+                raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
+            self._sparse[id(x)] = (x, sparse)
+
+    def _sparse_of(self, x: np.ndarray) -> SparseRows | None:
+        held = self._sparse.get(id(x))
+        return held[1] if held is not None and held[0] is x else None
+
+    def _chunk(self, x: np.ndarray, y: np.ndarray, ws: Workspace, sparse: SparseRows | None = None,
+               row0: int = 0) -> tuple[float, int]:
+        """(summed loss, hits) of one chunk, computed in ``ws`` (or its compiled scratch; from
+        ``sparse`` rows ``row0 ..`` when given)."""
         if self._compiled is not None and self._compiled.accepts(x, y):
-            return self._compiled(x, y, self._scratch[id(ws)])
+            return self._compiled(x, y, self._scratch[id(ws)], sparse, row0)
         return cross_entropy_sum_and_hits(self.model.forward(x, ws), y, scratch=ws.loss)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -131,6 +154,7 @@ class Evaluator:
         if self.pool is None and self._compiled is None:
             return [self.model.evaluate(x, y, self.workspaces[0]) for x, y in datasets]
         datasets = [(x, np.ascontiguousarray(y, dtype=np.intp)) for x, y in datasets]  # as the kernel takes them
+        sparse = [self._sparse_of(x) for x, _ in datasets]
         chunk, evaluate_chunk = self.chunk, self._chunk
         jobs = []  # (dataset index, first row) of every chunk, datasets one after the other
         for d, (x, _) in enumerate(datasets):
@@ -142,7 +166,7 @@ class Evaluator:
             while (j := next(tickets)) < len(jobs):
                 d, s = jobs[j]
                 x, y = datasets[d]
-                results[j] = evaluate_chunk(x[s : s + chunk], y[s : s + chunk], ws)
+                results[j] = evaluate_chunk(x[s : s + chunk], y[s : s + chunk], ws, sparse[d], s)
 
         with self._blas.limit(1):
             helpers = [self.pool.submit(work, ws) for ws in self.workspaces[1:]] if self.pool else []
@@ -158,6 +182,7 @@ class Evaluator:
         return [(loss / len(x), hits / len(x)) for (loss, hits), (x, _) in zip(totals, datasets)]
 
     def close(self) -> None:
+        self._sparse.clear()
         if self.pool is not None:
             self.pool.shutdown()
             self.pool = None
@@ -216,7 +241,9 @@ class Trainer:
         self.eval_chunk = eval_chunk
         self.engine = check_engine(engine)
         self.segment_steps = SEGMENT_STEPS  # the compiled path's longest run of steps per call
+        self.sparse_inputs = True  # let the compiled path use sparse inputs (mlpkit.sparse) where they pay
         self.engine_used: str | None = None  # "compiled" or "numpy", set by fit
+        self.sparse_used = False  # whether the last fit ran its first layer on sparse inputs
         self.state = TrainState()
         self.stop_training = False
         self.steps_per_epoch = 0
@@ -250,9 +277,16 @@ class Trainer:
         # Everything the loop writes into is allocated here, once per run.
         ws = model.workspace(bs, with_batch=True)
         grads = model.new_gradients()
-        compiled = compiled_steps(self.engine, model, self.optimizer, bs, x_train, y_train)
-        self.engine_used = "numpy" if compiled is None else "compiled"
         evaluator = Evaluator(model, chunk=self.eval_chunk, max_rows=max(len(x_val), n), engine=self.engine)
+        # Inputs that are mostly one value per column (MNIST's blank pixels) go sparse, once per
+        # run: the compiled steps and the validation chunks then skip those entries.
+        sparse_train = sparse_rows(x_train) if self.sparse_inputs and evaluator.compiled else None
+        compiled = compiled_steps(self.engine, model, self.optimizer, bs, x_train, y_train, sparse_train)
+        self.engine_used = "numpy" if compiled is None else "compiled"
+        self.sparse_used = sparse_train is not None and compiled is not None
+        evaluator.use_sparse(x_train, sparse_train)
+        if x_val is not x_train and self.sparse_inputs and evaluator.compiled:
+            evaluator.use_sparse(x_val, sparse_rows(x_val))
         blas = _Blas()
         self.stop_training = False
         for cb in self.callbacks:

@@ -1,0 +1,174 @@
+"""Two sparse-row loops written as explicit 512-bit vector code (Numba intrinsics).
+
+Why: MNIST's inputs are 81% one value (a blank pixel), so the first layer's products can skip
+most of their work (see :mod:`mlpkit.sparse`). The skipping loop is short, but Numba writes
+its accumulators back to memory after every nonzero, which made it slower than dense BLAS.
+Here the accumulators are LLVM vector values that live in registers for a whole row, so a
+nonzero costs a few vector loads and fused multiply-adds. LLVM lowers the 512-bit vectors to
+whatever the CPU has (two 256-bit halves on AVX2, four on SSE), so the code runs anywhere
+Numba does.
+
+Both loops work on a tile of ``TILE_VECTORS * lanes(dtype)`` columns (or one vector's worth)
+and take flat 1-D arrays with element offsets, so a caller can point them into the model's
+flat parameter buffer:
+
+- ``gather_tile(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off)``:
+  ``out[out_off + c] = init[init_off + c] + sum(values[p] * src[src_off + indices[p] * ld + c])``
+  over ``p`` in ``p0 .. p1 - 1`` (a row of a sparse matrix times a dense one).
+- ``scatter_tile(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha)``:
+  ``dst[dst_off + indices[p] * ld + c] += alpha * values[p] * d[d_off + c]`` for each ``p``
+  (a sparse row's transpose times a row of deltas, added into a weight gradient).
+
+``c`` runs over the tile's columns. The caller keeps offsets in bounds (no checks here).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, register_jitable
+
+#: Vectors per wide tile: 4 x 512 bits = 64 float32 columns (the seed's hidden width) in four
+#: registers; more would not fit the registers of AVX2 machines with their loads.
+TILE_VECTORS = 4
+_VECTOR_BITS = 512
+_I64 = ir.IntType(64)
+
+
+@register_jitable
+def lanes(itemsize: int) -> int:
+    """Elements of one 512-bit vector of ``itemsize``-byte floats (16 float32, 8 float64)."""
+    return _VECTOR_BITS // (8 * itemsize)
+
+
+def _data(context, builder, aryty, value):
+    return context.make_array(aryty)(context, builder, value).data
+
+
+def _as_i64(builder, value):
+    if value.type.width < 64:
+        return builder.sext(value, _I64)
+    return value
+
+
+class _Vectors:
+    """The vector type of an array's dtype and the helpers its loops need."""
+
+    def __init__(self, context, builder, dtype) -> None:
+        self.builder = builder
+        self.lanes = _VECTOR_BITS // dtype.bitwidth
+        self.type = ir.VectorType(context.get_data_type(dtype), self.lanes)
+        suffix = f"v{self.lanes}f{dtype.bitwidth}"
+        # llvm.fmuladd: fused where the CPU has FMA, a multiply and an add where not
+        self._fmuladd = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fmuladd.{suffix}")
+
+    def pointer(self, data, offset):
+        return self.builder.bitcast(self.builder.gep(data, [offset]), self.type.as_pointer())
+
+    def load(self, data, offset):
+        return self.builder.load(self.pointer(data, offset), align=1)
+
+    def store(self, value, data, offset):
+        self.builder.store(value, self.pointer(data, offset), align=1)
+
+    def splat(self, scalar):
+        b = self.builder
+        one = b.insert_element(ir.Constant(self.type, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        return b.shuffle_vector(one, ir.Constant(self.type, ir.Undefined), zeros)
+
+    def fmuladd(self, a, b, c):
+        return self.builder.call(self._fmuladd, [a, b, c])
+
+
+def _nonzeros(builder, context, sig, args, body) -> None:
+    """Calls ``body(column index as i64, value)`` for p in p0 .. p1 - 1."""
+    ity, vty = sig.args[0], sig.args[1]
+    idx_data, val_data = _data(context, builder, ity, args[0]), _data(context, builder, vty, args[1])
+    p0, p1 = _as_i64(builder, args[2]), _as_i64(builder, args[3])
+    with cgutils.for_range(builder, builder.sub(p1, p0)) as loop:
+        p = builder.add(p0, loop.index)
+        j = _as_i64(builder, builder.load(builder.gep(idx_data, [p])))
+        body(j, builder.load(builder.gep(val_data, [p])))
+
+
+def _check(indices, values, arrays) -> None:
+    if not isinstance(indices, types.Array) or not isinstance(indices.dtype, types.Integer):
+        raise TypeError("indices must be an integer array")
+    dtypes = {values.dtype, *(a.dtype for a in arrays)}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in (types.float32, types.float64):
+        raise TypeError("values and the dense arrays must share one float dtype")
+    if any(a.ndim != 1 for a in (values, *arrays)):
+        raise TypeError("the arrays must be 1-D")
+
+
+def _make_gather(n_vectors: int):
+    @intrinsic
+    def gather_tile(typingctx, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off):
+        _check(indices, values, (src, init, out))
+        sig = types.void(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off)
+
+        def codegen(context, builder, sig, args):
+            vec = _Vectors(context, builder, sig.args[4].dtype)
+            src_data = _data(context, builder, sig.args[4], args[4])
+            init_data = _data(context, builder, sig.args[7], args[7])
+            out_data = _data(context, builder, sig.args[9], args[9])
+            src_off, ld = _as_i64(builder, args[5]), _as_i64(builder, args[6])
+            init_off, out_off = _as_i64(builder, args[8]), _as_i64(builder, args[10])
+            # accumulators: allocas that LLVM promotes to registers
+            acc = [cgutils.alloca_once(builder, vec.type) for _ in range(n_vectors)]
+            for v in range(n_vectors):
+                builder.store(vec.load(init_data, builder.add(init_off, ir.Constant(_I64, v * vec.lanes))), acc[v])
+
+            def body(j, value):
+                scale = vec.splat(value)
+                row = builder.add(src_off, builder.mul(j, ld))
+                for v in range(n_vectors):
+                    w = vec.load(src_data, builder.add(row, ir.Constant(_I64, v * vec.lanes)))
+                    builder.store(vec.fmuladd(scale, w, builder.load(acc[v])), acc[v])
+
+            _nonzeros(builder, context, sig, args, body)
+            for v in range(n_vectors):
+                vec.store(builder.load(acc[v]), out_data, builder.add(out_off, ir.Constant(_I64, v * vec.lanes)))
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return gather_tile
+
+
+def _make_scatter(n_vectors: int):
+    @intrinsic
+    def scatter_tile(typingctx, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha):
+        _check(indices, values, (dst, d))
+        sig = types.void(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha)
+
+        def codegen(context, builder, sig, args):
+            vec = _Vectors(context, builder, sig.args[4].dtype)
+            dst_data = _data(context, builder, sig.args[4], args[4])
+            d_data = _data(context, builder, sig.args[7], args[7])
+            dst_off, ld, d_off = _as_i64(builder, args[5]), _as_i64(builder, args[6]), _as_i64(builder, args[8])
+            alpha = context.cast(builder, args[9], sig.args[9], sig.args[4].dtype)
+            # alpha * the delta row, held in registers across the row's nonzeros
+            scaled = [builder.fmul(vec.splat(alpha), vec.load(d_data, builder.add(d_off, ir.Constant(_I64, v * vec.lanes))))
+                      for v in range(n_vectors)]
+
+            def body(j, value):
+                scale = vec.splat(value)
+                row = builder.add(dst_off, builder.mul(j, ld))
+                for v in range(n_vectors):
+                    at = builder.add(row, ir.Constant(_I64, v * vec.lanes))
+                    vec.store(vec.fmuladd(scale, scaled[v], vec.load(dst_data, at)), dst_data, at)
+
+            _nonzeros(builder, context, sig, args, body)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return scatter_tile
+
+
+gather_tile, gather_vector = _make_gather(TILE_VECTORS), _make_gather(1)
+scatter_tile, scatter_vector = _make_scatter(TILE_VECTORS), _make_scatter(1)
