@@ -32,7 +32,8 @@ def check_engine(engine: str) -> str:
 def sparse_arguments(sparse: SparseRows | None, dtype: np.dtype) -> tuple[np.ndarray, ...]:
     """``sparse`` as the kernels take it: (blocks, indices, values, base), empty when None."""
     if sparse is None:
-        return (np.empty((0, 2), np.int64), np.empty(0, np.int32), np.empty(0, dtype), np.empty(0, dtype))
+        # uint16 indices, as MNIST-sized inputs have: one compiled kernel serves both cases
+        return (np.empty((0, 2), np.int64), np.empty(0, np.uint16), np.empty(0, dtype), np.empty(0, dtype))
     if sparse.values.dtype != dtype:
         raise ValueError(f"sparse inputs are {sparse.values.dtype}, the model {np.dtype(dtype).name}")
     return (sparse.blocks, sparse.indices, sparse.values, sparse.base)

@@ -46,9 +46,9 @@ def _data(context, builder, aryty, value):
     return context.make_array(aryty)(context, builder, value).data
 
 
-def _as_i64(builder, value):
+def _as_i64(builder, value, signed=True):
     if value.type.width < 64:
-        return builder.sext(value, _I64)
+        return builder.sext(value, _I64) if signed else builder.zext(value, _I64)
     return value
 
 
@@ -90,7 +90,7 @@ def _nonzeros(builder, context, sig, args, body) -> None:
     p0, p1 = _as_i64(builder, args[2]), _as_i64(builder, args[3])
     with cgutils.for_range(builder, builder.sub(p1, p0)) as loop:
         p = builder.add(p0, loop.index)
-        j = _as_i64(builder, builder.load(builder.gep(idx_data, [p])))
+        j = _as_i64(builder, builder.load(builder.gep(idx_data, [p])), ity.dtype.signed)
         body(j, builder.load(builder.gep(val_data, [p])))
 
 

@@ -37,7 +37,7 @@ class SparseRows:
 
     blocks: np.ndarray  # int64 (n, blocks + 1): row r's entries in columns
     #                     [b * FEATURE_BLOCK, (b + 1) * FEATURE_BLOCK) are blocks[r, b]:blocks[r, b + 1]
-    indices: np.ndarray  # int32 column of each entry, ascending within a row
+    indices: np.ndarray  # column of each entry (``index_dtype``), ascending within a row
     values: np.ndarray  # x - base of each entry, in the inputs' dtype
     base: np.ndarray  # (features,) the common value of each column
 
@@ -63,6 +63,11 @@ class SparseRows:
         return x
 
 
+def index_dtype(features: int) -> np.dtype:
+    """uint16 column numbers where they fit (MNIST's 785 do): a third less memory than int32."""
+    return np.dtype(np.uint16 if features <= 2**16 else np.int32)
+
+
 def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY) -> SparseRows | None:
     """The sparse form of C-ordered float ``x`` (n, features), or None if it is too dense
     (or empty). Two passes over ``x`` and no temporary of its size."""
@@ -83,7 +88,7 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY) -> SparseRows |
     starts[1:] = np.cumsum(counts[:-1])
     starts[0] = 0
     blocks = np.empty((x.shape[0], -(-x.shape[1] // FEATURE_BLOCK) + 1), dtype=np.int64)
-    indices = np.empty(total, dtype=np.int32)
+    indices = np.empty(total, dtype=index_dtype(x.shape[1]))
     values = np.empty(total, dtype=x.dtype)
     _fill(x, base, starts, FEATURE_BLOCK, blocks, indices, values)
     return SparseRows(blocks=blocks, indices=indices, values=values, base=base)
@@ -124,7 +129,7 @@ def _count(x, base, counts):
         row = x[r]
         k = 0
         for c in range(x.shape[1]):
-            if not row[c] == base[c]:
+            if row[c] != base[c]:
                 k += 1
         counts[r] = k
     counts[x.shape[0]] = 0
@@ -139,7 +144,7 @@ def _fill(x, base, starts, block, blocks, indices, values):
         for b in range(n_blocks):
             blocks[r, b] = p
             for c in range(b * block, min(x.shape[1], (b + 1) * block)):
-                if not row[c] == base[c]:
+                if row[c] != base[c]:
                     indices[p] = c
                     values[p] = row[c] - base[c]
                     p += 1

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import memory
 from .callbacks import Callback
 from .compiled import CompiledSteps, check_engine, compiled_evaluation, compiled_steps
 from .errors import ConfigError, DivergenceError, InputError
@@ -280,14 +281,21 @@ class Trainer:
         evaluator = Evaluator(model, chunk=self.eval_chunk, max_rows=max(len(x_val), n), engine=self.engine)
         # Inputs that are mostly one value per column (MNIST's blank pixels) go sparse, once per
         # run: the compiled steps and the validation chunks then skip those entries.
-        sparse_train = sparse_rows(x_train) if self.sparse_inputs and evaluator.compiled else None
-        compiled = compiled_steps(self.engine, model, self.optimizer, bs, x_train, y_train, sparse_train)
-        self.engine_used = "numpy" if compiled is None else "compiled"
-        self.sparse_used = sparse_train is not None and compiled is not None
-        evaluator.use_sparse(x_train, sparse_train)
-        if x_val is not x_train and self.sparse_inputs and evaluator.compiled:
-            evaluator.use_sparse(x_val, sparse_rows(x_val))
+        # The sparse kernels run on one thread: the steps use them when their BLAS would too.
         blas = _Blas()
+        small = _step_macs(model, bs) < SMALL_STEP_MACS
+        sparse_steps, sparse_validation = small or blas.threads() == 1, self.validations_per_epoch > 0
+        sparse_train = None
+        if self.sparse_inputs and evaluator.compiled and (sparse_steps or sparse_validation):
+            sparse_train = sparse_rows(x_train)
+        compiled = compiled_steps(self.engine, model, self.optimizer, bs, x_train, y_train,
+                                  sparse_train if sparse_steps else None)
+        self.engine_used = "numpy" if compiled is None else "compiled"
+        self.sparse_used = compiled is not None and compiled.sparse is not None
+        if sparse_validation and sparse_train is not None:
+            evaluator.use_sparse(x_train, sparse_train)
+            if x_val is not x_train:
+                evaluator.use_sparse(x_val, sparse_rows(x_val))
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -296,7 +304,6 @@ class Trainer:
             # Small steps run on one BLAS thread (validation has its own workers, see Evaluator).
             # NumPy's overflow/NaN warnings are silenced: divergence is detected (loss every step,
             # weights at every validation) and reported once, as a DivergenceError.
-            small = _step_macs(model, bs) < SMALL_STEP_MACS
             with blas.limit(1) if small else contextlib.nullcontext(), np.errstate(all="ignore"):
                 self._epochs(x_train, y_train, x_val, y_val, ws, grads, evaluator, compiled)
         except KeyboardInterrupt:
@@ -305,6 +312,9 @@ class Trainer:
             error = exc
         finally:
             evaluator.close()
+            if sparse_train is not None:  # the per-run sparse inputs go (and their memory with them)
+                compiled = sparse_train = None
+                memory.trim()
             for cb in self.callbacks:
                 cb.on_train_end(self)
         if error is not None:

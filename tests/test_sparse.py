@@ -1,0 +1,301 @@
+"""Sparse inputs (mlpkit.sparse) and their kernels (mlpkit.simd via mlpkit.kernels) compute
+exactly what the dense products compute, to rounding.
+
+The decomposition X = V + 1 base^T: what the builder picks as base, the blocks, the
+threshold. The two kernels against NumPy for every tile kind (four vectors, one vector, the
+columns left over), both dtypes, several feature blocks, rows given as a list or a range.
+Then whole runs: the compiled engine on sparse inputs against the NumPy engine in float64
+(1e-12), validation numbers, cut runs of steps, and when the trainer uses the sparse form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+from numba.core.errors import TypingError
+
+from mlpkit import blas, kernels, memory, simd
+from mlpkit import trainer as trainer_module
+from mlpkit.callbacks import History
+from mlpkit.compiled import CompiledEvaluation, compiled_steps, sparse_arguments
+from mlpkit.model import MLP
+from mlpkit.optim import SGD
+from mlpkit.sparse import FEATURE_BLOCK, MAX_DENSITY, SparseRows, index_dtype, sparse_rows
+from mlpkit.trainer import Evaluator, Trainer
+
+ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
+
+
+def _mostly_blank(rng, n, features, blank=0.8, value=-1.5):
+    """Raw inputs where each entry is ``value`` with probability ``blank`` (like MNIST's 0 pixels)."""
+    raw = rng.normal(size=(n, features))
+    raw[rng.random((n, features)) < blank] = value
+    return raw
+
+
+# --------------------------------------------------------------------------- the form
+def test_sparse_form_holds_every_entry_that_is_not_its_columns_base():
+    rng = np.random.default_rng(0)
+    model = MLP([8], n_features=300, dtype="float64")
+    x = model.prepare_inputs(_mostly_blank(rng, 97, 300))
+    sp = sparse_rows(x)
+    assert isinstance(sp, SparseRows) and sp.shape == x.shape
+    assert sp.base[-1] == 1.0 and np.all(sp.base[:-1] == -1.5)  # the blank value; the bias column's 1
+    assert sp.indices.dtype == np.uint16 and sp.values.dtype == np.float64
+    assert sp.density == pytest.approx(np.mean(x != sp.base), abs=0)
+    np.testing.assert_allclose(sp.dense(), x, rtol=0, atol=1e-15)
+    assert not np.any(sp.values == 0)
+    # blocks: FEATURE_BLOCK columns each, entries ascending and inside their block
+    n_blocks = -(-x.shape[1] // FEATURE_BLOCK)
+    assert sp.blocks.shape == (97, n_blocks + 1)
+    assert np.all(np.diff(sp.blocks, axis=1) >= 0) and sp.blocks[0, 0] == 0 and sp.blocks[-1, -1] == len(sp.values)
+    assert np.all(sp.blocks[1:, 0] == sp.blocks[:-1, -1])  # row after row, nothing between
+    for r in (0, 50, 96):
+        for b in range(n_blocks):
+            cols = sp.indices[sp.blocks[r, b] : sp.blocks[r, b + 1]]
+            assert np.all(np.diff(cols.astype(int)) > 0)
+            assert np.all((cols >= b * FEATURE_BLOCK) & (cols < (b + 1) * FEATURE_BLOCK))
+
+
+def test_base_is_the_majority_value_when_it_is_not_the_minimum():
+    x = np.full((10, 3), 5.0)
+    x[:3, 0] = -1.0  # column 0: 5 is the majority, -1 the minimum
+    x[:, 1] = np.arange(10)  # no repeated value: the minimum will do
+    x[4:, 2] = 7.0  # column 2: 7 fills 6 of 10
+    sp = sparse_rows(x, max_density=1.0)
+    assert list(sp.base) == [5.0, 0.0, 7.0]
+    np.testing.assert_array_equal(sp.dense(), x)
+
+
+def test_dense_or_odd_inputs_have_no_sparse_form():
+    rng = np.random.default_rng(1)
+    assert sparse_rows(rng.normal(size=(50, 20))) is None  # every entry differs
+    x = _mostly_blank(rng, 50, 20, blank=0.3)
+    assert sparse_rows(x) is None and sparse_rows(x, max_density=1.0) is not None
+    assert MAX_DENSITY <= 0.5
+    x = _mostly_blank(rng, 50, 20)
+    x[0, 3] = np.nan
+    x[:, 4] = np.nan  # a column whose base would be NaN
+    assert sparse_rows(x) is None
+    assert sparse_rows(np.zeros((0, 5))) is None and sparse_rows(np.zeros((5, 5), dtype=np.int64)) is None
+    assert sparse_rows(np.asfortranarray(_mostly_blank(rng, 50, 20))) is None
+
+
+def test_a_nan_entry_that_is_not_the_base_stays_in_its_row():
+    x = _mostly_blank(np.random.default_rng(2), 40, 10)
+    x[7, 2] = np.nan
+    sp = sparse_rows(x)
+    got = sp.dense()
+    assert np.isnan(got[7, 2]) and np.isnan(got).sum() == 1
+
+
+def test_index_dtype_widens_past_65536_columns():
+    assert index_dtype(785) == np.uint16 and index_dtype(2**16) == np.uint16 and index_dtype(2**16 + 1) == np.int32
+
+
+# -------------------------------------------------------------------------- kernels
+@njit
+def _product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k):
+    kernels._sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k)
+
+
+@njit
+def _gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, k):
+    kernels._sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, k)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [3, 8, 16, 21, 32, 64, 70, 100, 136])
+def test_sparse_product_equals_the_dense_product(dtype, n):
+    """n covers every tile kind: four vectors (64 float32 / 32 float64 columns), one vector
+    (16 / 8) and fewer, alone and together; 300 features are three feature blocks."""
+    rng = np.random.default_rng(n)
+    x = _mostly_blank(rng, 45, 300).astype(dtype)
+    sp = sparse_rows(x)
+    fan_in, w_off = x.shape[1], 5
+    params = rng.normal(size=w_off + fan_in * n + 3).astype(dtype)
+    w = params[w_off : w_off + fan_in * n].reshape(fan_in, n)
+    k = kernels.constants(np.dtype(dtype))
+    gemm = blas.gemm(dtype)
+    tol = 1e-12 if dtype == "float64" else 2e-4
+    rows = np.array([44, 0, 7, 7, 30], dtype=np.intp)
+    out = np.full((len(rows), n), np.nan, dtype=dtype)
+    _product(gemm, sparse_arguments(sp, np.dtype(dtype)), rows, 0, len(rows), params, w_off, fan_in, n, out, k)
+    np.testing.assert_allclose(out, x[rows].astype(np.float64) @ w, rtol=0, atol=tol)
+    out = np.full((20, n), np.nan, dtype=dtype)
+    _product(gemm, sparse_arguments(sp, np.dtype(dtype)), np.empty(0, np.intp), 13, 20, params, w_off, fan_in, n,
+             out, k)
+    np.testing.assert_allclose(out, x[13:33].astype(np.float64) @ w, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [5, 16, 40, 64, 77])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-0.05, 1.0)])
+def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alpha, beta):
+    rng = np.random.default_rng(n + 1)
+    x = _mostly_blank(rng, 60, 290).astype(dtype)
+    sp = sparse_rows(x)
+    fan_in, w_off = x.shape[1], 3
+    rows = np.array([59, 2, 2, 31, 0, 18, 44], dtype=np.intp)
+    delta = rng.normal(size=(len(rows), n)).astype(dtype)
+    dst = rng.normal(size=w_off + fan_in * n + 4).astype(dtype)
+    want = dst.astype(np.float64).copy()
+    w = want[w_off : w_off + fan_in * n].reshape(fan_in, n)
+    w[...] = beta * w + alpha * (x[rows].astype(np.float64).T @ delta)
+    k = kernels.constants(np.dtype(dtype))
+    _gradient(sparse_arguments(sp, np.dtype(dtype)), rows, len(rows), delta, dst, w_off, fan_in, n,
+              dst.dtype.type(alpha), dst.dtype.type(beta), k)
+    np.testing.assert_allclose(dst, want, rtol=0, atol=1e-12 if dtype == "float64" else 1e-4)
+
+
+def test_simd_loops_refuse_mixed_dtypes():
+    @njit
+    def mixed(indices, values, src, init, out):
+        simd.gather_tile(indices, values, 0, 1, src, 0, 1, init, 0, out, 0)
+
+    a32, a64 = np.zeros(64, np.float32), np.zeros(64, np.float64)
+    with pytest.raises((TypingError, TypeError), match="share one float dtype"):
+        mixed(np.zeros(1, np.uint16), a32, a64, a32, a32)
+    assert simd.lanes(4) == 16 and simd.lanes(8) == 8
+
+
+# ---------------------------------------------------------------------- whole runs
+def _fit(sparse, activation="tanh", bias="input_column", momentum=0.9, hidden=(70,), dtype="float64",
+         engine="compiled", epochs=2, n=331, features=200, segment_steps=None):
+    rng = np.random.default_rng(5)
+    model = MLP(list(hidden), n_features=features, activation=activation, bias=bias, dtype=dtype)
+    model.init_weights(rng, "fan_in_normal")
+    data = np.random.default_rng(2)
+    x = model.prepare_inputs(_mostly_blank(data, n, features))
+    y = data.integers(0, 10, n)
+    history = History()
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.05, momentum=momentum), rng=rng, epochs=epochs,
+                      batch_size=16, drop_last=False, validations_per_epoch=2, callbacks=[history], engine=engine)
+    trainer.sparse_inputs = sparse
+    if segment_steps:
+        trainer.segment_steps = segment_steps
+    trainer.fit(x, y, x[:120], y[:120])
+    return trainer, history
+
+
+def _flat(arrays):
+    return np.concatenate([a.ravel() for a in arrays])
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("bias", ["input_column", "per_layer"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("hidden", [(70,), (9, 7)])
+def test_sparse_compiled_engine_equals_numpy_engine_in_float64(activation, bias, momentum, hidden):
+    ts, hs = _fit(True, activation, bias, momentum, hidden)
+    tn, hn = _fit(False, activation, bias, momentum, hidden, engine="numpy")
+    assert ts.sparse_used and ts.engine_used == "compiled" and tn.engine_used == "numpy"
+    assert ts.state.step == tn.state.step == 2 * 21  # 331 rows, batch 16, short last batch kept
+    # velocities reach ~0.8 here: 1e-11 is a few dozen float64 roundings of them (the dense
+    # compiled engine lands within 7e-13 of NumPy on the same runs, the sparse one within 2.2e-12)
+    np.testing.assert_allclose(_flat(ts.model.parameters()), _flat(tn.model.parameters()), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(_flat(ts.optimizer.velocity), _flat(tn.optimizer.velocity), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(hs.train_loss, hn.train_loss, rtol=1e-12)
+    for key in History.VALIDATION_KEYS:
+        np.testing.assert_allclose(hs.validation[key], hn.validation[key], rtol=1e-12)
+
+
+def test_sparse_float32_run_stays_within_float32_tolerance_of_dense():
+    (t32, h32), (td, hd) = _fit(True, dtype="float32", epochs=1), _fit(False, dtype="float64", epochs=1)
+    assert t32.sparse_used and not td.sparse_used
+    np.testing.assert_allclose(h32.train_loss, hd.train_loss, rtol=3e-5)
+    np.testing.assert_allclose(_flat(t32.model.parameters()), _flat(td.model.parameters()), rtol=0, atol=3e-5)
+
+
+def test_sparse_runs_of_steps_cut_differently_give_identical_bits():
+    a, ha = _fit(True, dtype="float32")
+    b, hb = _fit(True, dtype="float32", segment_steps=4)
+    assert a.sparse_used and b.sparse_used
+    assert _flat(a.model.parameters()).tobytes() == _flat(b.model.parameters()).tobytes()
+    assert ha.to_dict() == hb.to_dict()
+
+
+def test_evaluator_on_the_sparse_form_equals_the_dense_evaluation():
+    rng = np.random.default_rng(3)
+    model = MLP([40, 12], n_features=300, activation="relu", dtype="float64").init_weights(rng, "fan_in_normal")
+    x = model.prepare_inputs(_mostly_blank(rng, 5000, 300))
+    y = rng.integers(0, 10, 5000)
+    with Evaluator(model, max_rows=5000, chunk=700) as ev:
+        dense = ev.evaluate_many([(x, y), (x[:900], y[:900])])
+        ev.use_sparse(x, sparse_rows(x))
+        assert ev._sparse_of(x) is not None and ev._sparse_of(x.copy()) is None  # this very array only
+        sparse = ev.evaluate_many([(x, y), (x[:900], y[:900])])
+        with pytest.raises(ValueError, match="sparse inputs of shape"):
+            ev.use_sparse(x[:10], sparse_rows(x))
+    for (ld, ad), (ls, as_) in zip(dense, sparse):
+        assert ls == pytest.approx(ld, rel=1e-12) and as_ == ad
+    assert dense[0] == pytest.approx(model.evaluate(x, y), rel=1e-12)
+    ev = CompiledEvaluation(model)
+    loss_sum, hits = ev(x[100:400], y[100:400], ev.scratch(), sparse_rows(x), 100)
+    assert loss_sum / 300 == pytest.approx(model.evaluate(x[100:400], y[100:400])[0], rel=1e-12)
+
+
+def test_when_the_trainer_uses_the_sparse_form(monkeypatch):
+    assert _fit(True, epochs=1)[0].sparse_used
+    assert not _fit(False, epochs=1)[0].sparse_used  # turned off
+    assert not _fit(True, epochs=1, engine="numpy")[0].sparse_used
+
+    # dense data: no sparse form
+    rng = np.random.default_rng(0)
+    model = MLP([8], n_features=30, dtype="float64").init_weights(rng)
+    x, y = model.prepare_inputs(rng.normal(size=(64, 30))), rng.integers(0, 10, 64)
+    t = Trainer(model, SGD(model.parameters(), lr=0.1), rng=rng, epochs=1, batch_size=16)
+    t.fit(x, y, x, y)
+    assert t.engine_used == "compiled" and not t.sparse_used
+
+    # large steps with BLAS on two threads: the steps stay dense (the sparse kernels use one thread)
+    monkeypatch.setattr(trainer_module, "SMALL_STEP_MACS", 0)
+    monkeypatch.setattr(trainer_module._Blas, "threads", lambda self: 2)
+    monkeypatch.setattr(trainer_module._Blas, "limit", lambda self, n: __import__("contextlib").nullcontext())
+    t, _ = _fit(True, epochs=1)
+    assert t.engine_used == "compiled" and not t.sparse_used
+
+
+def test_compiled_steps_check_the_sparse_form_fits():
+    rng = np.random.default_rng(0)
+    model = MLP([8], n_features=50, dtype="float64").init_weights(rng)
+    x = model.prepare_inputs(_mostly_blank(rng, 40, 50))
+    y = rng.integers(0, 10, 40)
+    opt = SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="sparse inputs of shape"):
+        compiled_steps("compiled", model, opt, 8, x, y, sparse_rows(x[:20]))
+    with pytest.raises(ValueError, match="sparse inputs are float32"):
+        compiled_steps("compiled", model, opt, 8, x, y, sparse_rows(x.astype(np.float32)))
+
+
+def test_memory_trim_can_be_called_any_time():
+    assert memory.trim() in (True, False)
+
+
+def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
+    from mlpkit.data import Normalizer, load_mnist, make_split
+
+    split = make_split(load_mnist(mnist_path), "seed")
+    x = Normalizer.fit(split.x_train).apply(split.x_train[:2000], bias_column=True)
+    sp = sparse_rows(x)
+    assert sp is not None and 0.15 < sp.density < 0.25  # MNIST: about 19% of pixels are ink
+    assert sp.indices.dtype == np.uint16 and sp.nbytes < 0.4 * x.nbytes
+    runs = []
+    for sparse, dtype in ((True, "float32"), (False, "float32"), (False, "float64")):
+        rng = np.random.default_rng(0)
+        model = MLP([64], activation="improved_sigmoid", dtype=dtype).init_weights(rng, "fan_in_normal")
+        history = History()
+        t = Trainer(model, SGD(model.parameters(), lr=0.1, momentum=0.9), rng=rng, epochs=1, batch_size=32,
+                    callbacks=[history])
+        t.sparse_inputs = sparse
+        xd = x.astype(dtype)
+        t.fit(xd, split.y_train[:2000], xd[:500], split.y_train[:500])
+        assert t.sparse_used == sparse
+        runs.append((history, _flat(model.parameters())))
+    (hs, ps), (hd, pd), (h64, p64) = runs
+    # float32 drifts from float64 over 62 momentum steps; the sparse run no more than the dense one
+    assert np.abs(ps - p64).max() < 2 * np.abs(pd - p64).max() + 1e-6
+    assert np.abs(hs.train_loss - h64.train_loss).max() < 2 * np.abs(hd.train_loss - h64.train_loss).max() + 1e-6
+    np.testing.assert_allclose(hs.train_loss, h64.train_loss, rtol=1e-3)
+    np.testing.assert_allclose(hs.validation["val_accuracy"], h64.validation["val_accuracy"], atol=4e-3)
