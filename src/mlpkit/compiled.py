@@ -30,13 +30,17 @@ def check_engine(engine: str) -> str:
 
 
 def sparse_arguments(sparse: SparseRows | None, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-    """``sparse`` as the kernels take it: (blocks, indices, values, base), empty when None."""
+    """``sparse`` as the kernels take it: (blocks, indices, values, base, block), empty when None.
+
+    (The block width travels with the data rather than as a constant compiled into the
+    kernels: Numba's cache would not notice a change of a constant from another module.)
+    """
     if sparse is None:
         # uint16 indices, as MNIST-sized inputs have: one compiled kernel serves both cases
-        return (np.empty((0, 2), np.int64), np.empty(0, np.uint16), np.empty(0, dtype), np.empty(0, dtype))
+        return (np.empty((0, 2), np.int64), np.empty(0, np.uint16), np.empty(0, dtype), np.empty(0, dtype), 1)
     if sparse.values.dtype != dtype:
         raise ValueError(f"sparse inputs are {sparse.values.dtype}, the model {np.dtype(dtype).name}")
-    return (sparse.blocks, sparse.indices, sparse.values, sparse.base)
+    return (sparse.blocks, sparse.indices, sparse.values, sparse.base, int(sparse.block))
 
 
 def _model_reason(model: MLP) -> str | None:

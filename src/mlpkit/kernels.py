@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sparse import FEATURE_BLOCK
 from .simd import gather_tile, gather_vector, lanes, scatter_tile, scatter_vector, TILE_VECTORS
 
 #: Activation codes the kernels understand, by mlpkit name.
@@ -240,11 +239,11 @@ def _sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k):
     """out (m, n) = X @ W for m rows of sparse inputs X = V + 1 base^T (see mlpkit.sparse):
     c = base @ W once (one small product), then each row's nonzeros of V added to c.
 
-    Loops: tiles of columns, then blocks of W's rows (FEATURE_BLOCK of them, which stay in L1
+    Loops: tiles of columns, then blocks of W's rows (``block`` of them, which stay in L1
     cache), then the m input rows, each adding its nonzeros in that block (simd.gather_tile,
     accumulators in registers). Row i of the inputs is ``rows[r]``, or ``row0 + r`` when
     ``rows`` is empty."""
-    blocks, indices, values, base = sp
+    blocks, indices, values, base, block = sp
     c = np.empty(n, dtype=params.dtype)
     w = params[w_off : w_off + fan_in * n].reshape((fan_in, n))
     _gemm(gemm, base.reshape((1, fan_in)), w, c.reshape((1, n)), False, False, k)
@@ -282,7 +281,7 @@ def _sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, be
     outer product (fused with beta), the second one row of W' per nonzero of V
     (simd.scatter_tile). Same loops as ``_sparse_product``: per tile and block of W' rows,
     the block's outer product, then every row's nonzeros in it, while the block is in L1."""
-    blocks, indices, values, base = sp
+    blocks, indices, values, base, block = sp
     s = np.zeros(n, dtype=dst.dtype)
     for r in range(m):
         dr = delta[r]
@@ -293,7 +292,6 @@ def _sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, be
     flat = delta.reshape(-1)
     width = lanes(k.itemsize)
     n_blocks = blocks.shape[1] - 1
-    block = FEATURE_BLOCK
     keep = beta == k[1]
     t = 0
     while t < n:

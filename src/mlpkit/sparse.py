@@ -40,6 +40,7 @@ class SparseRows:
     indices: np.ndarray  # column of each entry (``index_dtype``), ascending within a row
     values: np.ndarray  # x - base of each entry, in the inputs' dtype
     base: np.ndarray  # (features,) the common value of each column
+    block: int = FEATURE_BLOCK  # columns per block of ``blocks``
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -91,7 +92,7 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY) -> SparseRows |
     indices = np.empty(total, dtype=index_dtype(x.shape[1]))
     values = np.empty(total, dtype=x.dtype)
     _fill(x, base, starts, FEATURE_BLOCK, blocks, indices, values)
-    return SparseRows(blocks=blocks, indices=indices, values=values, base=base)
+    return SparseRows(blocks=blocks, indices=indices, values=values, base=base, block=FEATURE_BLOCK)
 
 
 @njit(cache=True, nogil=True)
