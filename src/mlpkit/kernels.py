@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .simd import gather_tile, gather_vector, lanes, scatter_tile, scatter_vector, TILE_VECTORS
+from .simd import TILE_VECTORS, gather1, gather2, gather3, gather4, lanes, scatter1, scatter2, scatter3, scatter4
 
 #: Activation codes the kernels understand, by mlpkit name.
 ACTIVATION_CODES = {"sigmoid": 0, "improved_sigmoid": 1, "tanh": 2, "relu": 3}
@@ -227,11 +227,44 @@ def _forward(gemm, x, sp, rows, row0, m, params, layout, code, k, acts):
 
 # ------------------------------------------------------------------ sparse inputs
 @njit(**_JIT)
-def _tile_width(n, t, width):
-    """Columns of the next tile from column t: four vectors, one vector, or what is left."""
+def _tile(n, t, width):
+    """The tile of columns that starts at column t of a row of n: (columns, vectors, offset of
+    the last vector, lanes of it that the vector before already covers).
+
+    Four vectors while four fit; then the vectors the rest needs, the last one ending at column
+    n (so it may overlap the one before, or the tile before); 0 vectors when the whole row is
+    narrower than one vector (the callers then loop over its columns)."""
     if n - t >= TILE_VECTORS * width:
-        return TILE_VECTORS * width
-    return width if n - t >= width else n - t
+        return TILE_VECTORS * width, TILE_VECTORS, (TILE_VECTORS - 1) * width, 0
+    rest = n - t
+    if n < width:
+        return rest, 0, 0, 0
+    k = -(-rest // width)
+    return rest, k, rest - width, k * width - rest
+
+
+@njit(inline="always", **_JIT)
+def _gather(k, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
+    if k == 4:
+        gather4(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+    elif k == 3:
+        gather3(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+    elif k == 2:
+        gather2(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+    else:
+        gather1(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+
+
+@njit(inline="always", **_JIT)
+def _scatter(k, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip):
+    if k == 4:
+        scatter4(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+    elif k == 3:
+        scatter3(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+    elif k == 2:
+        scatter2(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+    else:
+        scatter1(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
 
 
 @njit(**_JIT)
@@ -239,10 +272,11 @@ def _sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k):
     """out (m, n) = X @ W for m rows of sparse inputs X = V + 1 base^T (see mlpkit.sparse):
     c = base @ W once (one small product), then each row's nonzeros of V added to c.
 
-    Loops: tiles of columns, then blocks of W's rows (``block`` of them, which stay in L1
-    cache), then the m input rows, each adding its nonzeros in that block (simd.gather_tile,
+    Loops: tiles of columns (``_tile``), then blocks of W's rows (``block`` of them, which stay
+    in L1 cache), then the m input rows, each adding its nonzeros in that block (simd.gather,
     accumulators in registers). Row i of the inputs is ``rows[r]``, or ``row0 + r`` when
-    ``rows`` is empty."""
+    ``rows`` is empty. Columns that two tiles share are recomputed from c across the blocks,
+    in the same order, so they end with the same values."""
     blocks, indices, values, base, block = sp
     c = np.empty(n, dtype=params.dtype)
     w = params[w_off : w_off + fan_in * n].reshape((fan_in, n))
@@ -252,17 +286,15 @@ def _sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k):
     n_blocks = blocks.shape[1] - 1
     t = 0
     while t < n:
-        tw = _tile_width(n, t, width)
+        tw, vectors, last, _ = _tile(n, t, width)
         for b in range(n_blocks):
             for r in range(m):
                 i = rows[r] if rows.shape[0] > 0 else row0 + r
                 p0, p1 = blocks[i, b], blocks[i, b + 1]
                 init, at = (c, t) if b == 0 else (flat, r * n + t)
-                if tw == TILE_VECTORS * width:
-                    gather_tile(indices, values, p0, p1, params, w_off + t, n, init, at, flat, r * n + t)
-                elif tw == width:
-                    gather_vector(indices, values, p0, p1, params, w_off + t, n, init, at, flat, r * n + t)
-                else:  # fewer columns than a vector
+                if vectors > 0:
+                    _gather(vectors, indices, values, p0, p1, params, w_off + t, n, init, at, flat, r * n + t, last)
+                else:  # a layer narrower than a vector
                     o, start = out[r, t : t + tw], init[at : at + tw]
                     for q in range(tw):
                         o[q] = start[q]
@@ -279,8 +311,9 @@ def _sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, be
     """W' = beta W' + alpha X^T delta into ``dst[w_off:]`` (the weights, or their velocity),
     for sparse inputs X = V + 1 base^T: X^T delta = base (1^T delta) + V^T delta, the first an
     outer product (fused with beta), the second one row of W' per nonzero of V
-    (simd.scatter_tile). Same loops as ``_sparse_product``: per tile and block of W' rows,
-    the block's outer product, then every row's nonzeros in it, while the block is in L1."""
+    (simd.scatter). Same loops as ``_sparse_product``: per tile and block of W' rows, the
+    block's outer product, then every row's nonzeros in it, while the block is in L1. Columns
+    that two tiles share are added once (simd.scatter's ``skip``)."""
     blocks, indices, values, base, block = sp
     s = np.zeros(n, dtype=dst.dtype)
     for r in range(m):
@@ -295,7 +328,7 @@ def _sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, be
     keep = beta == k[1]
     t = 0
     while t < n:
-        tw = _tile_width(n, t, width)
+        tw, vectors, last, skip = _tile(n, t, width)
         for b in range(n_blocks):
             for j in range(b * block, min(fan_in, (b + 1) * block)):
                 at, bj = w_off + j * n + t, base[j]
@@ -309,11 +342,9 @@ def _sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, be
             for r in range(m):
                 i = rows[r]
                 p0, p1 = blocks[i, b], blocks[i, b + 1]
-                if tw == TILE_VECTORS * width:
-                    scatter_tile(indices, values, p0, p1, dst, w_off + t, n, flat, r * n + t, alpha)
-                elif tw == width:
-                    scatter_vector(indices, values, p0, p1, dst, w_off + t, n, flat, r * n + t, alpha)
-                else:
+                if vectors > 0:
+                    _scatter(vectors, indices, values, p0, p1, dst, w_off + t, n, flat, r * n + t, alpha, last, skip)
+                else:  # a layer narrower than a vector
                     dr = delta[r, t : t + tw]
                     for p in range(p0, p1):
                         at, v = w_off + indices[p] * n + t, alpha * values[p]

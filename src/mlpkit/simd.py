@@ -8,16 +8,20 @@ nonzero costs a few vector loads and fused multiply-adds. LLVM lowers the 512-bi
 whatever the CPU has (two 256-bit halves on AVX2, four on SSE), so the code runs anywhere
 Numba does.
 
-Both loops work on a tile of ``TILE_VECTORS * lanes(dtype)`` columns (or one vector's worth)
-and take flat 1-D arrays with element offsets, so a caller can point them into the model's
-flat parameter buffer:
+Each loop comes in four sizes, ``gather[k]`` / ``scatter[k]`` for a tile of k = 1..4 vectors
+(``TILE_VECTORS`` = 4 x 16 float32 = 64 columns at most), and takes flat 1-D arrays with element
+offsets, so a caller can point it into the model's flat parameter buffer. A tile's vectors sit
+at columns 0, L, 2L, ... and the last one at ``last`` (normally (k - 1) L; less, to end a tile
+at the end of a row whose width is not a multiple of L = ``lanes``):
 
-- ``gather_tile(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off)``:
+- ``gather[k](indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)``:
   ``out[out_off + c] = init[init_off + c] + sum(values[p] * src[src_off + indices[p] * ld + c])``
-  over ``p`` in ``p0 .. p1 - 1`` (a row of a sparse matrix times a dense one).
-- ``scatter_tile(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha)``:
+  over ``p`` in ``p0 .. p1 - 1`` (a row of a sparse matrix times a dense one). Where the last
+  vector overlaps the one before, both compute the same numbers.
+- ``scatter[k](indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)``:
   ``dst[dst_off + indices[p] * ld + c] += alpha * values[p] * d[d_off + c]`` for each ``p``
-  (a sparse row's transpose times a row of deltas, added into a weight gradient).
+  (a sparse row's transpose times a row of deltas, added into a weight gradient); the first
+  ``skip`` lanes of the last vector add zero, so overlapped columns are added once.
 
 ``c`` runs over the tile's columns. The caller keeps offsets in bounds (no checks here).
 """
@@ -79,6 +83,14 @@ class _Vectors:
         zeros = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
         return b.shuffle_vector(one, ir.Constant(self.type, ir.Undefined), zeros)
 
+    def splat_int(self, scalar):
+        """An i64 vector of ``scalar`` in every lane."""
+        b = self.builder
+        ty = ir.VectorType(_I64, self.lanes)
+        one = b.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+        return b.shuffle_vector(one, ir.Constant(ty, ir.Undefined),
+                                ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes))
+
     def fmuladd(self, a, b, c):
         return self.builder.call(self._fmuladd, [a, b, c])
 
@@ -104,11 +116,16 @@ def _check(indices, values, arrays) -> None:
         raise TypeError("the arrays must be 1-D")
 
 
+def _offsets(builder, vec, n_vectors, last):
+    """Column offsets (i64) of a tile's vectors: 0, L, 2L, ..., and ``last`` for the last one."""
+    return [ir.Constant(_I64, v * vec.lanes) for v in range(n_vectors - 1)] + [last]
+
+
 def _make_gather(n_vectors: int):
     @intrinsic
-    def gather_tile(typingctx, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off):
+    def gather_tile(typingctx, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
         _check(indices, values, (src, init, out))
-        sig = types.void(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off)
+        sig = types.void(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
 
         def codegen(context, builder, sig, args):
             vec = _Vectors(context, builder, sig.args[4].dtype)
@@ -117,21 +134,22 @@ def _make_gather(n_vectors: int):
             out_data = _data(context, builder, sig.args[9], args[9])
             src_off, ld = _as_i64(builder, args[5]), _as_i64(builder, args[6])
             init_off, out_off = _as_i64(builder, args[8]), _as_i64(builder, args[10])
+            offsets = _offsets(builder, vec, n_vectors, _as_i64(builder, args[11]))
             # accumulators: allocas that LLVM promotes to registers
             acc = [cgutils.alloca_once(builder, vec.type) for _ in range(n_vectors)]
-            for v in range(n_vectors):
-                builder.store(vec.load(init_data, builder.add(init_off, ir.Constant(_I64, v * vec.lanes))), acc[v])
+            for a, o in zip(acc, offsets):
+                builder.store(vec.load(init_data, builder.add(init_off, o)), a)
 
             def body(j, value):
                 scale = vec.splat(value)
                 row = builder.add(src_off, builder.mul(j, ld))
-                for v in range(n_vectors):
-                    w = vec.load(src_data, builder.add(row, ir.Constant(_I64, v * vec.lanes)))
-                    builder.store(vec.fmuladd(scale, w, builder.load(acc[v])), acc[v])
+                for a, o in zip(acc, offsets):
+                    w = vec.load(src_data, builder.add(row, o))
+                    builder.store(vec.fmuladd(scale, w, builder.load(a)), a)
 
             _nonzeros(builder, context, sig, args, body)
-            for v in range(n_vectors):
-                vec.store(builder.load(acc[v]), out_data, builder.add(out_off, ir.Constant(_I64, v * vec.lanes)))
+            for a, o in zip(acc, offsets):
+                vec.store(builder.load(a), out_data, builder.add(out_off, o))
             return context.get_dummy_value()
 
         return sig, codegen
@@ -141,9 +159,9 @@ def _make_gather(n_vectors: int):
 
 def _make_scatter(n_vectors: int):
     @intrinsic
-    def scatter_tile(typingctx, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha):
+    def scatter_tile(typingctx, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip):
         _check(indices, values, (dst, d))
-        sig = types.void(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha)
+        sig = types.void(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
 
         def codegen(context, builder, sig, args):
             vec = _Vectors(context, builder, sig.args[4].dtype)
@@ -151,16 +169,20 @@ def _make_scatter(n_vectors: int):
             d_data = _data(context, builder, sig.args[7], args[7])
             dst_off, ld, d_off = _as_i64(builder, args[5]), _as_i64(builder, args[6]), _as_i64(builder, args[8])
             alpha = context.cast(builder, args[9], sig.args[9], sig.args[4].dtype)
-            # alpha * the delta row, held in registers across the row's nonzeros
-            scaled = [builder.fmul(vec.splat(alpha), vec.load(d_data, builder.add(d_off, ir.Constant(_I64, v * vec.lanes))))
-                      for v in range(n_vectors)]
+            offsets = _offsets(builder, vec, n_vectors, _as_i64(builder, args[10]))
+            # alpha * the delta row, held in registers across the row's nonzeros; the last
+            # vector's first ``skip`` lanes zeroed
+            scaled = [builder.fmul(vec.splat(alpha), vec.load(d_data, builder.add(d_off, o))) for o in offsets]
+            lane = ir.Constant(ir.VectorType(_I64, vec.lanes), list(range(vec.lanes)))
+            keep = builder.icmp_signed(">=", lane, vec.splat_int(_as_i64(builder, args[11])))
+            scaled[-1] = builder.select(keep, scaled[-1], ir.Constant(vec.type, None))
 
             def body(j, value):
                 scale = vec.splat(value)
                 row = builder.add(dst_off, builder.mul(j, ld))
-                for v in range(n_vectors):
-                    at = builder.add(row, ir.Constant(_I64, v * vec.lanes))
-                    vec.store(vec.fmuladd(scale, scaled[v], vec.load(dst_data, at)), dst_data, at)
+                for v, o in zip(scaled, offsets):
+                    at = builder.add(row, o)
+                    vec.store(vec.fmuladd(scale, v, vec.load(dst_data, at)), dst_data, at)
 
             _nonzeros(builder, context, sig, args, body)
             return context.get_dummy_value()
@@ -170,5 +192,5 @@ def _make_scatter(n_vectors: int):
     return scatter_tile
 
 
-gather_tile, gather_vector = _make_gather(TILE_VECTORS), _make_gather(1)
-scatter_tile, scatter_vector = _make_scatter(TILE_VECTORS), _make_scatter(1)
+gather1, gather2, gather3, gather4 = (_make_gather(k) for k in range(1, TILE_VECTORS + 1))
+scatter1, scatter2, scatter3, scatter4 = (_make_scatter(k) for k in range(1, TILE_VECTORS + 1))
