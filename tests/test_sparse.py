@@ -21,7 +21,13 @@ from mlpkit.callbacks import History
 from mlpkit.compiled import CompiledEvaluation, compiled_steps, sparse_arguments
 from mlpkit.model import MLP
 from mlpkit.optim import SGD
-from mlpkit.sparse import FEATURE_BLOCK, MAX_DENSITY, SparseRows, index_dtype, sparse_rows
+from mlpkit.sparse import (
+    FEATURE_BLOCK,
+    MAX_DENSITY,
+    SparseRows,
+    index_dtype,
+    sparse_rows,
+)
 from mlpkit.trainer import Evaluator, Trainer
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
@@ -234,6 +240,7 @@ def test_evaluator_on_the_sparse_form_equals_the_dense_evaluation():
     assert dense[0] == pytest.approx(model.evaluate(x, y), rel=1e-12)
     ev = CompiledEvaluation(model)
     loss_sum, hits = ev(x[100:400], y[100:400], ev.scratch(), sparse_rows(x), 100)
+    assert hits == round(model.evaluate(x[100:400], y[100:400])[1] * 300)
     assert loss_sum / 300 == pytest.approx(model.evaluate(x[100:400], y[100:400])[0], rel=1e-12)
 
 
@@ -300,3 +307,18 @@ def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
     assert np.abs(hs.train_loss - h64.train_loss).max() < 2 * np.abs(hd.train_loss - h64.train_loss).max() + 1e-6
     np.testing.assert_allclose(hs.train_loss, h64.train_loss, rtol=1e-3)
     np.testing.assert_allclose(hs.validation["val_accuracy"], h64.validation["val_accuracy"], atol=4e-3)
+
+
+def test_config_turns_sparse_inputs_off_and_metrics_say_so(mnist_path, tmp_path):
+    import json
+
+    from mlpkit.config import load_config, with_overrides
+    from mlpkit.experiment import run_experiment
+
+    for flag in (False, True):
+        cfg = with_overrides(load_config("task3c"), ["epochs=1", "n_train=640", "data.n_val=200",
+                                                     f"train.sparse_inputs={str(flag).lower()}"])
+        out = tmp_path / f"run-{flag}"
+        run_experiment(cfg, out, data_dir=mnist_path, progress=False, log=lambda *a: None)
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["engine"] == "compiled" and metrics["sparse_inputs"] is flag

@@ -51,6 +51,7 @@ class TrainConfig:
     threads: int | None = None
     checkpoint_every: int = 5  # validation checks between checkpoints; 0: never
     engine: str = "auto"  # "auto": compiled steps where they apply; "compiled"; "numpy" (see mlpkit.compiled)
+    sparse_inputs: bool = True  # compiled engine: mostly-blank inputs go sparse (see mlpkit.sparse)
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ def run_experiment(
         trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
                           shuffle=cfg.data.shuffle, drop_last=t.drop_last,
                           validations_per_epoch=t.validations_per_epoch, callbacks=callbacks, engine=t.engine)
+        trainer.sparse_inputs = t.sparse_inputs
         elapsed_before = 0.0
         if resume and not any((run_dir / "checkpoints").glob("step-*.npz")):
             # stopped before its first checkpoint: nothing was done that could be kept
@@ -248,6 +249,7 @@ def run_experiment(
         metrics = _final_metrics(model, data, history, stopper, trainer, wall)
         metrics["interrupted"] = state.interrupted
         metrics["engine"] = trainer.engine_used
+        metrics["sparse_inputs"] = trainer.sparse_used
         if not state.interrupted:
             atomic_write_json(run_dir / "metrics.json", metrics)
             (run_dir / "metrics.partial.json").unlink(missing_ok=True)  # from an interrupted part

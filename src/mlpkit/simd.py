@@ -8,17 +8,17 @@ nonzero costs a few vector loads and fused multiply-adds. LLVM lowers the 512-bi
 whatever the CPU has (two 256-bit halves on AVX2, four on SSE), so the code runs anywhere
 Numba does.
 
-Each loop comes in four sizes, ``gather[k]`` / ``scatter[k]`` for a tile of k = 1..4 vectors
+Each loop comes in four sizes, ``gather1`` .. ``gather4`` and ``scatter1`` .. ``scatter4``, for a tile of k = 1..4 vectors
 (``TILE_VECTORS`` = 4 x 16 float32 = 64 columns at most), and takes flat 1-D arrays with element
 offsets, so a caller can point it into the model's flat parameter buffer. A tile's vectors sit
 at columns 0, L, 2L, ... and the last one at ``last`` (normally (k - 1) L; less, to end a tile
 at the end of a row whose width is not a multiple of L = ``lanes``):
 
-- ``gather[k](indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)``:
+- ``gather<k>(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)``:
   ``out[out_off + c] = init[init_off + c] + sum(values[p] * src[src_off + indices[p] * ld + c])``
   over ``p`` in ``p0 .. p1 - 1`` (a row of a sparse matrix times a dense one). Where the last
   vector overlaps the one before, both compute the same numbers.
-- ``scatter[k](indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)``:
+- ``scatter<k>(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)``:
   ``dst[dst_off + indices[p] * ld + c] += alpha * values[p] * d[d_off + c]`` for each ``p``
   (a sparse row's transpose times a row of deltas, added into a weight gradient); the first
   ``skip`` lanes of the last vector add zero, so overlapped columns are added once.
