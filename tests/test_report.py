@@ -562,3 +562,16 @@ def test_seed_report_without_summary_is_a_clear_error(tmp_path):
         build_seed_report(tmp_path / "empty", tmp_path / "r.html")
     with pytest.raises(MlpkitError, match="does not exist"):
         build_seed_report(tmp_path / "nope", tmp_path / "r.html")
+
+
+def test_validation_images_are_recovered_exactly_from_the_prepared_inputs(mnist_path):
+    """The gallery of mistakes no longer keeps a uint8 copy of the validation images."""
+    from mlpkit.config import load_config, with_overrides
+    from mlpkit.data import load_mnist, make_split
+    from mlpkit.experiment import prepare_data
+
+    for dtype in ("float32", "float64"):
+        data = prepare_data(with_overrides(load_config("task3c"), [f"train.dtype={dtype}"]), data_dir=mnist_path)
+        truth = make_split(load_mnist(mnist_path), "seed").x_val.reshape(len(data.x_val), -1)
+        rows = np.arange(len(data.x_val))
+        np.testing.assert_array_equal(data.val_images(rows), truth)

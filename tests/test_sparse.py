@@ -322,3 +322,4 @@ def test_config_turns_sparse_inputs_off_and_metrics_say_so(mnist_path, tmp_path)
         run_experiment(cfg, out, data_dir=mnist_path, progress=False, log=lambda *a: None)
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["engine"] == "compiled" and metrics["sparse_inputs"] is flag
+

@@ -41,7 +41,16 @@ class PreparedData:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    val_images: np.ndarray  # uint8 (n, 784), for galleries of mistakes
+
+    def val_images(self, rows: np.ndarray) -> np.ndarray:
+        """uint8 (len(rows), 784) pixels of those validation images, for galleries of mistakes.
+
+        Undone from ``x_val`` rather than kept (7.5 MiB less through training): a pixel p was
+        stored as (p - mean) / std, rounded to at worst float32 (relative error 6e-8, so
+        under 2e-5 of a pixel step after scaling back); rounding recovers p exactly.
+        """
+        pixels = self.x_val[rows, :784].astype(np.float64) * self.std + self.mean
+        return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
 def prepare_data(cfg: Config, *, data_dir: str | Path | None = None, model: MLP | None = None) -> PreparedData:
@@ -63,8 +72,6 @@ def prepare_data(cfg: Config, *, data_dir: str | Path | None = None, model: MLP 
         y_train=np.asarray(split.y_train, dtype=np.intp),
         x_val=prepared(split.x_val),
         y_val=np.asarray(split.y_val, dtype=np.intp),
-        # a copy: a view would keep the whole source array alive
-        val_images=np.array(split.x_val).reshape(len(split.x_val), -1),
     )
 
 
@@ -299,7 +306,7 @@ def _save_predictions(path: Path, model: MLP, data: PreparedData) -> None:
     atomic_save_npz(path, {
         "y_true": data.y_val.astype(np.int64), "y_pred": pred.astype(np.int64), "proba": proba,
         "misclassified_index": order.astype(np.int64),
-        "misclassified_images": data.val_images[order].reshape(-1, 28, 28).astype(np.uint8),
+        "misclassified_images": data.val_images(order).reshape(-1, 28, 28),
     }, compress=True)
 
 
