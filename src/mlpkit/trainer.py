@@ -41,6 +41,11 @@ class TrainState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _all_finite(x: np.ndarray, rows: int = 4096) -> bool:
+    """np.isfinite(x).all() in row blocks: no boolean temporary the size of the data."""
+    return all(np.isfinite(x[i : i + rows]).all() for i in range(0, len(x), rows))
+
+
 def _check_prepared(model: MLP, x: np.ndarray, y: np.ndarray, which: str) -> np.ndarray:
     """Clear errors for arrays that did not come from ``model.prepare_inputs``; the labels as intp."""
     if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != model.input_width:
@@ -48,7 +53,7 @@ def _check_prepared(model: MLP, x: np.ndarray, y: np.ndarray, which: str) -> np.
                          f" {model.input_width}), got {np.shape(x)}")
     if len(x) == 0:
         raise InputError(f"{which} inputs are empty (0 samples)")
-    if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+    if not np.issubdtype(x.dtype, np.floating) or not _all_finite(x):
         raise InputError(f"{which} inputs must be finite floats (dtype {x.dtype}); see model.prepare_inputs")
     return model.check_labels(y, len(x))
 
