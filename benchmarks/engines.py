@@ -102,11 +102,11 @@ class UnitClock:
 def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from mlpkit.callbacks import Callback, History
-    from mlpkit.model import MLP
-    from mlpkit.optim import SGD
-    from mlpkit.sparse import sparse_rows
-    from mlpkit.trainer import Evaluator, Trainer
+    from mlpkit.train.callbacks import Callback, History
+    from mlpkit.nn.mlp import MLP
+    from mlpkit.optim.sgd import SGD
+    from mlpkit.engine.sparse import sparse_rows
+    from mlpkit.train.trainer import Evaluator, Trainer
 
     model = MLP(list(w.hidden), activation=w.activation, bias=w.bias, dtype="float32")
     rng = np.random.default_rng(seed)
@@ -342,8 +342,8 @@ def run_seedrun(mnist_dir: str, threads: int, epochs: int) -> dict:
     its wall time and this process's peak memory, plots and run folder included."""
     import tempfile
 
-    from mlpkit.config import load_config, with_overrides
-    from mlpkit.experiment import run_experiment
+    from mlpkit.runs.config import load_config, with_overrides
+    from mlpkit.workflows.experiment import run_experiment
 
     cfg = with_overrides(load_config("task3c"), [f"epochs={epochs}", f"train.threads={threads}"])
     send({"ready": True})

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpkit.activations import ACTIVATIONS, get_activation
-from mlpkit.errors import ConfigError
+from mlpkit.nn.activations import ACTIVATIONS, get_activation
+from mlpkit.core.errors import ConfigError
 
 REFERENCE = {
     "sigmoid": lambda z: 1 / (1 + np.exp(-z)),

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpkit.callbacks import Callback, EarlyStopping, History
-from mlpkit.checkpoint import META_KEY, load_checkpoint, save_checkpoint
-from mlpkit.errors import CheckpointError
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
-from mlpkit.trainer import Trainer
+from mlpkit.train.callbacks import Callback, EarlyStopping, History
+from mlpkit.train.checkpoint import META_KEY, load_checkpoint, save_checkpoint
+from mlpkit.core.errors import CheckpointError
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.trainer import Trainer
 
 # examples per fuzz test; raise for a longer campaign, e.g. MLPKIT_FUZZ_EXAMPLES=5000
 FUZZ_BYTES_EXAMPLES = FUZZ_MUTATION_EXAMPLES = int(os.environ.get("MLPKIT_FUZZ_EXAMPLES", "400"))

@@ -62,7 +62,7 @@ def test_train_writes_a_complete_run_folder(mnist_path, tmp_path):
     assert metrics["num_parameters"] == 50880 and metrics["steps"] == 2000 // 32
     assert metrics["early_stop_step"] is None
     assert 0.8 < metrics["val_accuracy"] <= 1.0  # one short epoch already learns
-    # the default engine, with MNIST's blank pixels skipped (mlpkit.sparse)
+    # the default engine, with MNIST's blank pixels skipped (mlpkit.engine.sparse)
     assert metrics["engine"] == "compiled" and metrics["sparse_inputs"] is True
     history = json.loads((out / "history.json").read_text())
     assert len(history["train"]["loss"]) == 62

@@ -1,8 +1,8 @@
 import pytest
 
-from mlpkit.config import (Config, from_dict, load_config, parse_override, preset_names, to_toml,
+from mlpkit.runs.config import (Config, from_dict, load_config, parse_override, preset_names, to_toml,
                            with_overrides)
-from mlpkit.errors import ConfigError
+from mlpkit.core.errors import ConfigError
 
 SEED_PRESETS = ["task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mlpkit.download
-from mlpkit.data import (
+import mlpkit.data.download
+from mlpkit.data.mnist import (
     ENV_VAR,
     MNIST_FILES,
     Mnist,
@@ -31,8 +31,8 @@ from mlpkit.data import (
     one_hot,
     resolve_data_dir,
 )
-from mlpkit.errors import ConfigError, DataError, InputError
-from mlpkit.idx import write_idx
+from mlpkit.core.errors import ConfigError, DataError, InputError
+from mlpkit.data.idx import write_idx
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -64,7 +64,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the user's $MLPKIT_DATA or cache, and a stray download fails loudly."""
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(mlpkit.download, "MNIST_MIRRORS", ("http://127.0.0.1:9/no-network/",))
+    monkeypatch.setattr(mlpkit.data.download, "MNIST_MIRRORS", ("http://127.0.0.1:9/no-network/",))
 
 
 def fake_mnist(directory: Path, *, n_train: int = 6, n_test: int = 4, label: int = 3, n_train_labels: int | None = None,
@@ -162,7 +162,7 @@ def test_download_into_cache_from_local_mirror(monkeypatch: pytest.MonkeyPatch, 
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        monkeypatch.setattr(mlpkit.download, "MNIST_MIRRORS", (f"http://127.0.0.1:{httpd.server_address[1]}/",))
+        monkeypatch.setattr(mlpkit.data.download, "MNIST_MIRRORS", (f"http://127.0.0.1:{httpd.server_address[1]}/",))
         loaded = load_mnist()
     finally:
         httpd.shutdown()
@@ -234,12 +234,12 @@ def test_nothing_found_fetches_each_file_into_cache(monkeypatch: pytest.MonkeyPa
         array = np.zeros((2, 28, 28) if "images" in field else 2, dtype=np.uint8)
         return write_idx(Path(dest_dir) / name, array, compress=True)
 
-    monkeypatch.setattr(mlpkit.download, "fetch_file", fake_fetch)
+    monkeypatch.setattr(mlpkit.data.download, "fetch_file", fake_fetch)
     cache = default_cache_dir()
     loaded = load_mnist(verify=False)
     sums = mnist_checksums()
     assert sorted(c[0] for c in calls) == sorted(f"{s}.gz" for s in MNIST_FILES.values())
-    assert all(d == cache and m == mlpkit.download.MNIST_MIRRORS and sums[n[:-3]] == h for n, d, m, h in calls)
+    assert all(d == cache and m == mlpkit.data.download.MNIST_MIRRORS and sums[n[:-3]] == h for n, d, m, h in calls)
     assert loaded.train_images.shape == (2, 28, 28)
     calls.clear()
     (cache / "t10k-labels-idx1-ubyte.gz").unlink()  # partial cache: fetch only what is missing

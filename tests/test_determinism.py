@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import mlpkit
-from mlpkit.config import load_config, with_overrides
-from mlpkit.experiment import run_experiment
+from mlpkit.runs.config import load_config, with_overrides
+from mlpkit.workflows.experiment import run_experiment
 from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]

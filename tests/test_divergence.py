@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpkit.callbacks import Callback, Checkpointer, History
-from mlpkit.checkpoint import load_checkpoint
+from mlpkit.train.callbacks import Callback, Checkpointer, History
+from mlpkit.train.checkpoint import load_checkpoint
 from mlpkit.cli import main
-from mlpkit.config import load_config, with_overrides
-from mlpkit.errors import DivergenceError
-from mlpkit.experiment import resume_experiment, run_experiment
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
-from mlpkit.trainer import Trainer
+from mlpkit.runs.config import load_config, with_overrides
+from mlpkit.core.errors import DivergenceError
+from mlpkit.workflows.experiment import resume_experiment, run_experiment
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.trainer import Trainer
 from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpkit.download import MNIST_MIRRORS, fetch_file
-from mlpkit.errors import DataError
-from mlpkit.idx import read_idx, write_idx
+from mlpkit.data.download import MNIST_MIRRORS, fetch_file
+from mlpkit.core.errors import DataError
+from mlpkit.data.idx import read_idx, write_idx
 
 NAME = "tiny-idx1-ubyte.gz"
 PAYLOAD = np.arange(100, dtype=np.uint8)

@@ -15,11 +15,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mlpkit.callbacks import Callback, History
-from mlpkit.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
-from mlpkit.model import ALIGNMENT, MLP
-from mlpkit.optim import BLOCKED_MIN, SGD, flat_span
-from mlpkit.trainer import Evaluator, Trainer
+from mlpkit.train.callbacks import Callback, History
+from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
+from mlpkit.nn.mlp import ALIGNMENT, MLP
+from mlpkit.optim.sgd import BLOCKED_MIN, SGD, flat_span
+from mlpkit.train.trainer import Evaluator, Trainer
 
 A, B = 1.7159, 2.0 / 3.0
 ACTIVATIONS = {  # f(z), f'(z) from z

@@ -4,16 +4,16 @@ uniform(-1, 1), every analytic gradient within 1e-3) and a float64 relative-erro
 import numpy as np
 import pytest
 
-from mlpkit.activations import ACTIVATIONS
-from mlpkit.gradcheck import check_gradients
-from mlpkit.model import MLP
+from mlpkit.nn.activations import ACTIVATIONS
+from mlpkit.nn.gradcheck import check_gradients
+from mlpkit.nn.mlp import MLP
 
 TOPOLOGIES = {"[64,10]": [64], "[64,64,10]": [64, 64], "ten hidden of 64": [64] * 10}
 
 
 @pytest.fixture(scope="module")
 def mnist_batch(mnist_path):
-    from mlpkit.data import Normalizer, load_mnist, make_split
+    from mlpkit.data.mnist import Normalizer, load_mnist, make_split
 
     split = make_split(load_mnist(mnist_path), "seed")
     norm = Normalizer.fit(split.x_train)
@@ -77,7 +77,7 @@ def test_relative_error_float64_every_parameter(activation, bias):
 
 def test_a_wrong_gradient_is_caught(monkeypatch):
     """The check must fail when backprop is wrong (here: a derivative off by a factor)."""
-    from mlpkit import activations
+    from mlpkit.nn import activations
 
     rng = np.random.default_rng(0)
     broken = activations.Activation("sigmoid", activations.sigmoid,
@@ -92,7 +92,7 @@ def test_a_wrong_gradient_is_caught(monkeypatch):
 
 
 def test_float32_model_is_refused():
-    from mlpkit.errors import ConfigError
+    from mlpkit.core.errors import ConfigError
 
     model = MLP([4], n_features=3, n_classes=2)
     with pytest.raises(ConfigError, match="float64"):

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpkit.errors import DataError, InputError
-from mlpkit.idx import MAX_DEFLATE_RATIO, payload_sha256, read_idx, read_idx_with_sha256, write_idx
+from mlpkit.core.errors import DataError, InputError
+from mlpkit.data.idx import MAX_DEFLATE_RATIO, payload_sha256, read_idx, read_idx_with_sha256, write_idx
 
 
 def idx_bytes(array: np.ndarray, *, type_byte: int = 0x08, magic: bytes = b"\0\0") -> bytes:

@@ -1,4 +1,4 @@
-"""The compiled engine (mlpkit.kernels via mlpkit.compiled) computes what the NumPy engine does.
+"""The compiled engine (mlpkit.engine.kernels via mlpkit.engine.compiled) computes what the NumPy engine does.
 
 float64 runs of the two engines must agree to rounding (1e-12) after whole epochs: weights,
 momentum buffers, every recorded loss and validation number, for every activation, bias
@@ -14,14 +14,15 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mlpkit import blas, kernels
-from mlpkit.activations import Activation, sigmoid, sigmoid_derivative
-from mlpkit.callbacks import Callback, History
-from mlpkit.compiled import ENV_VAR, compiled_steps
-from mlpkit.errors import ConfigError, DivergenceError
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
-from mlpkit.trainer import Trainer
+from mlpkit.engine import blas
+from mlpkit.engine import kernels
+from mlpkit.nn.activations import Activation, sigmoid, sigmoid_derivative
+from mlpkit.train.callbacks import Callback, History
+from mlpkit.engine.compiled import ENV_VAR, compiled_steps
+from mlpkit.core.errors import ConfigError, DivergenceError
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.trainer import Trainer
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
 
@@ -170,7 +171,7 @@ def test_blas_routines_are_found_and_multiply_correctly():
     model = MLP([7], n_features=5, n_classes=3, bias="per_layer", dtype="float64").init_weights(rng)
     x = model.prepare_inputs(rng.normal(size=(300, 5)))
     y = rng.integers(0, 3, 300).astype(np.intp)
-    from mlpkit.compiled import CompiledEvaluation
+    from mlpkit.engine.compiled import CompiledEvaluation
 
     ev = CompiledEvaluation(model)
     loss_sum, hits = ev(x, y, ev.scratch())  # 300 rows: two blocks, the second short

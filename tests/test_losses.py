@@ -1,6 +1,6 @@
 import numpy as np
 
-from mlpkit.losses import cross_entropy, log_softmax, softmax, softmax_cross_entropy
+from mlpkit.nn.losses import cross_entropy, log_softmax, softmax, softmax_cross_entropy
 
 
 def naive(logits, labels):

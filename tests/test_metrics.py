@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlpkit.metrics import accuracy, confusion_matrix, most_confused_pairs, per_class_accuracy
+from mlpkit.core.metrics import accuracy, confusion_matrix, most_confused_pairs, per_class_accuracy
 
 
 def test_confusion_and_derived():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpkit.errors import CheckpointError, ConfigError, InputError
-from mlpkit.model import MLP
+from mlpkit.core.errors import CheckpointError, ConfigError, InputError
+from mlpkit.nn.mlp import MLP
 
 
 @pytest.mark.parametrize(("hidden", "bias", "count"), [

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpkit.errors import CheckpointError, ConfigError
-from mlpkit.optim import SGD
+from mlpkit.core.errors import CheckpointError, ConfigError
+from mlpkit.optim.sgd import SGD
 
 
 def test_momentum_convention_exact_steps():

@@ -1,4 +1,4 @@
-"""HTML reports from run folders (mlpkit.report, mlpkit.report_figures).
+"""HTML reports from run folders (mlpkit.report.html, mlpkit.report.figures).
 
 Real runs on a slice of MNIST check the run report against the files it was made from;
 synthetic run folders (written here, no training) check the seed report and the edge cases.
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpkit.config import load_config, to_toml, with_overrides
-from mlpkit.errors import MlpkitError
-from mlpkit.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
-from mlpkit.report import (SEED_TASKS, _labels, build_report, build_seed_report, compare, preset_overrides,
+from mlpkit.runs.config import load_config, to_toml, with_overrides
+from mlpkit.core.errors import MlpkitError
+from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
+from mlpkit.report.html import (SEED_TASKS, _labels, build_report, build_seed_report, compare, preset_overrides,
                            seed_task_keys)
-from mlpkit.report_figures import encode_png_gray, pixel_weights
-from mlpkit.runs import environment_info, load_run
+from mlpkit.report.figures import encode_png_gray, pixel_weights
+from mlpkit.runs.folder import environment_info, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_PRESETS = ("task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e")
@@ -44,7 +44,7 @@ def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 
                    train_accuracy: float = 1.0, train_loss: float = 0.002, early_stop_step: int | None = None,
                    steps: int = 400, steps_per_epoch: int = 100, n_val: int = 600, seed: int = 0,
                    predictions: bool = True, weights: bool = True) -> Path:
-    """A finished run folder with the layout of mlpkit.runs, made of synthetic numbers (no training)."""
+    """A finished run folder with the layout of mlpkit.runs.folder, made of synthetic numbers (no training)."""
     rng = np.random.default_rng(seed)
     cfg = load_config(preset)
     hidden = list(cfg.model.hidden)
@@ -113,7 +113,7 @@ REFERENCE = {
 
 
 def write_fake_reproduce(root: Path, *, presets=SEED_PRESETS) -> Path:
-    """A folder laid out like ``mlpkit reproduce --out DIR`` leaves it (see mlpkit.reproduce)."""
+    """A folder laid out like ``mlpkit reproduce --out DIR`` leaves it (see mlpkit.workflows.reproduce)."""
     root.mkdir(parents=True)
     entries = {}
     for i, name in enumerate(presets):
@@ -245,7 +245,7 @@ def assert_self_contained(html_text: str) -> None:
 def real_runs(tmp_path_factory):
     """A short real run on MNIST (2,000 training / 2,000 validation images) and a synthetic
     task4a run folder whose early stopping fired at step 320 (600 validation images)."""
-    from mlpkit.experiment import run_experiment
+    from mlpkit.workflows.experiment import run_experiment
 
     if not any(mnist_dir().glob("train-images*")):
         pytest.skip(f"MNIST not found at {mnist_dir()} (set MLPKIT_DATA)")
@@ -566,9 +566,9 @@ def test_seed_report_without_summary_is_a_clear_error(tmp_path):
 
 def test_validation_images_are_recovered_exactly_from_the_prepared_inputs(mnist_path):
     """The gallery of mistakes no longer keeps a uint8 copy of the validation images."""
-    from mlpkit.config import load_config, with_overrides
-    from mlpkit.data import load_mnist, make_split
-    from mlpkit.experiment import prepare_data
+    from mlpkit.runs.config import load_config, with_overrides
+    from mlpkit.data.mnist import load_mnist, make_split
+    from mlpkit.workflows.experiment import prepare_data
 
     for dtype in ("float32", "float64"):
         data = prepare_data(with_overrides(load_config("task3c"), [f"train.dtype={dtype}"]), data_dir=mnist_path)

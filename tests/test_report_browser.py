@@ -27,8 +27,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report import write_fake_reproduce, write_fake_run  # noqa: E402
 
-from mlpkit.runs import load_run  # noqa: E402
-from mlpkit.report import REPORT_SECTIONS, RUN_SECTIONS, build_report, build_seed_report, seed_task_keys  # noqa: E402
+from mlpkit.runs.folder import load_run  # noqa: E402
+from mlpkit.report.html import REPORT_SECTIONS, RUN_SECTIONS, build_report, build_seed_report, seed_task_keys  # noqa: E402
 
 TIMEOUT_S = 60.0
 
@@ -248,7 +248,7 @@ def test_harness_catches_errors_and_broken_images(browser, tmp_path):
     assert any("boom" in e for e in errors)
     assert any("missing.png" in e for e in errors), errors
     # the reports' Content-Security-Policy turns any non-embedded resource into an error
-    from mlpkit.report import CSP
+    from mlpkit.report.html import CSP
 
     page = tmp_path / "csp.html"
     page.write_text(f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpkit.checkpoint import load_checkpoint
+from mlpkit.train.checkpoint import load_checkpoint
 from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
@@ -269,7 +269,7 @@ def test_resume_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path: Path) -
 
 WRITER = """
 import sys, numpy as np
-from mlpkit.fileio import atomic_save_npz
+from mlpkit.core.fileio import atomic_save_npz
 path = sys.argv[1]
 versions = [{"x": np.full(1_000_000, v, dtype=np.float64), "tag": np.array([v])} for v in (0, 1)]
 for i in range(10**6):

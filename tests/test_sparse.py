@@ -1,4 +1,4 @@
-"""Sparse inputs (mlpkit.sparse) and their kernels (mlpkit.simd via mlpkit.kernels) compute
+"""Sparse inputs (mlpkit.engine.sparse) and their kernels (mlpkit.engine.simd via mlpkit.engine.kernels) compute
 exactly what the dense products compute, to rounding.
 
 The decomposition X = V + 1 base^T: what the builder picks as base, the blocks, the
@@ -15,20 +15,23 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from mlpkit import blas, kernels, memory, simd
-from mlpkit import trainer as trainer_module
-from mlpkit.callbacks import History
-from mlpkit.compiled import CompiledEvaluation, compiled_steps, sparse_arguments
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
-from mlpkit.sparse import (
+from mlpkit.engine import blas
+from mlpkit.engine import kernels
+from mlpkit.engine import memory
+from mlpkit.engine import simd
+from mlpkit.train import trainer as trainer_module
+from mlpkit.train.callbacks import History
+from mlpkit.engine.compiled import CompiledEvaluation, compiled_steps, sparse_arguments
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.engine.sparse import (
     FEATURE_BLOCK,
     MAX_DENSITY,
     SparseRows,
     index_dtype,
     sparse_rows,
 )
-from mlpkit.trainer import Evaluator, Trainer
+from mlpkit.train.trainer import Evaluator, Trainer
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
 
@@ -282,7 +285,7 @@ def test_memory_trim_can_be_called_any_time():
 
 
 def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
-    from mlpkit.data import Normalizer, load_mnist, make_split
+    from mlpkit.data.mnist import Normalizer, load_mnist, make_split
 
     split = make_split(load_mnist(mnist_path), "seed")
     x = Normalizer.fit(split.x_train).apply(split.x_train[:2000], bias_column=True)
@@ -312,8 +315,8 @@ def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
 def test_config_turns_sparse_inputs_off_and_metrics_say_so(mnist_path, tmp_path):
     import json
 
-    from mlpkit.config import load_config, with_overrides
-    from mlpkit.experiment import run_experiment
+    from mlpkit.runs.config import load_config, with_overrides
+    from mlpkit.workflows.experiment import run_experiment
 
     for flag in (False, True):
         cfg = with_overrides(load_config("task3c"), ["epochs=1", "n_train=640", "data.n_val=200",

@@ -6,8 +6,8 @@ PyTorch is a test dependency only, the reference framework; mlpkit computes ever
 import numpy as np
 import pytest
 
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
 
 torch = pytest.importorskip("torch")
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from mlpkit.callbacks import Callback, EarlyStopping, History
-from mlpkit.errors import ConfigError
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
-from mlpkit.trainer import Trainer
+from mlpkit.train.callbacks import Callback, EarlyStopping, History
+from mlpkit.core.errors import ConfigError
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.trainer import Trainer
 
 
 def blobs(rng, n=400, d=6, k=3):

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from mlpkit.cli import main
-from mlpkit.config import Config, from_dict, load_config, with_overrides
-from mlpkit.errors import ConfigError, InputError
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
-from mlpkit.trainer import Trainer
+from mlpkit.runs.config import Config, from_dict, load_config, with_overrides
+from mlpkit.core.errors import ConfigError, InputError
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.trainer import Trainer
 from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def test_bad_config_is_refused_naming_the_key(raw: dict, message: str) -> None:
 
 def test_default_config_and_every_preset_are_valid() -> None:
     assert from_dict({}) == Config()
-    from mlpkit.config import preset_names
+    from mlpkit.runs.config import preset_names
 
     for name in preset_names():
         assert load_config(name).name == name

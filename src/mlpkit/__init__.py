@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from mlpkit.core.errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
     DataError,
@@ -12,8 +12,8 @@ from .errors import (  # noqa: E402
     InputError,
     MlpkitError,
 )
-from .model import MLP  # noqa: E402
-from .optim import SGD  # noqa: E402
+from mlpkit.nn.mlp import MLP  # noqa: E402
+from mlpkit.optim.sgd import SGD  # noqa: E402
 
 __all__ = [
     "MLP",

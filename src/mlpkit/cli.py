@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import MlpkitError
+from mlpkit.core.errors import MlpkitError
 
 
 def _fail(message: str) -> None:
@@ -52,7 +52,7 @@ def data() -> None:
 @click.option("--split", default="seed", show_default=True, help="seed (first 20,000 train / 10,000 test) or full.")
 def data_stats(data_dir: Path | None, split: str) -> None:
     """Split sizes and the training set's pixel mean and std."""
-    from .data import Normalizer, load_mnist, make_split, resolve_data_dir
+    from mlpkit.data.mnist import Normalizer, load_mnist, make_split, resolve_data_dir
 
     mnist = load_mnist(data_dir)
     sp = make_split(mnist, split)
@@ -73,7 +73,7 @@ def data_stats(data_dir: Path | None, split: str) -> None:
 @data_dir_option
 def data_download(data_dir: Path | None) -> None:
     """Fetch MNIST (if not present) and verify every file's SHA-256."""
-    from .data import load_mnist, resolve_data_dir
+    from mlpkit.data.mnist import load_mnist, resolve_data_dir
 
     mnist = load_mnist(data_dir, download=True, verify=True)
     click.echo(f"MNIST verified: {len(mnist.train_images)} training and {len(mnist.test_images)} test images"
@@ -84,14 +84,14 @@ def data_download(data_dir: Path | None) -> None:
 @main.command()
 def presets() -> None:
     """List the shipped presets (the seed report's experiments)."""
-    from .config import load_config, preset_names
+    from mlpkit.runs.config import load_config, preset_names
 
     for name in preset_names():
         click.echo(f"{name:<18} {load_config(name).description}")
 
 
 def _config(name_or_path: str, overrides: tuple[str, ...] = (), threads: int | None = None):
-    from .config import load_config, with_overrides
+    from mlpkit.runs.config import load_config, with_overrides
 
     items = list(overrides) + ([f"train.threads={threads}"] if threads else [])
     return with_overrides(load_config(name_or_path), items)
@@ -102,7 +102,7 @@ def _config(name_or_path: str, overrides: tuple[str, ...] = (), threads: int | N
 @set_option
 def describe(preset: str, overrides: tuple[str, ...]) -> None:
     """Layers and parameter count of PRESET (a preset name or a .toml config)."""
-    from .experiment import build_model
+    from mlpkit.workflows.experiment import build_model
 
     cfg = _config(preset, overrides)
     model = build_model(cfg)
@@ -134,10 +134,10 @@ def gradcheck(preset: str, hidden: str | None, activation: str | None, images: i
 
     Exits 0 when every gradient passes, 1 otherwise; prints the largest error.
     """
-    from .data import Normalizer, load_mnist, make_split
-    from .errors import ConfigError
-    from .gradcheck import check_gradients
-    from .model import MLP
+    from mlpkit.data.mnist import Normalizer, load_mnist, make_split
+    from mlpkit.core.errors import ConfigError
+    from mlpkit.nn.gradcheck import check_gradients
+    from mlpkit.nn.mlp import MLP
 
     cfg = _config(preset)
     sizes = cfg.model.hidden
@@ -184,9 +184,9 @@ def gradcheck(preset: str, hidden: str | None, activation: str | None, images: i
 def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resume_dir: Path | None,
           data_dir: Path | None, threads: int | None, progress: bool | None) -> None:
     """Train PRESET (a preset name or a .toml config) and write a run folder."""
-    from .errors import ConfigError
-    from .experiment import resume_experiment, run_experiment
-    from .runs import new_run_dir
+    from mlpkit.core.errors import ConfigError
+    from mlpkit.workflows.experiment import resume_experiment, run_experiment
+    from mlpkit.runs.folder import new_run_dir
 
     if resume_dir is not None:
         if preset or overrides:
@@ -223,7 +223,7 @@ def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resu
 def reproduce(out: Path, only: str | None, overrides: tuple[str, ...], data_dir: Path | None,
               threads: int | None, progress: bool | None) -> None:
     """Run every experiment of the seed report; write comparison figures, summary.md and report.html."""
-    from .reproduce import reproduce_all
+    from mlpkit.workflows.reproduce import reproduce_all
 
     names = [p.strip() for p in only.split(",")] if only else None
     summary = reproduce_all(out, presets=names, overrides=list(overrides), data_dir=data_dir, threads=threads,
@@ -238,7 +238,7 @@ def reproduce(out: Path, only: str | None, overrides: tuple[str, ...], data_dir:
               show_default=True, help="The HTML file to write.")
 def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     """One self-contained HTML report from one or more run folders."""
-    from .report import build_report
+    from mlpkit.report.html import build_report
 
     path = build_report(list(run_dirs), out)
     click.echo(f"report: {path}")

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError
-from .model import aligned_zeros
+from mlpkit.core.errors import CheckpointError, ConfigError
+from mlpkit.nn.mlp import aligned_zeros
 
 
 def flat_span(arrays: Sequence[np.ndarray]) -> np.ndarray | None:

@@ -1,7 +1,7 @@
 """Two sparse-row loops written as explicit 512-bit vector code (Numba intrinsics).
 
 Why: MNIST's inputs are 81% one value (a blank pixel), so the first layer's products can skip
-most of their work (see :mod:`mlpkit.sparse`). The skipping loop is short, but Numba writes
+most of their work (see :mod:`mlpkit.engine.sparse`). The skipping loop is short, but Numba writes
 its accumulators back to memory after every nonzero, which made it slower than dense BLAS.
 Here the accumulators are LLVM vector values that live in registers for a whole row, so a
 nonzero costs a few vector loads and fused multiply-adds. LLVM lowers the 512-bit vectors to

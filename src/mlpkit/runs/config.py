@@ -11,12 +11,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .activations import ACTIVATIONS
-from .compiled import ENGINES
-from .data import SPLITS
-from .errors import ConfigError
-from .init import INITIALIZERS
-from .model import BIAS_MODES, DTYPES
+from mlpkit.nn.activations import ACTIVATIONS
+from mlpkit.engine.compiled import ENGINES
+from mlpkit.data.mnist import SPLITS
+from mlpkit.core.errors import ConfigError
+from mlpkit.nn.initializers import INITIALIZERS
+from mlpkit.nn.mlp import BIAS_MODES, DTYPES
 
 
 
@@ -50,8 +50,8 @@ class TrainConfig:
     dtype: str = "float32"
     threads: int | None = None
     checkpoint_every: int = 5  # validation checks between checkpoints; 0: never
-    engine: str = "auto"  # "auto": compiled steps where they apply; "compiled"; "numpy" (see mlpkit.compiled)
-    sparse_inputs: bool = True  # compiled engine: mostly-blank inputs go sparse (see mlpkit.sparse)
+    engine: str = "auto"  # "auto": compiled steps where they apply; "compiled"; "numpy" (see mlpkit.engine.compiled)
+    sparse_inputs: bool = True  # compiled engine: mostly-blank inputs go sparse (see mlpkit.engine.sparse)
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
 
 # ------------------------------------------------------------------ presets & files
 def preset_names() -> list[str]:
-    files = resources.files("mlpkit").joinpath("presets")
+    files = resources.files("mlpkit.seed").joinpath("presets")
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
 
 
@@ -201,7 +201,7 @@ def load_config(name_or_path: str | Path) -> Config:
         return from_dict(_parse_toml(path.read_text(encoding="utf-8"), str(path)))
     if text_name not in preset_names():
         raise ConfigError(f"unknown preset {text_name!r}; valid: {', '.join(preset_names())} (or a .toml file)")
-    text = resources.files("mlpkit").joinpath("presets").joinpath(f"{text_name}.toml").read_text(encoding="utf-8")
+    text = resources.files("mlpkit.seed").joinpath("presets").joinpath(f"{text_name}.toml").read_text(encoding="utf-8")
     return from_dict(_parse_toml(text, f"preset {text_name}"))
 
 

@@ -12,10 +12,10 @@ import os
 
 import numpy as np
 
-from .errors import ConfigError
-from .model import MLP
-from .optim import SGD, flat_span
-from .sparse import SparseRows
+from mlpkit.core.errors import ConfigError
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD, flat_span
+from mlpkit.engine.sparse import SparseRows
 
 
 ENGINES = ("auto", "compiled", "numpy")
@@ -45,7 +45,8 @@ def sparse_arguments(sparse: SparseRows | None, dtype: np.dtype) -> tuple[np.nda
 
 def _model_reason(model: MLP) -> str | None:
     """None when the kernels can compute this model, else why not."""
-    from . import blas, kernels
+    from mlpkit.engine import blas
+    from mlpkit.engine import kernels
 
     if model.activation.name not in kernels.ACTIVATION_CODES:
         return f"activation {model.activation.name!r} has no compiled kernel"
@@ -72,7 +73,7 @@ def why_not(model: MLP, optimizer, batch_size: int, x: np.ndarray) -> str | None
 
 
 def _registered(name: str):
-    from .activations import ACTIVATIONS
+    from mlpkit.nn.activations import ACTIVATIONS
 
     return ACTIVATIONS.get(name)
 
@@ -82,7 +83,8 @@ class CompiledSteps:
 
     def __init__(self, model: MLP, optimizer: SGD, batch_size: int, x: np.ndarray, y: np.ndarray,
                  sparse: SparseRows | None = None) -> None:
-        from . import blas, kernels
+        from mlpkit.engine import blas
+        from mlpkit.engine import kernels
 
         self._kernel = kernels.train_steps
         dtype = model.dtype
@@ -90,7 +92,7 @@ class CompiledSteps:
         self.x, self.y = x, np.ascontiguousarray(y, dtype=np.intp)
         if sparse is not None and sparse.shape != x.shape:
             raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
-        self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.sparse)
+        self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.engine.sparse)
         self._sp = sparse_arguments(sparse, dtype)
         self._gemm, self._axpy = blas.routines(dtype.name)
         self._params = flat_span(optimizer.params)
@@ -130,7 +132,8 @@ class CompiledEvaluation:
     BLOCK_ROWS = 256
 
     def __init__(self, model: MLP) -> None:
-        from . import blas, kernels
+        from mlpkit.engine import blas
+        from mlpkit.engine import kernels
 
         self.model = model
         self._kernel = kernels.evaluate_rows

@@ -22,10 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .activations import get_activation
-from .errors import CheckpointError, ConfigError, InputError
-from .init import get_initializer
-from .losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
+from mlpkit.nn.activations import get_activation
+from mlpkit.core.errors import CheckpointError, ConfigError, InputError
+from mlpkit.nn.initializers import get_initializer
+from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
 
 BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -352,7 +352,7 @@ class MLP:
 
     def predict_proba(self, x: np.ndarray, *, prepared: bool = False) -> np.ndarray:
         """Class probabilities (N, n_classes)."""
-        from .losses import softmax
+        from mlpkit.nn.losses import softmax
 
         logits = self.predict_logits(x, prepared=prepared)
         return softmax(logits, out=logits)

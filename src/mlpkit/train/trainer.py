@@ -17,14 +17,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import memory
-from .callbacks import Callback
-from .compiled import CompiledSteps, check_engine, compiled_evaluation, compiled_steps
-from .errors import ConfigError, DivergenceError, InputError
-from .losses import cross_entropy_sum_and_hits
-from .model import MLP, Workspace
-from .optim import SGD
-from .sparse import SparseRows, sparse_rows
+from mlpkit.engine import memory
+from mlpkit.train.callbacks import Callback
+from mlpkit.engine.compiled import CompiledSteps, check_engine, compiled_evaluation, compiled_steps
+from mlpkit.core.errors import ConfigError, DivergenceError, InputError
+from mlpkit.nn.losses import cross_entropy_sum_and_hits
+from mlpkit.nn.mlp import MLP, Workspace
+from mlpkit.optim.sgd import SGD
+from mlpkit.engine.sparse import SparseRows, sparse_rows
 
 
 @dataclass
@@ -118,19 +118,19 @@ class Evaluator:
         workers = self._blas.threads() if workers is None else workers
         self.workspaces = [model.workspace(self.chunk) for _ in range(max(1, workers))]
         self.pool = ThreadPoolExecutor(len(self.workspaces) - 1) if len(self.workspaces) > 1 else None
-        # the compiled chunk evaluation, when it applies (see mlpkit.compiled); one scratch per worker
+        # the compiled chunk evaluation, when it applies (see mlpkit.engine.compiled); one scratch per worker
         self._compiled = compiled_evaluation(engine, model)
         self._scratch = {id(ws): self._compiled.scratch() for ws in self.workspaces} if self._compiled else {}
         self._sparse: dict[int, tuple[np.ndarray, SparseRows]] = {}
 
     @property
     def compiled(self) -> bool:
-        """Whether chunks are evaluated in compiled code (see mlpkit.compiled)."""
+        """Whether chunks are evaluated in compiled code (see mlpkit.engine.compiled)."""
         return self._compiled is not None
 
     def use_sparse(self, x: np.ndarray, sparse: SparseRows | None) -> None:
         """From now on, chunks of ``x`` (this very array, which must not change) are computed
-        from its sparse form (see mlpkit.sparse); None forgets it."""
+        from its sparse form (see mlpkit.engine.sparse); None forgets it."""
         if sparse is None:
             self._sparse.pop(id(x), None)
         elif self._compiled is not None:
@@ -211,7 +211,7 @@ class Trainer:
     Performance: a run allocates its buffers once (workspaces, gradients, evaluator); a step
     gathers its batch into a preallocated buffer and allocates no arrays. Steps whose largest
     matrix product is small (below ``SMALL_STEP_MACS``, e.g. the seed's batch 32) run BLAS on
-    one thread and, with ``engine="auto"``, in compiled code (:mod:`mlpkit.compiled`): up to a
+    one thread and, with ``engine="auto"``, in compiled code (:mod:`mlpkit.engine.compiled`): up to a
     validation per call, the callbacks' ``on_steps_end`` told afterwards. Validation spreads
     chunks over as many threads as the BLAS limit in force (``train.threads`` / ``--threads``).
     """
@@ -247,7 +247,7 @@ class Trainer:
         self.eval_chunk = eval_chunk
         self.engine = check_engine(engine)
         self.segment_steps = SEGMENT_STEPS  # the compiled path's longest run of steps per call
-        self.sparse_inputs = True  # let the compiled path use sparse inputs (mlpkit.sparse) where they pay
+        self.sparse_inputs = True  # let the compiled path use sparse inputs (mlpkit.engine.sparse) where they pay
         self.engine_used: str | None = None  # "compiled" or "numpy", set by fit
         self.sparse_used = False  # whether the last fit ran its first layer on sparse inputs
         self.state = TrainState()

@@ -29,19 +29,19 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import __version__
-from .errors import MlpkitError
-from .fileio import atomic_write_text
-from .metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
-from .plots import SMOOTH_WINDOW, comparison_figure
-from .report_figures import (
+from mlpkit import __version__
+from mlpkit.core.errors import MlpkitError
+from mlpkit.core.fileio import atomic_write_text
+from mlpkit.core.metrics import confusion_matrix, most_confused_pairs, per_class_accuracy
+from mlpkit.report.plots import SMOOTH_WINDOW, comparison_figure
+from mlpkit.report.figures import (
     confusion_figure,
     encode_png_gray,
     gallery_figure,
     pixel_weights,
     weights_figure,
 )
-from .runs import Run, load_run
+from mlpkit.runs.folder import Run, load_run
 
 #: Section ids of a run report; per run ``<id>-<k>`` for k = 1, 2, ...
 REPORT_SECTIONS = ("metrics", "config", "curves", "environment")
@@ -431,7 +431,7 @@ def build_report(run_dirs: Sequence[Path], out: Path, *, title: str | None = Non
     """Write a self-contained HTML report of one or several run folders to ``out``; return ``out``.
 
     Figures also land as PNG and SVG in ``<out-stem>_files/``. A missing or broken run folder
-    is an :class:`~mlpkit.errors.MlpkitError` raised before anything is written.
+    is an :class:`~mlpkit.core.errors.MlpkitError` raised before anything is written.
     """
     if not run_dirs:
         raise MlpkitError("report needs at least one run folder")
@@ -668,12 +668,12 @@ def preset_overrides(run: Run) -> list[str]:
     import tomllib
     from importlib import resources
 
-    from .config import from_dict, preset_names
+    from mlpkit.runs.config import from_dict, preset_names
 
     name = run.config.get("name")
     if name not in preset_names():
         return []
-    text = resources.files("mlpkit").joinpath("presets").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    text = resources.files("mlpkit.seed").joinpath("presets").joinpath(f"{name}.toml").read_text(encoding="utf-8")
     preset = _flat_config(from_dict(tomllib.loads(text)).to_dict())
     try:
         ours = _flat_config(from_dict(run.config).to_dict())

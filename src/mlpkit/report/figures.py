@@ -1,4 +1,4 @@
-"""The figures a report adds to the loss and accuracy curves of :mod:`mlpkit.plots`: the
+"""The figures a report adds to the loss and accuracy curves of :mod:`mlpkit.report.plots`: the
 confusion matrix with per-class accuracy, the first layer's weights as images, a gallery of
 misclassified digits. Each is written as PNG and SVG; all take plain arrays read from a run
 folder, never live objects.
@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import plots
-from .plots import _pyplot
+from mlpkit.report import plots
+from mlpkit.report.plots import _pyplot
 
 PNG_DPI = 150
 

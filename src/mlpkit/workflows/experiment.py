@@ -15,17 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from . import data as data_mod
-from .callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
-from .checkpoint import load_checkpoint
-from .config import Config, load_config, to_toml
-from .errors import CheckpointError, ConfigError, DivergenceError, MlpkitError
-from .fileio import atomic_save_npz, atomic_write_json, atomic_write_text
-from .model import MLP
-from .optim import SGD
-from .plots import run_figures
-from .runs import environment_info, save_weights
-from .trainer import Trainer
+from mlpkit.data import mnist as data_mod
+from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
+from mlpkit.train.checkpoint import load_checkpoint
+from mlpkit.runs.config import Config, load_config, to_toml
+from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, MlpkitError
+from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.report.plots import run_figures
+from mlpkit.runs.folder import environment_info, save_weights
+from mlpkit.train.trainer import Trainer
 
 MISCLASSIFIED_KEPT = 100
 
@@ -182,7 +182,7 @@ def run_experiment(
     resume: bool = False,
     log=print,
 ) -> RunResult:
-    """Train ``cfg`` and write its run folder (see :mod:`mlpkit.runs`).
+    """Train ``cfg`` and write its run folder (see :mod:`mlpkit.runs.folder`).
 
     With ``resume=True`` the run continues from the newest valid checkpoint in ``run_dir``.
     Ctrl-C stops cleanly: the run folder is written with what was done and can be resumed.

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
+from mlpkit.core.errors import ConfigError
 
 ArrayFn = Callable[..., np.ndarray]
 

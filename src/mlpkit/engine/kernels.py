@@ -3,7 +3,7 @@
 Why: at the seed's batch of 32 a step is ~6.5 MFLOP (~70 microseconds of BLAS), and calling
 NumPy three dozen times per step cost more than that. Here a whole run of steps (up to the
 next validation) is one call: the matrix products go straight to the BLAS library NumPy
-itself uses (its CBLAS ``gemm``, found by :mod:`mlpkit.blas`), and everything between them
+itself uses (its CBLAS ``gemm``, found by :mod:`mlpkit.engine.blas`), and everything between them
 (gathering the batch, activations, the fused softmax-cross-entropy gradient) is a compiled
 loop over buffers allocated once; the SGD update rides on the gradient's ``gemm`` (see
 ``train_steps``).
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .simd import TILE_VECTORS, gather1, gather2, gather3, gather4, lanes, scatter1, scatter2, scatter3, scatter4
+from mlpkit.engine.simd import TILE_VECTORS, gather1, gather2, gather3, gather4, lanes, scatter1, scatter2, scatter3, scatter4
 
 #: Activation codes the kernels understand, by mlpkit name.
 ACTIVATION_CODES = {"sigmoid": 0, "improved_sigmoid": 1, "tanh": 2, "relu": 3}
@@ -204,7 +204,7 @@ def _forward(gemm, x, sp, rows, row0, m, params, layout, code, k, acts):
     last); returns the logits and where they start in ``acts``.
 
     The inputs are the rows of dense ``x`` or, when ``sp`` (the (indptr, indices, values,
-    base) of a :class:`mlpkit.sparse.SparseRows`) is not empty, its rows ``rows`` (or
+    base) of a :class:`mlpkit.engine.sparse.SparseRows`) is not empty, its rows ``rows`` (or
     ``row0 .. row0 + m - 1`` when ``rows`` is empty).
     """
     n_layers = layout.shape[0]
@@ -269,7 +269,7 @@ def _scatter(k, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last
 
 @njit(**_JIT)
 def _sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k):
-    """out (m, n) = X @ W for m rows of sparse inputs X = V + 1 base^T (see mlpkit.sparse):
+    """out (m, n) = X @ W for m rows of sparse inputs X = V + 1 base^T (see mlpkit.engine.sparse):
     c = base @ W once (one small product), then each row's nonzeros of V added to c.
 
     Loops: tiles of columns (``_tile``), then blocks of W's rows (``block`` of them, which stay

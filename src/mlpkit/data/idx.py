@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mlpkit.errors import DataError, InputError
+from mlpkit.core.errors import DataError, InputError
 
 __all__ = ["MAX_DEFLATE_RATIO", "payload_sha256", "read_idx", "read_idx_with_sha256", "write_idx"]
 

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import load_config, preset_names, with_overrides
-from .errors import ConfigError
-from .experiment import data_key, prepare_data, run_experiment
-from .fileio import atomic_write_json, atomic_write_text
-from .plots import comparison_figure
-from .runs import load_run
+from mlpkit.runs.config import load_config, preset_names, with_overrides
+from mlpkit.core.errors import ConfigError
+from mlpkit.workflows.experiment import data_key, prepare_data, run_experiment
+from mlpkit.core.fileio import atomic_write_json, atomic_write_text
+from mlpkit.report.plots import comparison_figure
+from mlpkit.runs.folder import load_run
 
 #: What the seed report states for each preset (None where it gives no number).
 REFERENCE: dict[str, dict[str, Any]] = {
@@ -92,7 +92,7 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     try:
-        from .report import build_seed_report
+        from mlpkit.report.html import build_seed_report
     except ImportError:  # pragma: no cover - report module not installed
         build_seed_report = None
     if build_seed_report is not None:

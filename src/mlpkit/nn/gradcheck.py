@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
-from .losses import softmax_cross_entropy
-from .model import MLP
+from mlpkit.core.errors import ConfigError
+from mlpkit.nn.losses import softmax_cross_entropy
+from mlpkit.nn.mlp import MLP
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CheckpointError
-from .fileio import atomic_save_npz
+from mlpkit.core.errors import CheckpointError
+from mlpkit.core.fileio import atomic_save_npz
 
 FORMAT = "mlpkit-checkpoint"
 VERSION = 1

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ConfigError
+from mlpkit.core.errors import ConfigError
 
 Initializer = Callable[[np.random.Generator, int, int], np.ndarray]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike
 
-from mlpkit import download
-from mlpkit.errors import ConfigError, DataError, InputError
-from mlpkit.idx import read_idx_with_sha256
+from mlpkit.data import download
+from mlpkit.core.errors import ConfigError, DataError, InputError
+from mlpkit.data.idx import read_idx_with_sha256
 
 __all__ = [
     "ENV_VAR", "MNIST_FILES", "SPLITS", "Mnist", "Normalizer", "Split", "add_bias_column",

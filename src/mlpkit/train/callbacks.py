@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
+    from mlpkit.train.trainer import Trainer
 
 
 class Callback:
-    """Hooks called by :class:`~mlpkit.trainer.Trainer`; all optional."""
+    """Hooks called by :class:`~mlpkit.train.trainer.Trainer`; all optional."""
 
     def on_train_begin(self, trainer: "Trainer") -> None: ...
 
@@ -215,7 +215,7 @@ class Checkpointer(Callback):
         return self.elapsed_before + time.perf_counter() - self._started
 
     def _save(self, trainer: "Trainer") -> None:
-        from .checkpoint import save_checkpoint
+        from mlpkit.train.checkpoint import save_checkpoint
 
         path = self.directory / f"step-{trainer.state.step:09d}.npz"
         save_checkpoint(path, trainer.state_dict())

@@ -17,9 +17,9 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlpkit.errors import DataError
-from mlpkit.fileio import fsync_dir
-from mlpkit.idx import payload_sha256
+from mlpkit.core.errors import DataError
+from mlpkit.core.fileio import fsync_dir
+from mlpkit.data.idx import payload_sha256
 
 __all__ = ["MNIST_MIRRORS", "fetch_file"]
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CheckpointError, MlpkitError
-from .fileio import atomic_save_npz, atomic_write_json
+from mlpkit.core.errors import CheckpointError, MlpkitError
+from mlpkit.core.fileio import atomic_save_npz, atomic_write_json
 
 FINAL_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "num_parameters", "steps",
                  "early_stop_step", "wall_time_s")
@@ -48,7 +48,7 @@ def environment_info(*, seed: int, threads: int | None) -> dict[str, Any]:
     """What a run depends on beyond its config: versions, BLAS, threads, machine."""
     import numpy
 
-    from . import __version__
+    from mlpkit import __version__
 
     try:
         from threadpoolctl import threadpool_info
@@ -83,7 +83,7 @@ def save_weights(path: str | Path, model, *, mean: float, std: float, config: di
 
 def load_weights(path: str | Path):
     """Rebuild the model saved by :func:`save_weights`; returns (model, meta)."""
-    from .model import MLP
+    from mlpkit.nn.mlp import MLP
 
     path = Path(path)
     try:
