@@ -17,8 +17,9 @@ import pytest
 
 from mlpkit.train.callbacks import Callback, History
 from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
-from mlpkit.nn.mlp import ALIGNMENT, MLP
-from mlpkit.optim.sgd import BLOCKED_MIN, SGD, flat_span
+from mlpkit.core.arrays import ALIGNMENT, flat_span
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import BLOCKED_MIN, SGD
 from mlpkit.train.trainer import Evaluator, Trainer
 
 A, B = 1.7159, 2.0 / 3.0

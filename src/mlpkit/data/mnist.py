@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from mlpkit.data import download
+from mlpkit.core.arrays import input_array
 from mlpkit.core.errors import ConfigError, DataError, InputError
 from mlpkit.data.idx import read_idx_with_sha256
 
@@ -109,14 +110,12 @@ class Normalizer:
         x = np.asarray(images)
         x = x.reshape(len(x), -1)
         d = x.shape[1]
-        out = np.empty((len(x), d + 1 if bias_column else d), dtype=dtype)
+        out = input_array(len(x), d, dtype, bias_column=bias_column)
         for i in range(0, len(x), 1024):  # float64 temporaries of 6 MB, not a full-size copy
             block = x[i:i + 1024].astype(np.float64)
             block -= self.mean
             block /= self.std
             out[i:i + 1024, :d] = block
-        if bias_column:
-            out[:, d] = 1
         return out
 
 
@@ -199,8 +198,8 @@ def add_bias_column(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2:
         raise InputError(f"add_bias_column expects a 2-D array, got shape {x.shape}")
-    out = np.empty((x.shape[0], x.shape[1] + 1), dtype=x.dtype)
-    out[:, :-1], out[:, -1] = x, 1
+    out = input_array(x.shape[0], x.shape[1], x.dtype, bias_column=True)
+    out[:, : x.shape[1]] = x
     return out
 
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from mlpkit.core.errors import ConfigError
 from mlpkit.nn.mlp import MLP
-from mlpkit.optim.sgd import SGD, flat_span
+from mlpkit.core.arrays import flat_span
+from mlpkit.optim.sgd import SGD
 from mlpkit.engine.sparse import SparseRows
 
 

@@ -23,25 +23,13 @@ from typing import Sequence
 import numpy as np
 
 from mlpkit.nn.activations import get_activation
+from mlpkit.core.arrays import aligned_zeros, input_array
 from mlpkit.core.errors import CheckpointError, ConfigError, InputError
 from mlpkit.nn.initializers import get_initializer
 from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
 
 BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-#: Byte alignment of the flat parameter buffers: one cache line, so that the compiled kernels'
-#: 64-byte vector loads and stores of a weight row never straddle two lines.
-ALIGNMENT = 64
-
-
-def aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
-    """A zeroed 1-D array of ``n`` elements whose data starts on an ``ALIGNMENT``-byte boundary."""
-    itemsize = np.dtype(dtype).itemsize
-    raw = np.zeros(n + ALIGNMENT // itemsize, dtype=dtype)  # a view of it has it as .base (see optim.flat_span)
-    start = (-raw.ctypes.data % ALIGNMENT) // itemsize
-    return raw[start : start + n]
 
 
 def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
@@ -243,9 +231,8 @@ class MLP:
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise InputError(f"inputs contain {bad} NaN or infinite values")
         if self.bias == "input_column":
-            out = np.empty((x.shape[0], self.input_width), dtype=self.dtype)
-            out[:, :-1] = x
-            out[:, -1] = 1.0
+            out = input_array(x.shape[0], self.n_features, self.dtype, bias_column=True)
+            out[:, : self.n_features] = x
             return out
         return np.ascontiguousarray(x, dtype=self.dtype)
 

@@ -15,30 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from mlpkit.core.errors import CheckpointError, ConfigError
-from mlpkit.nn.mlp import aligned_zeros
-
-
-def flat_span(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
-    """A 1-D view covering ``arrays`` exactly, if they are consecutive C-ordered views of one buffer.
-
-    None otherwise (then callers loop over the arrays).
-    """
-    if not arrays:
-        return None
-    base = arrays[0].base
-    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    itemsize = base.itemsize
-    base_start = base.__array_interface__["data"][0]
-    start = arrays[0].__array_interface__["data"][0]  # the views may start past the base's start
-    for a in arrays:
-        if a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous:
-            return None
-        if a.__array_interface__["data"][0] != start:
-            return None
-        start += a.size * itemsize
-    first = (arrays[0].__array_interface__["data"][0] - base_start) // itemsize
-    return base[first : first + (start - arrays[0].__array_interface__["data"][0]) // itemsize]
+from mlpkit.core.arrays import aligned_zeros, flat_span
 
 
 def _blas_threads() -> int:

@@ -1,0 +1,16 @@
+"""The seed report's experiments as preset configs: TOML files shipped in ``presets/``."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets (file stems), sorted."""
+    files = resources.files("mlpkit.seed").joinpath("presets")
+    return sorted(p.name[: -len(".toml")] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of preset ``name`` (one of :func:`preset_names`)."""
+    return resources.files("mlpkit.seed").joinpath("presets").joinpath(f"{name}.toml").read_text(encoding="utf-8")
