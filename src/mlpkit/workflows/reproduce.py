@@ -5,54 +5,64 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from mlpkit.runs.config import load_config, preset_names, with_overrides
 from mlpkit.core.errors import ConfigError
-from mlpkit.workflows.experiment import data_key, prepare_data, run_experiment
 from mlpkit.core.fileio import atomic_write_json, atomic_write_text
 from mlpkit.report.plots import comparison_figure
+from mlpkit.runs.config import load_config, preset_names, with_overrides
 from mlpkit.runs.folder import load_run
+from mlpkit.seed.checks import COMPARISONS, run_checks
+from mlpkit.seed.reference import data_stats, note, reference_presets, stated
+from mlpkit.seed.report import build_seed_report
+from mlpkit.workflows.experiment import data_key, prepare_data, run_experiment
 
-#: What the seed report states for each preset (None where it gives no number).
-REFERENCE: dict[str, dict[str, Any]] = {
-    "task2c": {"note": "baseline; plot only"},
-    "task2c-noshuffle": {"note": "comparison plot only"},
-    "task3a": {"note": "clearly lower validation loss than task2c"},
-    "task3b": {"note": "lower again than task3a, converges faster"},
-    "task3c": {"val_accuracy": 0.96, "val_loss": 0.15, "train_loss": 0.002, "train_accuracy": 1.0,
-               "note": "all tricks; the reference for task 4"},
-    "task4a": {"val_accuracy": 0.94, "val_loss": 0.22, "train_loss": 0.022, "train_accuracy": 0.99,
-               "note": "32 hidden units"},
-    "task4b": {"val_accuracy": 0.97, "val_loss": 0.12, "train_loss": 0.0008, "train_accuracy": 1.0,
-               "note": "128 hidden units"},
-    "task4d": {"val_accuracy": 0.96, "val_loss": 0.16, "train_loss": 0.0008, "train_accuracy": 1.0,
-               "note": "two hidden layers of 59, 50,386 parameters"},
-    "task4e": {"val_loss": 0.23, "train_loss": 0.07, "early_stop_epoch": 20,
-               "note": "ten hidden layers of 64; the report also states accuracies 0.97 and 0.94"},
-}
-REPORT_MEAN, REPORT_STD = 33.55274553571429, 78.87550070784701
+#: The report's numbers written beside ours in summary.json (per preset), in this order.
+SUMMARY_REFERENCE_KEYS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy", "early_stop_epoch")
 
-COMPARISONS = [
-    ("task2c-3a-3b-3c", ["task2c", "task3a", "task3b", "task3c"], "Tricks of the trade (task 3)"),
-    ("task3c-4a-4b", ["task3c", "task4a", "task4b"], "Hidden units: 64 vs 32 vs 128 (task 4a/4b)"),
-    ("task3c-4d-4e", ["task3c", "task4d", "task4e"], "Depth: [64] vs [59,59] vs ten layers of 64 (task 4d/4e)"),
-    ("task2c-shuffle", ["task2c", "task2c-noshuffle"], "Shuffling the training set (task 2c)"),
-]
 
-#: Acceptance bounds: (preset, metric, op, bound) and ordering checks on best validation loss.
-CHECKS = [("task3c", "val_accuracy", ">=", 0.955), ("task4a", "val_accuracy", ">=", 0.940),
-          ("task4b", "val_accuracy", ">=", 0.965), ("task4d", "val_accuracy", ">=", 0.955)]
-ORDER_CHECKS = [("task3b", "task3a"), ("task3c", "task3a"), ("task3a", "task2c")]
+def _reference_entry(preset: str) -> dict[str, Any]:
+    numbers = stated(preset)
+    return {**{k: numbers.get(k) for k in SUMMARY_REFERENCE_KEYS}, "note": note(preset)}
 
 
 def reproduce_all(out: str | Path, *, presets: list[str] | None = None, overrides: list[str] | None = None,
                   data_dir: str | Path | None = None, threads: int | None = None, progress: bool | None = None,
                   log: Callable[[str], None] = print) -> Path:
-    """Run the presets (all by default) into ``out/<preset>``; write figures, summary.md/json, report.html."""
+    """Run the seed report's experiments and write what compares them with the report.
+
+    Parameters
+    ----------
+    out : path
+        The reproduce folder: one run folder per preset (``out/<preset>``), comparison figures
+        in ``out/figures``, ``summary.md``, ``summary.json`` and the seed report ``report.html``.
+    presets : list of str, optional
+        The presets to run (default: every experiment of the seed report).
+    overrides : list of str, optional
+        ``key=value`` settings applied to every preset (e.g. ``epochs=1``).
+    data_dir : path, optional
+        Where MNIST is (default: as ``mlpkit train`` finds it).
+    threads : int, optional
+        BLAS and engine threads for every run.
+    progress : bool, optional
+        Progress bars (default: only on a terminal).
+    log : callable
+        Receives one line of text per event.
+
+    Returns
+    -------
+    Path
+        ``out/summary.md``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset or a bad override; raised before any run starts.
+    """
     out = Path(out)
-    names = presets or list(REFERENCE)
+    names = presets or reference_presets()
     unknown = [n for n in names if n not in preset_names()]
     if unknown:
         raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(preset_names())}")
@@ -83,27 +93,21 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
     summary = {
         "data": {"mean": first.mean, "std": first.std, "n_train": len(first.y_train), "n_val": len(first.y_val)},
         "wall_time_s": wall,
-        "presets": {n: {"run_dir": n, "metrics": r.metrics, "reference": {
-            k: REFERENCE.get(n, {}).get(k) for k in ("val_accuracy", "val_loss", "train_loss", "train_accuracy",
-                                                     "early_stop_epoch", "note")}} for n, r in runs.items()},
+        "presets": {n: {"run_dir": n, "metrics": r.metrics, "reference": _reference_entry(n)} for n, r in runs.items()},
         "comparisons": comparisons,
-        "checks": _checks(runs),
+        "checks": run_checks(runs),
     }
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
-    try:
-        from mlpkit.report.html import build_seed_report
-    except ImportError:  # pragma: no cover - report module not installed
-        build_seed_report = None
-    if build_seed_report is not None:
-        log(f"report: {build_seed_report(out, out / 'report.html')}")
+    log(f"report: {build_seed_report(out, out / 'report.html')}")
     return out / "summary.md"
 
 
 def _comparison_figures(out: Path, runs: dict[str, Any]) -> list[dict[str, Any]]:
     done = []
-    for name, members, title in COMPARISONS:
-        present = [m for m in members if m in runs]
+    for group in COMPARISONS:
+        name, title = group.name, group.title
+        present = [m for m in group.presets if m in runs]
         if len(present) < 2:
             continue
         series = [(m, runs[m].history, runs[m].metrics) for m in present]
@@ -113,19 +117,6 @@ def _comparison_figures(out: Path, runs: dict[str, Any]) -> list[dict[str, Any]]
                 figures.append(str(path.relative_to(out)))
         done.append({"name": name, "title": title, "presets": present, "figures": figures})
     return done
-
-
-def _checks(runs: dict[str, Any]) -> list[dict[str, Any]]:
-    results = []
-    for preset, metric, op, bound in CHECKS:
-        if preset in runs:
-            value = runs[preset].metrics[metric]
-            results.append({"check": f"{preset} {metric} {op} {bound}", "value": value, "passed": value >= bound})
-    for better, worse in ORDER_CHECKS:
-        if better in runs and worse in runs:
-            a, b = runs[better].metrics["best_val_loss"], runs[worse].metrics["best_val_loss"]
-            results.append({"check": f"best val loss {better} < {worse}", "value": [a, b], "passed": a < b})
-    return results
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -138,18 +129,19 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     d = summary["data"]
+    report = data_stats()
     lines = [
         "# mlpkit reproduce: the seed report's experiments",
         "",
         f"Training set {d['n_train']} images, validation set {d['n_val']} images.",
-        f"Normalization: mean {d['mean']!r} (report {REPORT_MEAN!r}), std {d['std']!r} (report {REPORT_STD!r}).",
+        f"Normalization: mean {d['mean']!r} (report {report['mean']!r}), std {d['std']!r} (report {report['std']!r}).",
         f"Total wall time: {summary['wall_time_s']:.1f} s.",
         "",
-        "Ours = final weights after training (whole training set for train loss/accuracy);"
-        " report = the numbers the seed report states.",
+        ("Ours = final weights after training (whole training set for train loss/accuracy);"
+         " report = the numbers the seed report states."),
         "",
-        "| preset | params | train loss (ours / report) | train acc | val loss (ours / report) | val acc (ours / report)"
-        " | best val loss @ step | early stop step (epoch) | wall s |",
+        ("| preset | params | train loss (ours / report) | train acc | val loss (ours / report) | val acc (ours / report)"
+         " | best val loss @ step | early stop step (epoch) | wall s |"),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, entry in summary["presets"].items():
