@@ -8,12 +8,14 @@ import io
 import json
 import re
 from html.parser import HTMLParser
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
-from mlpkit.runs.config import load_config, to_toml
+from mlpkit.runs.config import load_config, to_toml, with_overrides
 from mlpkit.runs.folder import environment_info
 
 SEED_PRESETS = ("task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e")
@@ -28,10 +30,11 @@ def num_parameters_of(hidden: list[int]) -> int:
 def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 0.96, val_loss: float = 0.15,
                    train_accuracy: float = 1.0, train_loss: float = 0.002, early_stop_step: int | None = None,
                    steps: int = 400, steps_per_epoch: int = 100, n_val: int = 600, seed: int = 0,
+                   overrides: Sequence[str] = (),
                    predictions: bool = True, weights: bool = True) -> Path:
     """A finished run folder with the layout of mlpkit.runs.folder, made of synthetic numbers (no training)."""
     rng = np.random.default_rng(seed)
-    cfg = load_config(preset)
+    cfg = with_overrides(load_config(preset), list(overrides))
     hidden = list(cfg.model.hidden)
     path.mkdir(parents=True)
     atomic_write_text(path / "config.toml", to_toml(cfg))
@@ -97,12 +100,14 @@ REFERENCE = {
 }
 
 
-def write_fake_reproduce(root: Path, *, presets=SEED_PRESETS) -> Path:
-    """A folder laid out like ``mlpkit reproduce --out DIR`` leaves it (see mlpkit.workflows.reproduce)."""
+def write_fake_reproduce(root: Path, *, presets: Sequence[str] = SEED_PRESETS,
+                         results: dict[str, dict[str, Any]] | None = None) -> Path:
+    """A folder laid out like ``mlpkit reproduce --out DIR`` leaves it (see mlpkit.workflows.reproduce);
+    ``results`` replaces some of FAKE_RESULTS' final numbers per preset."""
     root.mkdir(parents=True)
     entries = {}
     for i, name in enumerate(presets):
-        res = dict(FAKE_RESULTS[name])
+        res = {**FAKE_RESULTS[name], **(results or {}).get(name, {})}
         steps, spe = (2500, 100) if name == "task4e" else (400, 100)
         write_fake_run(root / name, name, steps=steps, steps_per_epoch=spe, seed=i, **res)
         ref = {"val_accuracy": None, "val_loss": None, "train_loss": None, "train_accuracy": None,

@@ -25,7 +25,7 @@ from mlpkit.report.figures import encode_png_gray, pixel_weights
 from mlpkit.report.sections import labels
 from mlpkit.runs.config import load_config, with_overrides
 from mlpkit.runs.folder import load_run
-from mlpkit.seed.overrides import preset_overrides
+from mlpkit.report.provenance import preset_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -341,3 +341,25 @@ def test_digit_tiles_are_grayscale_pngs_made_by_pillow():
     np.testing.assert_array_equal(np.asarray(decoded), img)
     with pytest.raises(ValueError, match="2-D"):
         encode_png_gray(np.zeros((2, 2, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("package", ["mlpkit.report", "mlpkit.seed"])
+def test_public_names_are_listed_and_resolve(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(module._EXPORTS)
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
+
+
+def test_a_run_that_changed_its_preset_says_so_beside_the_name(tmp_path):
+    """--set momentum=0.8 keeps the preset's description ("momentum 0.9"): the page names the change."""
+    a = write_fake_run(tmp_path / "a", "task3c", overrides=["momentum=0.8"], predictions=False, weights=False)
+    b = write_fake_run(tmp_path / "b", "task3c", predictions=False, weights=False)
+    p = parse(build_report([a, b], tmp_path / "r.html"))
+    changed, shipped = p.text("run-1"), p.text("run-2")
+    assert "Preset task3c with train.momentum=0.8 (the preset's description: “All tricks: task3b + momentum 0.9" in changed
+    assert shipped.startswith("Run 2: task3c (b) All tricks: task3b + momentum 0.9") and "Preset" not in shipped

@@ -161,3 +161,87 @@ def test_every_task_names_shipped_presets_and_known_pieces():
         assert set(t.extras) <= set(EXTRAS) and set(t.metrics) <= set(METRIC_NAMES), t.key
         assert t.source in ("runs", "data") and (t.source == "data" or t.main), t.key
         assert ("contrast" in t.extras) == bool(t.contrast), t.key
+
+
+# ------------------------------------------------------------------ what the page says is true
+def seed_text() -> str:
+    """The seed report's text (../shared/seed/*.txt beside the repo, or $MLPKIT_SEED_TEXT), as
+    rendered Markdown: whitespace collapsed, backslash escapes and emphasis markers resolved, and
+    the inline math it uses for single Greek letters ($\\mu$, $\\sigma$) shown as the letter."""
+    import os
+    import re
+    from pathlib import Path
+
+    env = os.environ.get("MLPKIT_SEED_TEXT")
+    candidates = [Path(env)] if env else sorted((Path(__file__).resolve().parents[2] / "shared" / "seed").glob("*.txt"))
+    if not candidates or not candidates[0].is_file():
+        pytest.fail("the seed report's text was not found: put it in ../shared/seed/*.txt beside the repository or "
+                    "set MLPKIT_SEED_TEXT to its path", pytrace=False)
+    text = candidates[0].read_text(encoding="utf-8")
+    text = re.sub(r"\$\s*\\(mu|sigma)\s*\$", lambda m: {"mu": "μ", "sigma": "σ"}[m.group(1)], text)
+    text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!])", lambda m: f"\0{ord(m.group(1))}\0", text)  # escaped: keep
+    text = re.sub(r"\*\*|__", "", text)
+    text = re.sub(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])", r"\1", text)
+    text = re.sub("\0(\\d+)\0", lambda m: chr(int(m.group(1))), text)
+    return " ".join(text.split())
+
+
+def test_every_quote_is_verbatim_from_the_seed_report(seed_report):
+    import re
+
+    text = seed_text()
+    for task in seed_tasks():
+        assert task.quotes or task.says, task.key
+        for quote in task.quotes:
+            assert " ".join(quote.split()) in text, (task.key, quote)
+        assert not re.search("[\"“”]", task.says), task.key  # a paraphrase is never dressed as a quote
+    # and on the page: every “…” inside a blockquote
+    html_text = seed_report.read_text(encoding="utf-8")
+    quoted = [q for block in re.findall(r"<blockquote>(.*?)</blockquote>", html_text, re.S)
+              for q in re.findall(r"“(.*?)”", block, re.S)]
+    assert len(quoted) >= len(seed_tasks()) - 1
+    import html as html_lib
+
+    for q in quoted:
+        assert " ".join(html_lib.unescape(q).split()) in text, q
+    assert "shown as plots only" not in html_text
+
+
+def test_generated_sentences_are_grammatical():
+    from mlpkit.seed.comparison import Claim, sentence
+
+    one = [compare("num_parameters", 50880, 50880)]
+    assert sentence(one) == "Our parameter count lands where the report's does (equal)."
+    assert sentence([compare("num_parameters", 50386, 50880)]) == (
+        "Our parameter count 50,386 is lower than the report's 50,880 (494 fewer).")
+    two = [compare("val_accuracy", 0.96, 0.96), compare("val_loss", 0.15, 0.15)]
+    assert sentence(two).startswith("Both of our numbers land where the report's do")
+    mixed = two + [compare("train_loss", 0.5, 0.002)]
+    assert sentence(mixed).startswith("2 of 3 numbers match the report; our training loss 0.5 is higher")
+    assert sentence(mixed[1:]).startswith("1 of 2 numbers matches the report;")
+    same = Claim("task3c", "task3b", 0.1, 0.2, 250, 250).sentence()
+    assert same.endswith("It reaches 90% validation accuracy at the same step as task3b (step 250).")
+    assert "sooner (step 100) than task3a (step 250)" in Claim("task3b", "task3a", 0.1, 0.2, 100, 250).sentence()
+    assert Claim("task3b", "task3a", 0.3, 0.2, None, 250).sentence().endswith(
+        "It never reaches 90% validation accuracy; task3a does at step 250.")
+
+
+def test_the_pages_sentences_have_no_grammar_slips(seed_report):
+    p = parse(seed_report)
+    text = " ".join(p.text(s) for s in p.sections)
+    assert "All 1 of" not in text and "at the same step (" not in text
+    assert "Our parameter count lands where the report's does (equal)." in p.text("task-2d")
+
+
+def test_overview_notes_come_from_the_measured_comparison(tmp_path):
+    """task3b ending above task3a: its section says so, and the overview's note agrees."""
+    root = write_fake_reproduce(tmp_path / "out", results={"task3b": {"val_loss": 0.25}})
+    p = parse(build_seed_report(root, tmp_path / "seed.html"))
+    assert "task3b's final validation loss 0.25 is not lower than task3a's 0.21, unlike what the report says" in \
+        p.text("task-3b")
+    notes = {r[0]: r[-1] for r in table_rows(p.tables["overview"][0])}
+    assert "not lower than task3a's, unlike what the report says" in notes["task3b"]
+    assert "lower again" not in p.text("overview")
+    assert "validation loss lower than task2c's, as the report says" in notes["task3a"]
+    assert notes["task4a"] == "32 hidden units; 0 of 4 numbers match the report"
+    assert notes["task2c"] == "baseline; plot only; parameter count matches the report"

@@ -25,6 +25,7 @@ _EXPORTS = {
     "table": "mlpkit.report.page",
     "CSP": "mlpkit.report.page",
     "fmt": "mlpkit.report.format",
+    "preset_overrides": "mlpkit.report.provenance",
 }
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "confusion_figure",
     "fmt",
     "gallery_figure",
+    "preset_overrides",
     "render_page",
     "run_figures",
     "table",

@@ -20,6 +20,7 @@ from mlpkit.core.metrics import confusion_matrix, most_confused_pairs, per_class
 from mlpkit.report.figures import confusion_figure, encode_png_gray, gallery_figure, pixel_weights, weights_figure
 from mlpkit.report.format import fmt
 from mlpkit.report.page import Assets, png_data_uri, render_page, table
+from mlpkit.report.provenance import preset_overrides
 from mlpkit.report.sections import config_table, curves, environment_table, labels, metrics_table
 from mlpkit.runs.folder import Run, load_run
 
@@ -103,8 +104,9 @@ def _weights(run: Run, label: str, tag: str, assets: Assets) -> dict[str, Any]:
 def run_context(k: int, run: Run, label: str, assets: Assets) -> dict[str, Any]:
     """Everything the per-run sections of run ``k`` (1-based) show, as template data."""
     tag = f"{k:02d}-{label}"
-    ctx: dict[str, Any] = {"k": k, "label": label, "description": run.config.get("description", ""),
-                           "folder": str(run.path), "weights": _weights(run, label, tag, assets)}
+    ctx: dict[str, Any] = {"k": k, "label": label, "name": run.name, "description": run.config.get("description", ""),
+                           "overrides": ", ".join(preset_overrides(run)), "folder": str(run.path),
+                           "weights": _weights(run, label, tag, assets)}
     pred = run.predictions()
     ctx["predictions"] = pred is not None
     if pred is not None:

@@ -26,13 +26,12 @@ _EXPORTS = {
     "compare": "mlpkit.seed.comparison",
     "COMPARISONS": "mlpkit.seed.checks",
     "run_checks": "mlpkit.seed.checks",
-    "preset_overrides": "mlpkit.seed.overrides",
     "build_seed_report": "mlpkit.seed.report",
 }
 
 __all__ = [
     "COMPARISONS", "Comparison", "SeedTask", "build_seed_report", "compare", "data_stats", "note", "preset_names",
-    "preset_overrides", "preset_text", "reference_presets", "run_checks", "seed_task_keys", "seed_tasks", "stated",
+    "preset_text", "reference_presets", "run_checks", "seed_task_keys", "seed_tasks", "stated",
 ]
 
 

@@ -87,13 +87,29 @@ def sentence(comparisons: Sequence[Comparison]) -> str:
     if not judged:
         return ""
     off = [c for c in judged if c.verdict != "matches"]
+    names = ", ".join(c.name for c in judged)
     if not off:
-        return (f"All {len(judged)} of our numbers land where the report's do "
-                f"({', '.join(c.name for c in judged)}).")
+        if len(judged) == 1:
+            return f"Our {names} lands where the report's does ({judged[0].detail})."
+        return f"{'Both' if len(judged) == 2 else f'All {len(judged)}'} of our numbers land where the report's do ({names})."
     parts = [f"our {c.name} {c.shown(c.ours)} is {c.verdict} than the report's {c.shown(c.stated)} ({c.detail})"
              for c in off]
+    if len(judged) == 1:
+        return parts[0][0].upper() + parts[0][1:] + "."
     agree = len(judged) - len(off)
-    return f"{agree} of {len(judged)} numbers match the report; " + "; ".join(parts) + "."
+    return f"{agree} of {len(judged)} numbers {'matches' if agree == 1 else 'match'} the report; " + "; ".join(parts) + "."
+
+
+def short_verdict(comparisons: Sequence[Comparison]) -> str:
+    """A few words for a table: how many of our numbers land where the report's do."""
+    judged = [c for c in comparisons if c.verdict in ("matches", "higher", "lower")]
+    agree = sum(c.verdict == "matches" for c in judged)
+    if not judged:
+        return ""
+    if len(judged) == 1:
+        c = judged[0]
+        return f"{c.name} matches the report" if agree else f"{c.name} {c.verdict} than the report's"
+    return f"{agree} of {len(judged)} numbers match the report"
 
 
 def steps_to(hist: dict[str, Any], key: str, threshold: float) -> int | None:
@@ -105,28 +121,56 @@ def steps_to(hist: dict[str, Any], key: str, threshold: float) -> int | None:
     return None
 
 
-def claim(main: str, baseline: str, runs: dict[str, Run]) -> str:
-    """Check the report's qualitative claim that ``main`` ends at a lower validation loss than
-    ``baseline`` and converges faster ("" when either run is missing)."""
-    if main not in runs or baseline not in runs:
-        return ""
-    a, b = runs[main].metrics, runs[baseline].metrics
-    ours, base = a.get("val_loss"), b.get("val_loss")
-    if ours is None or base is None:
-        return ""
-    lower = ours < base
-    text = (f"{main}'s final validation loss {ours:.4g} is {'lower' if lower else 'not lower'} than "
-            f"{baseline}'s {base:.4g}{', as the report says' if lower else ', unlike what the report says'}.")
-    threshold = CONVERGENCE_THRESHOLD
-    s_main = steps_to(history(runs[main]), "val_accuracy", threshold)
-    s_base = steps_to(history(runs[baseline]), "val_accuracy", threshold)
-    if s_main is not None or s_base is not None:
-        def at(s: int | None) -> str:
-            return f"step {s:,}" if s is not None else "never"
+@dataclass
+class Claim:
+    """The report's claim that ``main`` ends at a lower validation loss than ``baseline``, measured."""
 
-        faster = s_main is not None and (s_base is None or s_main < s_base)
-        same = s_main is not None and s_main == s_base
-        speed = "sooner" if faster else ("at the same step" if same else "later")
-        text += (f" It reaches {threshold:.0%} validation accuracy {speed} ({at(s_main)}) than {baseline} "
-                 f"({at(s_base)}).")
-    return text
+    main: str
+    baseline: str
+    ours: float
+    base: float
+    steps_main: int | None = None  # first validation step at CONVERGENCE_THRESHOLD accuracy
+    steps_base: int | None = None
+
+    @property
+    def holds(self) -> bool:
+        return self.ours < self.base
+
+    def sentence(self) -> str:
+        text = (f"{self.main}'s final validation loss {self.ours:.4g} is {'lower' if self.holds else 'not lower'} than "
+                f"{self.baseline}'s {self.base:.4g}"
+                f"{', as the report says' if self.holds else ', unlike what the report says'}.")
+        return text + self._speed()
+
+    def short(self) -> str:
+        """For a table: the measured outcome, in a few words."""
+        if self.holds:
+            return f"validation loss lower than {self.baseline}'s, as the report says"
+        return f"validation loss not lower than {self.baseline}'s, unlike what the report says"
+
+    def _speed(self) -> str:
+        s_main, s_base, base = self.steps_main, self.steps_base, self.baseline
+        reach = f"{CONVERGENCE_THRESHOLD:.0%} validation accuracy"
+        if s_main is None and s_base is None:
+            return ""
+        if s_main is None:
+            return f" It never reaches {reach}; {base} does at step {s_base:,}."
+        if s_base is None:
+            return f" It reaches {reach} at step {s_main:,}; {base} never does."
+        if s_main == s_base:
+            return f" It reaches {reach} at the same step as {base} (step {s_main:,})."
+        return (f" It reaches {reach} {'sooner' if s_main < s_base else 'later'} (step {s_main:,}) than {base} "
+                f"(step {s_base:,}).")
+
+
+def claim(main: str, baseline: str, runs: dict[str, Run]) -> Claim | None:
+    """Measure the report's claim that ``main`` ends at a lower validation loss than ``baseline``
+    and converges faster (None when either run or its validation loss is missing)."""
+    if main not in runs or baseline not in runs:
+        return None
+    ours, base = runs[main].metrics.get("val_loss"), runs[baseline].metrics.get("val_loss")
+    if ours is None or base is None:
+        return None
+    return Claim(main, baseline, ours, base,
+                 steps_to(history(runs[main]), "val_accuracy", CONVERGENCE_THRESHOLD),
+                 steps_to(history(runs[baseline]), "val_accuracy", CONVERGENCE_THRESHOLD))

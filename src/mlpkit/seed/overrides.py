@@ -1,37 +1,14 @@
-"""How a run departs from the shipped preset of its name: the reason its numbers may not land
-where the report's do."""
+"""How the runs of a reproduce folder depart from the shipped presets: the reason their numbers
+may not land where the report's do (per run: :func:`mlpkit.report.provenance.preset_overrides`)."""
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
-from typing import Any
 
-from mlpkit.core.errors import MlpkitError
-from mlpkit.report.format import flat_config, fmt
+from mlpkit.report.provenance import preset_overrides
 from mlpkit.runs.folder import Run
-from mlpkit.seed.presets import preset_names, preset_text
 
-
-def _resolved(config: dict[str, Any]) -> dict[str, Any]:
-    from mlpkit.runs.config import from_dict
-
-    return flat_config(from_dict(config).to_dict())
-
-
-def preset_overrides(run: Run) -> list[str]:
-    """``key=value`` for every setting in which ``run`` departs from the shipped preset of its
-    name (empty when the name is not a preset)."""
-    name = run.config.get("name")
-    if name not in preset_names():
-        return []
-    preset = _resolved(tomllib.loads(preset_text(name)))
-    try:
-        ours = _resolved(run.config)
-    except MlpkitError:
-        ours = flat_config(run.config)
-    keys = [k for k in {**preset, **ours} if k not in ("name", "description")]
-    return [f"{k}={fmt(ours.get(k))}" for k in keys if ours.get(k) != preset.get(k)]
+__all__ = ["common_overrides", "preset_overrides"]
 
 
 def common_overrides(runs: Mapping[str, Run]) -> str:

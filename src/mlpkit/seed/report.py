@@ -19,7 +19,7 @@ from mlpkit.report.format import DASH, blas, fmt, machine
 from mlpkit.report.page import Assets, Cell, badge, render_page, table
 from mlpkit.report.sections import curves, epoch_of
 from mlpkit.runs.folder import Run, load_run
-from mlpkit.seed.comparison import Comparison, claim, compare, sentence
+from mlpkit.seed.comparison import Comparison, claim, compare, sentence, short_verdict
 from mlpkit.seed.overrides import common_overrides, preset_overrides
 from mlpkit.seed.reference import data_stats, note, stated
 from mlpkit.seed.tasks import SeedTask, seed_tasks
@@ -34,6 +34,7 @@ class _Context:
     assets: Assets
     missing: dict[str, str] = field(default_factory=dict)
     figures: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    measured: dict[str, list[str]] = field(default_factory=dict)  # preset -> what its comparisons found
 
 
 def _read_summary(reproduce_dir: Path) -> dict[str, Any]:
@@ -113,7 +114,8 @@ def _numbers_table(comparisons: list[Comparison]) -> dict[str, Any]:
 
 
 def _task_context(task: SeedTask, ctx: _Context) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": task.key, "title": task.title, "quote": task.quote, "absent": "", "figures": [],
+    out: dict[str, Any] = {"key": task.key, "title": task.title, "quotes": list(task.quotes), "says": task.says,
+                           "absent": "", "figures": [],
                            "overrides": "", "numbers": None, "verdict": ""}
     comparisons: list[Comparison] = []
     ready = task.source == "data" or task.main in ctx.runs
@@ -141,13 +143,17 @@ def _task_context(task: SeedTask, ctx: _Context) -> dict[str, Any]:
             reference = stated(str(task.main))
             comparisons = [compare(k, _our_value(run, k), reference.get(k)) for k in task.metrics]
     remarks = [EXTRAS[name](task, ctx) for name in task.extras] if ready else []
-    judged = claim(task.main, task.baseline, ctx.runs) if task.main and task.baseline else ""
-    out["verdict"] = " ".join(s for s in (sentence(comparisons), judged, *remarks) if s)
+    checked = claim(task.main, task.baseline, ctx.runs) if task.main and task.baseline else None
+    out["verdict"] = " ".join(s for s in (sentence(comparisons), checked.sentence() if checked else "", *remarks) if s)
+    if task.main:
+        found = [short_verdict(comparisons), checked.short() if checked else ""]
+        ctx.measured.setdefault(task.main, []).extend(f for f in found if f)
     out["numbers"] = _numbers_table(comparisons) if comparisons else None
     return out
 
 
 def _overview(ctx: _Context) -> dict[str, Any]:
+    """Every preset's numbers beside the report's; the note says what the task sections measured."""
     rows = []
     for name, entry in ctx.summary.get("presets", {}).items():
         run = ctx.runs.get(name)
@@ -157,7 +163,7 @@ def _overview(ctx: _Context) -> dict[str, Any]:
                      fmt(m.get("val_loss"), "loss"), fmt(ref.get("val_loss"), "loss"),
                      fmt(m.get("train_loss"), "loss"), fmt(ref.get("train_loss"), "loss"),
                      fmt(m.get("num_parameters"), "int"), fmt(m.get("early_stop_step"), "int"),
-                     fmt(m.get("wall_time_s"), "s"), note(name)])
+                     fmt(m.get("wall_time_s"), "s"), "; ".join([note(name), *ctx.measured.get(name, [])]).strip("; ")])
     presets = table(["preset", "val acc", "report", "val loss", "report", "train loss", "report", "parameters",
                      "early stop step", "wall time", "note"], rows, numeric=range(1, 10), cls="overview")
     checks = ctx.summary.get("checks") or []

@@ -18,7 +18,8 @@ class SeedTask:
 
     key: str
     title: str
-    quote: str
+    quotes: tuple[str, ...] = ()
+    says: str = ""
     source: str = "runs"
     overlay: tuple[str, ...] = ()
     main: str | None = None
@@ -30,7 +31,7 @@ class SeedTask:
 
 def _task(raw: dict[str, Any]) -> SeedTask:
     fields: dict[str, Any] = dict(raw)
-    for key in ("overlay", "metrics", "extras"):
+    for key in ("quotes", "overlay", "metrics", "extras"):
         if key in fields:
             fields[key] = tuple(fields[key])
     return SeedTask(**fields)

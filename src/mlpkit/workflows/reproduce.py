@@ -78,7 +78,7 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
         run_dir = out / name
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        log(f"[{name}] {cfg.description}")
+        log(f"[{name}] {cfg.description}" + (f" (with {', '.join(extra)})" if extra else ""))
         result = run_experiment(cfg, run_dir, data=prepared[key], progress=progress, log=log)
         m = result.metrics
         log(f"[{name}] val acc {m['val_accuracy']:.4f}  val loss {m['val_loss']:.4f}  train loss {m['train_loss']:.4f}"
