@@ -131,13 +131,13 @@ def test_the_reports_numbers_live_in_one_table():
     from pathlib import Path
 
     from mlpkit.seed.reference import data_stats, reference_presets, stated
-    from mlpkit.workflows.reproduce import SUMMARY_REFERENCE_KEYS, _reference_entry
+    from mlpkit.seed.summary import SUMMARY_REFERENCE_KEYS, reference_entry
 
     assert stated("task4e") == {"val_accuracy": 0.97, "val_loss": 0.23, "train_loss": 0.07, "train_accuracy": 0.94,
                                 "early_stop_epoch": 20}
     assert stated("task4d")["num_parameters"] == 50386 and stated("task2c") == {"num_parameters": 50880}
     for preset in reference_presets():
-        entry = _reference_entry(preset)
+        entry = reference_entry(preset)
         assert {k: v for k, v in entry.items() if v is not None and k != "note"} == {
             k: v for k, v in stated(preset).items() if k in SUMMARY_REFERENCE_KEYS}
     assert data_stats() == {"mean": 33.55274553571429, "std": 78.87550070784701}

@@ -88,6 +88,15 @@ class Assets:
         self.written += [p for p in paths if p not in self.written]
         return [{"href": f"{self.folder.name}/{p.name}", "label": p.suffix[1:].upper()} for p in paths]
 
+    def prune(self) -> list[Path]:
+        """Delete the figures (PNG, SVG) in the folder that this page did not write: left by an
+        earlier page of the same name, they would be stale. Returns what was deleted."""
+        keep = {p.name for p in self.written}
+        stale = [p for p in self.folder.iterdir() if p.suffix in (".png", ".svg") and p.name not in keep]
+        for p in stale:
+            p.unlink()
+        return stale
+
     def figure(self, paths: Sequence[Path], *, alt: str, caption: str = "", size: str = "wide") -> dict[str, Any]:
         """The PNG of ``paths`` as a data URI with its caption and download links (``figure`` macro)."""
         png = next(p for p in paths if p.suffix == ".png")

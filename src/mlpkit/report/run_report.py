@@ -121,7 +121,8 @@ def run_context(k: int, run: Run, label: str, assets: Assets) -> dict[str, Any]:
 def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str | None = None) -> Path:
     """Write a self-contained HTML report of one or several run folders.
 
-    Figures also land as PNG and SVG in ``<out-stem>_files/`` beside the page.
+    Figures also land as PNG and SVG in ``<out-stem>_files/`` beside the page (figures there that
+    this page did not write are removed: they belonged to an earlier page of the same name).
 
     Parameters
     ----------
@@ -161,4 +162,5 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str 
                        curves=curves(runs, names, assets), environment=environment_table(runs, names),
                        runs=[run_context(k, run, name, assets) for k, (run, name) in enumerate(zip(runs, names), 1)])
     atomic_write_text(out, page)
+    assets.prune()
     return out

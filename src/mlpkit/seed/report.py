@@ -196,7 +196,8 @@ def build_seed_report(reproduce_dir: str | Path, out: str | Path) -> Path:
         The folder ``mlpkit reproduce --out DIR`` fills: ``DIR/summary.json`` and one run folder
         per preset. Presets whose run folder is missing or broken get a note, not an error.
     out : path
-        The HTML file to write; figures land as PNG and SVG in ``<out-stem>_files/``.
+        The HTML file to write; figures land as PNG and SVG in ``<out-stem>_files/`` (stale ones
+        from an earlier page of the same name are removed).
 
     Returns
     -------
@@ -224,4 +225,5 @@ def build_seed_report(reproduce_dir: str | Path, out: str | Path) -> Path:
                        subtitle=f"from {reproduce_dir}", nav=nav, about=_about(ctx, reproduce_dir),
                        overview=_overview(ctx), tasks=tasks)
     atomic_write_text(out, page)
+    ctx.assets.prune()
     return out
