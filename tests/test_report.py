@@ -1,243 +1,37 @@
-"""HTML reports from run folders (mlpkit.report.html, mlpkit.report.figures).
+"""The run report (mlpkit.report) and its figures.
 
 Real runs on a slice of MNIST check the run report against the files it was made from;
-synthetic run folders (written here, no training) check the seed report and the edge cases.
+synthetic run folders (written by report_fakes, no training) check the edge cases.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
+from report_fakes import assert_self_contained, decode_data_png, num, parse, table_rows, write_fake_run
 
-from mlpkit.runs.config import load_config, to_toml, with_overrides
 from mlpkit.core.errors import MlpkitError
-from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
-from mlpkit.report.html import (SEED_TASKS, _labels, build_report, build_seed_report, compare, preset_overrides,
-                           seed_task_keys)
+from mlpkit.report import build_report
 from mlpkit.report.figures import encode_png_gray, pixel_weights
-from mlpkit.runs.folder import environment_info, load_run
+from mlpkit.report.sections import labels
+from mlpkit.runs.config import load_config, with_overrides
+from mlpkit.runs.folder import load_run
+from mlpkit.report.provenance import preset_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_PRESETS = ("task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e")
 
 
 def mnist_dir() -> Path:
     return Path(os.environ.get("MLPKIT_DATA") or REPO.parent / "shared" / "data" / "mnist")
-
-
-# ------------------------------------------------------------------ synthetic run folders
-def _num_parameters(hidden: list[int]) -> int:
-    sizes = [785, *hidden, 10]
-    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-
-
-def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 0.96, val_loss: float = 0.15,
-                   train_accuracy: float = 1.0, train_loss: float = 0.002, early_stop_step: int | None = None,
-                   steps: int = 400, steps_per_epoch: int = 100, n_val: int = 600, seed: int = 0,
-                   predictions: bool = True, weights: bool = True) -> Path:
-    """A finished run folder with the layout of mlpkit.runs.folder, made of synthetic numbers (no training)."""
-    rng = np.random.default_rng(seed)
-    cfg = load_config(preset)
-    hidden = list(cfg.model.hidden)
-    path.mkdir(parents=True)
-    atomic_write_text(path / "config.toml", to_toml(cfg))
-    atomic_write_json(path / "environment.json", environment_info(seed=cfg.seed, threads=None))
-    t = np.arange(1, steps + 1)
-    loss = train_loss + 2.0 * np.exp(-t / (steps / 8)) + rng.normal(0, 0.05, steps) * np.exp(-t / steps)
-    every = steps_per_epoch // 5
-    v = np.arange(every, steps + 1, every)
-    history = {"train": {"step": t.tolist(), "loss": np.abs(loss).tolist()},
-               "validation": {"step": v.tolist(), "epoch": (v / steps_per_epoch).tolist(),
-                              "val_loss": (val_loss + 1.5 * np.exp(-v / (steps / 6))).tolist(),
-                              "val_accuracy": (val_accuracy - 0.25 * np.exp(-v / (steps / 6))).tolist(),
-                              "train_loss": (train_loss + 1.5 * np.exp(-v / (steps / 6))).tolist(),
-                              "train_accuracy": (train_accuracy - 0.2 * np.exp(-v / (steps / 6))).tolist()}}
-    atomic_write_json(path / "history.json", history, indent=None)
-    metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
-               "val_accuracy": val_accuracy, "num_parameters": _num_parameters(hidden), "steps": steps,
-               "epochs_completed": steps / steps_per_epoch, "early_stop_step": early_stop_step,
-               "best_val_loss": val_loss, "best_val_loss_step": steps, "best_val_accuracy": val_accuracy,
-               "last_epoch_mean_batch_loss": train_loss, "steps_per_epoch": steps_per_epoch,
-               "validate_every": every, "wall_time_s": 12.5, "normalization": {"mean": 33.55, "std": 78.87},
-               "interrupted": False}
-    atomic_write_json(path / "metrics.json", metrics)
-    if weights:
-        sizes = [785, *hidden, 10]
-        arrays = {f"layers.{i}.weight": rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32)
-                  for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
-        atomic_save_npz(path / "weights.npz", arrays)
-    if predictions:
-        y_true = rng.integers(0, 10, n_val)
-        wrong = rng.random(n_val) > val_accuracy
-        y_pred = np.where(wrong, (y_true + rng.integers(1, 10, n_val)) % 10, y_true)
-        proba = rng.random((n_val, 10)).astype(np.float32)
-        proba[np.arange(n_val), y_pred] += 9.0
-        proba /= proba.sum(axis=1, keepdims=True)
-        bad = np.flatnonzero(y_pred != y_true)
-        order = bad[np.argsort(-proba[bad, y_pred[bad]])][:100]
-        atomic_save_npz(path / "predictions.npz", {
-            "y_true": y_true.astype(np.int64), "y_pred": y_pred.astype(np.int64), "proba": proba,
-            "misclassified_index": order.astype(np.int64),
-            "misclassified_images": rng.integers(0, 256, (len(order), 28, 28)).astype(np.uint8)})
-    return path
-
-
-#: What the fake reproduce folder's runs end at: close to the report for most, off for task4a.
-FAKE_RESULTS = {
-    "task2c": dict(val_accuracy=0.91, val_loss=0.31, train_accuracy=0.93, train_loss=0.25),
-    "task2c-noshuffle": dict(val_accuracy=0.90, val_loss=0.33, train_accuracy=0.92, train_loss=0.27),
-    "task3a": dict(val_accuracy=0.94, val_loss=0.21, train_accuracy=0.97, train_loss=0.09),
-    "task3b": dict(val_accuracy=0.95, val_loss=0.17, train_accuracy=0.99, train_loss=0.03),
-    "task3c": dict(val_accuracy=0.9612, val_loss=0.149, train_accuracy=0.9995, train_loss=0.0021),
-    "task4a": dict(val_accuracy=0.90, val_loss=0.35, train_accuracy=0.95, train_loss=0.05),
-    "task4b": dict(val_accuracy=0.972, val_loss=0.118, train_accuracy=1.0, train_loss=0.0009),
-    "task4d": dict(val_accuracy=0.958, val_loss=0.162, train_accuracy=1.0, train_loss=0.0008),
-    "task4e": dict(val_accuracy=0.965, val_loss=0.24, train_accuracy=0.95, train_loss=0.07, early_stop_step=2000),
-}
-REFERENCE = {
-    "task3c": dict(val_accuracy=0.96, val_loss=0.15, train_loss=0.002, train_accuracy=1.0),
-    "task4a": dict(val_accuracy=0.94, val_loss=0.22, train_loss=0.022, train_accuracy=0.99),
-    "task4b": dict(val_accuracy=0.97, val_loss=0.12, train_loss=0.0008, train_accuracy=1.0),
-    "task4d": dict(val_accuracy=0.96, val_loss=0.16, train_loss=0.0008, train_accuracy=1.0),
-    "task4e": dict(val_accuracy=0.97, val_loss=0.23, train_loss=0.07, train_accuracy=0.94, early_stop_epoch=20),
-}
-
-
-def write_fake_reproduce(root: Path, *, presets=SEED_PRESETS) -> Path:
-    """A folder laid out like ``mlpkit reproduce --out DIR`` leaves it (see mlpkit.workflows.reproduce)."""
-    root.mkdir(parents=True)
-    entries = {}
-    for i, name in enumerate(presets):
-        res = dict(FAKE_RESULTS[name])
-        steps, spe = (2500, 100) if name == "task4e" else (400, 100)
-        write_fake_run(root / name, name, steps=steps, steps_per_epoch=spe, seed=i, **res)
-        ref = {"val_accuracy": None, "val_loss": None, "train_loss": None, "train_accuracy": None,
-               "early_stop_epoch": None, "note": "plot only" if name not in REFERENCE else ""}
-        ref.update(REFERENCE.get(name, {}))
-        entries[name] = {"run_dir": name, "metrics": json.loads((root / name / "metrics.json").read_text()),
-                         "reference": ref}
-    (root / "figures").mkdir()
-    atomic_write_json(root / "summary.json", {
-        "data": {"mean": 33.55274553571429, "std": 78.87550070784695, "n_train": 20000, "n_val": 10000},
-        "wall_time_s": 321.0, "presets": entries,
-        "comparisons": [{"name": "task2c-3a-3b-3c", "presets": ["task2c", "task3a", "task3b", "task3c"],
-                         "figures": ["figures/task2c-3a-3b-3c-loss.png"]}]})
-    return root
-
-
-# ------------------------------------------------------------------ reading the HTML back
-class ReportParser(HTMLParser):
-    """Sections (id -> text, images) and tables (class -> rows of cell text) of a report."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.sections: dict[str, dict] = {}
-        self.open: list[str] = []
-        self.images: list[dict[str, str]] = []
-        self.tables: dict[str, list[list[list[str]]]] = {}
-        self.digits: list[dict[str, str]] = []
-        self.tags: list[str] = []
-        self._table: list[list[str]] | None = None
-        self._cell: list[str] | None = None
-        self._digit: dict[str, str] | None = None
-        self._stack: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.tags.append(tag)
-        if tag in ("img", "meta", "link", "br", "input"):
-            pass
-        else:
-            self._stack.append(tag)
-        if tag == "section":
-            self.open.append(a["id"])
-            self.sections[a["id"]] = {"text": [], "images": [], "tables": []}
-        elif tag == "img":
-            img = {**a, "sections": list(self.open)}
-            self.images.append(img)
-            for s in self.open:
-                self.sections[s]["images"].append(img)
-        elif tag == "table":
-            self._table = []
-            self.tables.setdefault(a.get("class", ""), []).append(self._table)
-            for s in self.open:
-                self.sections[s]["tables"].append((a.get("class", ""), self._table))
-        elif tag == "tr" and self._table is not None:
-            self._table.append([])
-        elif tag in ("td", "th") and self._table is not None:
-            self._cell = []
-        elif tag == "figure" and "digit" in a.get("class", ""):
-            self._digit = {**a, "caption": "", "sections": list(self.open)}
-            self.digits.append(self._digit)
-
-    def handle_endtag(self, tag):
-        while self._stack and self._stack[-1] != tag:
-            self._stack.pop()
-        if self._stack:
-            self._stack.pop()
-        if tag == "section":
-            self.open.pop()
-        elif tag in ("td", "th") and self._cell is not None:
-            self._table[-1].append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-        elif tag == "figure":
-            self._digit = None
-
-    def handle_data(self, data):
-        for s in self.open:
-            self.sections[s]["text"].append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._digit is not None:
-            self._digit["caption"] += data
-
-    def text(self, section: str) -> str:
-        return " ".join("".join(self.sections[section]["text"]).split())
-
-
-def parse(path: Path) -> ReportParser:
-    p = ReportParser()
-    p.feed(path.read_text(encoding="utf-8"))
-    p.close()
-    return p
-
-
-def decode_data_png(src: str) -> np.ndarray:
-    """The image of a data: URI, decoded (raises if it is not a valid PNG)."""
-    import matplotlib.image as mpimg
-
-    prefix = "data:image/png;base64,"
-    assert src.startswith(prefix), src[:60]
-    raw = base64.b64decode(src[len(prefix):], validate=True)
-    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
-    return mpimg.imread(io.BytesIO(raw), format="png")
-
-
-def table_rows(table: list[list[str]]) -> list[list[str]]:
-    return [r for r in table[1:] if r]
-
-
-def num(text: str) -> float:
-    return float(text.replace(",", "").replace("%", ""))
-
-
-def assert_self_contained(html_text: str) -> None:
-    assert "<script" not in html_text.lower()
-    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//)""", html_text, re.I)
-    assert "Content-Security-Policy" in html_text
-    for m in re.finditer(r"""<(?:img|link)[^>]*?(?:src|href)="([^"]*)""", html_text):
-        assert m.group(1).startswith("data:"), m.group(1)[:80]
 
 
 # ------------------------------------------------------------------ fixtures
@@ -260,13 +54,6 @@ def real_runs(tmp_path_factory):
 def real_report(real_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "report.html"
     assert build_report(real_runs, out) == out
-    return out
-
-
-@pytest.fixture(scope="module")
-def seed_report(tmp_path_factory):
-    root = write_fake_reproduce(tmp_path_factory.mktemp("repro") / "out")
-    out = build_seed_report(root, root / "report.html")
     return out
 
 
@@ -412,7 +199,7 @@ def test_same_preset_twice_gets_distinct_labels(tmp_path):
     a = load_run(write_fake_run(tmp_path / "a", "task3c"))
     b = load_run(write_fake_run(tmp_path / "b", "task3c", seed=3, predictions=False, weights=False))
     c = load_run(write_fake_run(tmp_path / "c", "task4a", predictions=False, weights=False))
-    assert _labels([a, b, c]) == ["task3c (a)", "task3c (b)", "task4a"]
+    assert labels([a, b, c]) == ["task3c (a)", "task3c (b)", "task4a"]
 
 
 def test_run_without_predictions_or_weights_still_reports(tmp_path):
@@ -467,107 +254,10 @@ def test_encode_png_gray_round_trips():
     np.testing.assert_allclose(back * 255, img, atol=0.5)
 
 
-@pytest.mark.parametrize("metric, ours, stated, verdict", [
-    ("val_accuracy", 0.962, 0.96, "matches"),
-    ("val_accuracy", 0.90, 0.94, "lower"),
-    ("val_loss", 0.149, 0.15, "matches"),
-    ("val_loss", 0.35, 0.22, "higher"),
-    ("train_loss", 0.0015, 0.002, "matches"),
-    ("num_parameters", 50880, 50880, "matches"),
-    ("num_parameters", 50386, 50880, "lower"),
-    ("early_stop_epoch", 21.4, 20, "matches"),
-    ("early_stop_epoch", None, 20, "missing"),
-    ("std", 78.87550070784695, 78.87550070784701, "matches"),
-    ("val_loss", 0.2, None, "not stated"),
-])
-def test_compare_judges_against_the_reports_rounded_numbers(metric, ours, stated, verdict):
-    assert compare(metric, ours, stated).verdict == verdict
-
-
-# ------------------------------------------------------------------ seed report
-def test_seed_report_has_a_section_per_task(seed_report):
-    p = parse(seed_report)
-    assert seed_task_keys() == ["2a", "2c", "2d", "3a", "3b", "3c", "4a", "4b", "4d", "4e"]
-    for key in seed_task_keys():
-        assert f"task-{key}" in p.sections
-    assert "overview" in p.sections
-    assert_self_contained(seed_report.read_text(encoding="utf-8"))
-    for img in p.images:
-        decode_data_png(img["src"])
-    for key in ("2c", "3a", "3b", "3c", "4a", "4b", "4d", "4e"):
-        assert len(p.sections[f"task-{key}"]["images"]) == 2, key  # loss and accuracy
-    files = seed_report.with_name("report_files")
-    assert (files / "task3c-loss.png").exists() and (files / "task3c-loss.svg").exists()
-
-
-def _numbers(p: ReportParser, key: str) -> dict[str, tuple[str, str, str]]:
-    tables = [t for cls, t in p.sections[f"task-{key}"]["tables"] if cls == "seed-numbers"]
-    assert len(tables) == 1, key
-    return {r[0]: (r[1], r[2], r[3]) for r in table_rows(tables[0])}
-
-
-def test_seed_report_states_the_reports_numbers_next_to_ours(seed_report):
-    p = parse(seed_report)
-    n = _numbers(p, "2a")
-    assert n["pixel mean"][1] == "33.55274553571429" and n["pixel standard deviation"][1] == "78.87550070784701"
-    assert n["pixel mean"][0] == "33.55274553571429" and n["pixel mean"][2].startswith("matches")
-    assert _numbers(p, "2d")["parameter count"][:2] == ("50,880", "50,880")
-    assert _numbers(p, "4d")["parameter count"][:2] == (f"{_num_parameters([59, 59]):,}", "50,386")
-    stated = {"3c": (0.96, 0.15, 0.002, 1.0), "4a": (0.94, 0.22, 0.022, 0.99), "4b": (0.97, 0.12, 0.0008, 1.0),
-              "4d": (0.96, 0.16, 0.0008, 1.0), "4e": (0.97, 0.23, 0.07, 0.94)}
-    for key, (va, vl, tl, ta) in stated.items():
-        n = _numbers(p, key)
-        assert num(n["validation accuracy"][1]) == va
-        assert num(n["validation loss"][1]) == vl
-        assert num(n["training loss"][1]) == tl
-        assert num(n["training accuracy"][1]) == ta
-        ours = FAKE_RESULTS[f"task{key}"]
-        assert num(n["validation accuracy"][0]) == pytest.approx(ours["val_accuracy"], abs=1e-4)
-        assert num(n["validation loss"][0]) == pytest.approx(ours["val_loss"], rel=1e-3)
-    assert _numbers(p, "4e")["early-stopping epoch"][:2] == ("20", "20")
-    assert "(plot only)" in _numbers(p, "2c")["validation accuracy"][1]
-
-
-def test_seed_report_sentences_say_how_we_compare(seed_report):
-    p = parse(seed_report)
-    assert "All 4 of our numbers land where the report's do" in p.text("task-3c")
-    t4a = p.text("task-4a")
-    assert "our validation loss 0.35 is higher than the report's 0.22" in t4a
-    assert "our validation accuracy 0.9000 is lower than the report's 0.9400" in t4a
-    assert "task3a's final validation loss 0.21 is lower than task2c's 0.31, as the report says" in p.text("task-3a")
-    assert "Early stopping fired at step 2,000 (epoch 20" in p.text("task-4e")
-    assert "agree" in p.text("task-2a") or "land where" in p.text("task-2a")
-    for task in SEED_TASKS:
-        assert p.text(f"task-{task.key}").startswith(task.title)
-    assert "none: every run is its preset as shipped" in p.text("overview")
-    checks = table_rows(p.tables["checks"][0]) if "checks" in p.tables else []
-    assert checks == []  # the fake summary has no acceptance checks
-
-
-def test_seed_report_notes_missing_presets(tmp_path):
-    root = write_fake_reproduce(tmp_path / "out", presets=("task3c",))
-    p = parse(build_seed_report(root, tmp_path / "seed.html"))
-    for key in seed_task_keys():
-        assert f"task-{key}" in p.sections
-    assert "Not in this reproduce folder: task4a." in p.text("task-4a")
-    assert "Not in this reproduce folder: task2c, task2c-noshuffle." in p.text("task-2c")
-    assert len(p.sections["task-3c"]["images"]) == 2  # task3c alone: loss and accuracy
-    assert len(p.sections["task-2c"]["images"]) == 0
-    assert "All 4 of our numbers land where the report's do" in p.text("task-3c")
-
-
-def test_seed_report_without_summary_is_a_clear_error(tmp_path):
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(MlpkitError, match="summary.json"):
-        build_seed_report(tmp_path / "empty", tmp_path / "r.html")
-    with pytest.raises(MlpkitError, match="does not exist"):
-        build_seed_report(tmp_path / "nope", tmp_path / "r.html")
-
-
 def test_validation_images_are_recovered_exactly_from_the_prepared_inputs(mnist_path):
     """The gallery of mistakes no longer keeps a uint8 copy of the validation images."""
-    from mlpkit.runs.config import load_config, with_overrides
     from mlpkit.data.mnist import load_mnist, make_split
+    from mlpkit.runs.config import load_config, with_overrides
     from mlpkit.workflows.experiment import prepare_data
 
     for dtype in ("float32", "float64"):
@@ -575,3 +265,101 @@ def test_validation_images_are_recovered_exactly_from_the_prepared_inputs(mnist_
         truth = make_split(load_mnist(mnist_path), "seed").x_val.reshape(len(data.x_val), -1)
         rows = np.arange(len(data.x_val))
         np.testing.assert_array_equal(data.val_images(rows), truth)
+
+
+# ------------------------------------------------------------------ the package's boundaries
+SRC = REPO / "src" / "mlpkit"
+
+
+def test_figures_leave_the_matplotlib_backend_alone_and_never_import_pyplot(tmp_path):
+    """A notebook user's backend survives a report: figures are drawn on Figure objects."""
+    script = f"""
+import sys
+import matplotlib
+matplotlib.use("svg")  # any backend that is not Agg
+sys.path.insert(0, {str(REPO / "tests")!r})
+from pathlib import Path
+from report_fakes import write_fake_run
+from mlpkit.report import build_report
+run = write_fake_run(Path({str(tmp_path)!r}) / "run", "task3c", early_stop_step=300)
+build_report([run], Path({str(tmp_path)!r}) / "r.html")
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"]
+    assert len(list((tmp_path / "r_files").glob("*.png"))) == 5  # loss, accuracy, confusion, weights, gallery
+
+
+def test_importing_report_and_seed_loads_neither_matplotlib_nor_jinja2():
+    script = ("import sys, mlpkit.report, mlpkit.seed; "
+              "print(sorted(m for m in ('matplotlib', 'jinja2', 'PIL') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_report_package_knows_nothing_of_the_assignment():
+    """Task keys, the report's numbers and the seed package stay out of mlpkit/report."""
+    import tomllib
+
+    reference = tomllib.loads((SRC / "seed" / "reference.toml").read_text(encoding="utf-8"))
+    numbers = [repr(v) for v in reference["data"].values()]
+    numbers += [str(e["num_parameters"]) for e in reference["presets"].values() if "num_parameters" in e]
+    forbidden = re.compile(r"task\d[a-e]?|mlpkit\.seed|SEED_|" + "|".join(re.escape(n) for n in numbers))
+    files = [p for p in (SRC / "report").rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css")]
+    assert {p.name for p in files} >= {"page.py", "run_report.py", "page.html.j2", "report.css"}
+    hits = [f"{p.relative_to(SRC)}: {m.group(0)}" for p in files
+            for m in forbidden.finditer(p.read_text(encoding="utf-8"))]
+    assert hits == []
+
+
+def test_no_markup_in_python_code():
+    """Markup lives in templates: no HTML tags in the Python of report and seed."""
+    tag = re.compile(r"</?(?:p|div|span|table|tr|td|th|section|figure|img|a|h[1-6]|blockquote|br|style)[\s>/]")
+    files = list((SRC / "report").glob("*.py")) + list((SRC / "seed").glob("*.py"))
+    hits = [f"{p.name}: {m.group(0)}" for p in files for m in tag.finditer(p.read_text(encoding="utf-8"))]
+    assert hits == []
+
+
+def test_page_text_is_escaped_and_the_stylesheet_inlined(tmp_path):
+    from mlpkit.report.page import stylesheet
+
+    run = write_fake_run(tmp_path / "run", "task3c", predictions=False, weights=False)
+    config = (run / "config.toml").read_text(encoding="utf-8")
+    (run / "config.toml").write_text(config.replace('name = "task3c"', 'name = "<b>bold</b> & co"'), encoding="utf-8")
+    html_text = build_report([run], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<b>" not in html_text and "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html_text
+    assert f"<style>{stylesheet()}</style>" in html_text and ".gallery" in stylesheet()
+    assert_self_contained(html_text)
+
+
+def test_digit_tiles_are_grayscale_pngs_made_by_pillow():
+    from PIL import Image
+
+    img = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)
+    decoded = Image.open(io.BytesIO(encode_png_gray(img)))
+    assert decoded.format == "PNG" and decoded.mode == "L" and decoded.size == (28, 28)
+    np.testing.assert_array_equal(np.asarray(decoded), img)
+    with pytest.raises(ValueError, match="2-D"):
+        encode_png_gray(np.zeros((2, 2, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("package", ["mlpkit.report", "mlpkit.seed"])
+def test_public_names_are_listed_and_resolve(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(module._EXPORTS)
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
+
+
+def test_a_run_that_changed_its_preset_says_so_beside_the_name(tmp_path):
+    """--set momentum=0.8 keeps the preset's description ("momentum 0.9"): the page names the change."""
+    a = write_fake_run(tmp_path / "a", "task3c", overrides=["momentum=0.8"], predictions=False, weights=False)
+    b = write_fake_run(tmp_path / "b", "task3c", predictions=False, weights=False)
+    p = parse(build_report([a, b], tmp_path / "r.html"))
+    changed, shipped = p.text("run-1"), p.text("run-2")
+    assert "Preset task3c with train.momentum=0.8 (the preset's description: “All tricks: task3b + momentum 0.9" in changed
+    assert shipped.startswith("Run 2: task3c (b) All tricks: task3b + momentum 0.9") and "Preset" not in shipped

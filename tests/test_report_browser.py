@@ -5,7 +5,8 @@ present, and save a full-page screenshot.
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON
 messages separated by NUL bytes on file descriptors 3 and 4), so the test needs only the
 standard library: no network port, no websocket package. Where Chromium is not installed
-the tests are skipped with a message saying how to install it.
+the tests are skipped with a message saying how to install it, except under ``CI=true``,
+where a missing Chromium fails them.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_report import write_fake_reproduce, write_fake_run  # noqa: E402
+from report_fakes import write_fake_reproduce, write_fake_run
 
-from mlpkit.runs.folder import load_run  # noqa: E402
-from mlpkit.report.html import REPORT_SECTIONS, RUN_SECTIONS, build_report, build_seed_report, seed_task_keys  # noqa: E402
+from mlpkit.report.page import CSP
+from mlpkit.report.run_report import REPORT_SECTIONS, RUN_SECTIONS, build_report
+from mlpkit.runs.folder import load_run
+from mlpkit.seed import build_seed_report, seed_task_keys
 
 TIMEOUT_S = 60.0
 
@@ -42,8 +45,22 @@ def find_chromium() -> str | None:
 
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed: apt-get install chromium "
-                                                         "(the browser tests of the HTML reports need it)")
+INSTALL_HINT = ("chromium not installed: apt-get install chromium (Debian/Ubuntu; or put chromium, chromium-browser "
+                "or google-chrome on PATH); the browser tests of the HTML reports need it")
+
+
+def require_chromium(*, ci: bool) -> str:
+    """The browser's path. Without one the tests skip, except in CI (``CI=true``), where a
+    missing browser is a failure: CI must never look green without having opened the pages."""
+    if CHROMIUM is not None:
+        return CHROMIUM
+    if ci:
+        pytest.fail(f"CI=true but {INSTALL_HINT}", pytrace=False)
+    pytest.skip(INSTALL_HINT)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 class Browser:
@@ -61,7 +78,7 @@ class Browser:
 
         self.log = open(profile.with_suffix(".stderr.txt"), "wb")
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
+            [require_chromium(ci=in_ci()), "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
              "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--disable-quic", "--disable-extensions", "--mute-audio",
              f"--user-data-dir={profile}", "about:blank"],
@@ -183,6 +200,7 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
+    require_chromium(ci=in_ci())
     b = Browser(tmp_path_factory.mktemp("chromium") / "profile")
     yield b
     b.close()
@@ -248,8 +266,6 @@ def test_harness_catches_errors_and_broken_images(browser, tmp_path):
     assert any("boom" in e for e in errors)
     assert any("missing.png" in e for e in errors), errors
     # the reports' Content-Security-Policy turns any non-embedded resource into an error
-    from mlpkit.report.html import CSP
-
     page = tmp_path / "csp.html"
     page.write_text(f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{CSP}">'
                     '<link rel="icon" href="data:,"></head><body><img alt="outside" src="outside.png"></body></html>',
@@ -259,3 +275,16 @@ def test_harness_catches_errors_and_broken_images(browser, tmp_path):
     browser.open(page)
     assert browser.images()[0]["width"] == 0
     assert any("Content Security Policy" in e for e in browser.errors()), browser.errors()
+
+
+def test_missing_chromium_skips_locally_and_fails_in_ci(monkeypatch):
+    """No browser: a skip on a developer's machine, a failure (saying how to install it) in CI."""
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", None)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        require_chromium(ci=False)
+    with pytest.raises(pytest.fail.Exception, match="CI=true but chromium not installed: apt-get install chromium"):
+        require_chromium(ci=True)
+    monkeypatch.setenv("CI", "true")
+    assert in_ci()
+    monkeypatch.setenv("CI", "false")
+    assert not in_ci()

@@ -238,7 +238,7 @@ def reproduce(out: Path, only: str | None, overrides: tuple[str, ...], data_dir:
               show_default=True, help="The HTML file to write.")
 def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     """One self-contained HTML report from one or more run folders."""
-    from mlpkit.report.html import build_report
+    from mlpkit.report import build_report
 
     path = build_report(list(run_dirs), out)
     click.echo(f"report: {path}")

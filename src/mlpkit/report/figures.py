@@ -1,44 +1,47 @@
 """The figures a report adds to the loss and accuracy curves of :mod:`mlpkit.report.plots`: the
 confusion matrix with per-class accuracy, the first layer's weights as images, a gallery of
 misclassified digits. Each is written as PNG and SVG; all take plain arrays read from a run
-folder, never live objects.
+folder, never live objects, and draw without pyplot (see :mod:`mlpkit.report.plots`).
 
-Also a minimal grayscale PNG encoder (stdlib ``zlib``), so one small image per digit can be
-embedded in HTML without drawing a matplotlib figure for each.
+Single digits are encoded as small grayscale PNGs with Pillow, so each can be embedded in a
+page without drawing a matplotlib figure for it.
 """
 
 from __future__ import annotations
 
+import io
 import math
-import struct
-import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlpkit.report import plots
-from mlpkit.report.plots import _pyplot
+from mlpkit.report.plots import new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
 PNG_DPI = 150
 
 
-def save_figure(fig, path: str | Path) -> list[Path]:
-    """Write ``fig`` as ``path``.png (at PNG_DPI) and ``path``.svg, atomically; close it."""
+def save_figure(fig: Figure, path: str | Path) -> list[Path]:
+    """Write ``fig`` as ``path``.png (at PNG_DPI) and ``path``.svg, atomically."""
     return plots.save_figure(fig, path, dpi=PNG_DPI)
 
 
 def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = "") -> list[Path]:
     """C[i, j] (true i, predicted j) as a heat map with every count written in its cell;
     each row is labelled with that class's accuracy (the diagonal over the row sum)."""
-    plt = _pyplot()
     confusion = np.asarray(confusion)
     k = confusion.shape[0]
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = confusion / totals[:, None]
         recall = np.diag(confusion) / totals
-    fig, ax = plt.subplots(figsize=(6.0, 5.4))
+    fig, ax = new_figure(6.0, 5.4)
     # colour by row share, on a square-root scale so small confusions stay visible
     ax.imshow(np.sqrt(np.nan_to_num(rates)), cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
@@ -57,6 +60,12 @@ def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = ""
     ax.tick_params(length=0, labelsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _colormap(name: str) -> Colormap:
+    import matplotlib
+
+    return matplotlib.colormaps[name]
 
 
 def pixel_weights(weight: np.ndarray, *, side: int = 28) -> np.ndarray | None:
@@ -87,7 +96,6 @@ def mosaic(tiles: np.ndarray, *, cols: int, gap: int = 2, label_space: int = 0) 
 def weights_figure(images: np.ndarray, path: str | Path, *, title: str = "", max_units: int = 128) -> list[Path]:
     """One 28x28 image per hidden unit; red positive, blue negative, each unit scaled to its own
     largest |w| so that the pattern (not the magnitude) is what one sees."""
-    plt = _pyplot()
     images = np.asarray(images, dtype=np.float64)[:max_units]
     n, side = len(images), images.shape[1]
     lim = np.max(np.abs(images.reshape(n, -1)), axis=1)
@@ -96,8 +104,8 @@ def weights_figure(images: np.ndarray, path: str | Path, *, title: str = "", max
     rows = math.ceil(n / cols)
     label, gap = 7, 2
     grid = mosaic(scaled, cols=cols, gap=gap, label_space=label)
-    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="white")
-    fig, ax = plt.subplots(figsize=(cols * 0.62 + 0.4, rows * 0.74 + 0.8))
+    cmap = _colormap("RdBu_r").with_extremes(bad="white")
+    fig, ax = new_figure(cols * 0.62 + 0.4, rows * 0.74 + 0.8)
     ax.imshow(grid, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     for i in range(n):
         r, c = divmod(i, cols)
@@ -112,15 +120,14 @@ def weights_figure(images: np.ndarray, path: str | Path, *, title: str = "", max
 def gallery_figure(images: np.ndarray, y_true: Sequence[int], y_pred: Sequence[int], confidence: Sequence[float],
                    path: str | Path, *, title: str = "", cols: int = 12) -> list[Path]:
     """Misclassified digits, each captioned "true -> predicted" with the predicted class's probability."""
-    plt = _pyplot()
     images = np.asarray(images, dtype=np.float64)
     n, side = len(images), images.shape[1]
     cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
     label, gap = 11, 3
     grid = mosaic(images, cols=cols, gap=gap, label_space=label)
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
-    fig, ax = plt.subplots(figsize=(cols * 0.95 + 0.3, rows * 1.3 + 0.7))
+    cmap = _colormap("gray_r").with_extremes(bad="white")
+    fig, ax = new_figure(cols * 0.95 + 0.3, rows * 1.3 + 0.7)
     ax.imshow(grid, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
     for i in range(n):
         r, c = divmod(i, cols)
@@ -134,15 +141,12 @@ def gallery_figure(images: np.ndarray, y_true: Sequence[int], y_pred: Sequence[i
 
 
 def encode_png_gray(image: np.ndarray) -> bytes:
-    """A uint8 (h, w) array as an 8-bit grayscale PNG (no filtering, zlib level 9)."""
+    """A uint8 (h, w) array as an 8-bit grayscale PNG (Pillow)."""
+    from PIL import Image
+
     image = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
     if image.ndim != 2:
         raise ValueError(f"encode_png_gray needs a 2-D image, got shape {image.shape}")
-    h, w = image.shape
-    raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    buf = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

@@ -1,109 +1,201 @@
 """``mlpkit reproduce``: every experiment of the seed report, its comparison figures, and a
-summary beside the numbers the report states."""
+summary beside the numbers the report states.
+
+A reproduce folder grows: running again into it keeps every complete run whose config is
+unchanged (without training it again), resumes the interrupted ones, and refuses to touch a run
+made with another config unless told to replace it (``force``). The summary, the figures and the
+seed report are then rebuilt from every run in the folder, whichever invocation made it.
+"""
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from mlpkit.runs.config import load_config, preset_names, with_overrides
-from mlpkit.core.errors import ConfigError
-from mlpkit.workflows.experiment import data_key, prepare_data, run_experiment
+from mlpkit.core.errors import ConfigError, MlpkitError
 from mlpkit.core.fileio import atomic_write_json, atomic_write_text
+from mlpkit.report.format import flat_config, fmt
 from mlpkit.report.plots import comparison_figure
-from mlpkit.runs.folder import load_run
+from mlpkit.runs.config import Config, load_config, preset_names, with_overrides
+from mlpkit.runs.folder import Run, load_run
+from mlpkit.seed.checks import COMPARISONS, run_checks
+from mlpkit.seed.reference import reference_presets
+from mlpkit.seed.report import build_seed_report
+from mlpkit.seed.summary import reference_entry, summary_markdown
+from mlpkit.workflows.experiment import PreparedData, data_key, prepare_data, run_experiment
 
-#: What the seed report states for each preset (None where it gives no number).
-REFERENCE: dict[str, dict[str, Any]] = {
-    "task2c": {"note": "baseline; plot only"},
-    "task2c-noshuffle": {"note": "comparison plot only"},
-    "task3a": {"note": "clearly lower validation loss than task2c"},
-    "task3b": {"note": "lower again than task3a, converges faster"},
-    "task3c": {"val_accuracy": 0.96, "val_loss": 0.15, "train_loss": 0.002, "train_accuracy": 1.0,
-               "note": "all tricks; the reference for task 4"},
-    "task4a": {"val_accuracy": 0.94, "val_loss": 0.22, "train_loss": 0.022, "train_accuracy": 0.99,
-               "note": "32 hidden units"},
-    "task4b": {"val_accuracy": 0.97, "val_loss": 0.12, "train_loss": 0.0008, "train_accuracy": 1.0,
-               "note": "128 hidden units"},
-    "task4d": {"val_accuracy": 0.96, "val_loss": 0.16, "train_loss": 0.0008, "train_accuracy": 1.0,
-               "note": "two hidden layers of 59, 50,386 parameters"},
-    "task4e": {"val_loss": 0.23, "train_loss": 0.07, "early_stop_epoch": 20,
-               "note": "ten hidden layers of 64; the report also states accuracies 0.97 and 0.94"},
-}
-REPORT_MEAN, REPORT_STD = 33.55274553571429, 78.87550070784701
+#: Settings that change how fast a run computes, not what it computes: a kept run may differ in them.
+IGNORED_KEYS = ("train.threads",)
+FIGURE_SUFFIXES = (".png", ".svg")
 
-COMPARISONS = [
-    ("task2c-3a-3b-3c", ["task2c", "task3a", "task3b", "task3c"], "Tricks of the trade (task 3)"),
-    ("task3c-4a-4b", ["task3c", "task4a", "task4b"], "Hidden units: 64 vs 32 vs 128 (task 4a/4b)"),
-    ("task3c-4d-4e", ["task3c", "task4d", "task4e"], "Depth: [64] vs [59,59] vs ten layers of 64 (task 4d/4e)"),
-    ("task2c-shuffle", ["task2c", "task2c-noshuffle"], "Shuffling the training set (task 2c)"),
-]
 
-#: Acceptance bounds: (preset, metric, op, bound) and ordering checks on best validation loss.
-CHECKS = [("task3c", "val_accuracy", ">=", 0.955), ("task4a", "val_accuracy", ">=", 0.940),
-          ("task4b", "val_accuracy", ">=", 0.965), ("task4d", "val_accuracy", ">=", 0.955)]
-ORDER_CHECKS = [("task3b", "task3a"), ("task3c", "task3a"), ("task3a", "task2c")]
+@dataclass
+class Planned:
+    """What reproduce does with one preset's run folder: ``run`` (new), ``keep`` (complete, same
+    config), ``resume`` (interrupted, same config) or ``replace`` (another config, ``force``)."""
+
+    name: str
+    config: Config
+    run_dir: Path
+    action: str
+    changed: list[str] = field(default_factory=list)
+
+
+def _has_content(run_dir: Path) -> bool:
+    return run_dir.is_dir() and any(not (p.name.startswith(".") and p.name.endswith(".tmp"))
+                                    for p in run_dir.iterdir())
+
+
+def config_changes(before: Config, after: Config) -> list[str]:
+    """``key: old -> new`` for every setting that differs (the keys in IGNORED_KEYS aside)."""
+    old, new = flat_config(before.to_dict()), flat_config(after.to_dict())
+    return [f"{k}: {fmt(old.get(k))} -> {fmt(new.get(k))}" for k in {**old, **new}
+            if k not in IGNORED_KEYS and old.get(k) != new.get(k)]
+
+
+def plan(out: Path, configs: Mapping[str, Config], *, force: bool = False) -> list[Planned]:
+    """Decide, before any work, what happens to each preset's folder ``out/<preset>``.
+
+    Raises
+    ------
+    ConfigError
+        Some folders hold runs made with another config (or are not run folders) and ``force``
+        is False; the message names each one and what differs.
+    """
+    planned, refused = [], []
+    for name, cfg in configs.items():
+        run_dir = out / name
+        if not _has_content(run_dir):
+            planned.append(Planned(name, cfg, run_dir, "run"))
+            continue
+        try:
+            changed = config_changes(load_config(run_dir / "config.toml"), cfg)
+        except (ConfigError, MlpkitError, OSError) as exc:
+            changed = [f"its config.toml cannot be used ({exc})"]
+        if changed:
+            planned.append(Planned(name, cfg, run_dir, "replace", changed))
+            refused.append(f"{name} ({'; '.join(changed)})")
+        else:
+            planned.append(Planned(name, cfg, run_dir, "keep" if (run_dir / "metrics.json").exists() else "resume"))
+    if refused and not force:
+        raise ConfigError(f"{out} already holds runs made with another config: {', '.join(refused)}. Nothing was "
+                          "changed; replace them with force=True (--force) or choose another output folder")
+    return planned
+
+
+def folder_runs(out: Path) -> dict[str, Run]:
+    """Every complete run folder in ``out`` by folder name, the seed report's presets first, in its order."""
+    order = reference_presets()
+    runs: dict[str, Run] = {}
+    for run_dir in sorted(p for p in out.iterdir() if p.is_dir() and (p / "metrics.json").exists()):
+        try:
+            runs[run_dir.name] = load_run(run_dir)
+        except MlpkitError:
+            continue
+    return dict(sorted(runs.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
 def reproduce_all(out: str | Path, *, presets: list[str] | None = None, overrides: list[str] | None = None,
                   data_dir: str | Path | None = None, threads: int | None = None, progress: bool | None = None,
-                  log: Callable[[str], None] = print) -> Path:
-    """Run the presets (all by default) into ``out/<preset>``; write figures, summary.md/json, report.html."""
+                  force: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run the seed report's experiments and write what compares them with the report.
+
+    Parameters
+    ----------
+    out : path
+        The reproduce folder: one run folder per preset (``out/<preset>``), comparison figures
+        in ``out/figures``, ``summary.md``, ``summary.json`` and the seed report ``report.html``.
+        An existing folder is added to: see ``force``.
+    presets : list of str, optional
+        The presets to run (default: every experiment of the seed report).
+    overrides : list of str, optional
+        ``key=value`` settings applied to every preset (e.g. ``epochs=1``).
+    data_dir : path, optional
+        Where MNIST is (default: as ``mlpkit train`` finds it).
+    threads : int, optional
+        BLAS and engine threads for every run.
+    progress : bool, optional
+        Progress bars (default: only on a terminal).
+    force : bool
+        Replace (train again) the runs in ``out`` that were made with another config. Without it
+        such runs are refused before any work. Complete runs with the same config are kept and
+        interrupted ones resumed either way.
+    log : callable
+        Receives one line of text per event.
+
+    Returns
+    -------
+    Path
+        ``out/summary.md``, which, like summary.json and report.html, covers every complete run
+        in ``out``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset, a bad override, or (without ``force``) a run in ``out`` made with
+        another config; raised before any run starts.
+    """
     out = Path(out)
-    names = presets or list(REFERENCE)
+    names = presets or reference_presets()
     unknown = [n for n in names if n not in preset_names()]
     if unknown:
         raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(preset_names())}")
     extra = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
     configs = {n: with_overrides(load_config(n), extra) for n in names}  # all validated before any work
+    todo = plan(out, configs, force=force) if out.exists() else [Planned(n, c, out / n, "run") for n, c in configs.items()]
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    prepared: dict[tuple, Any] = {}
-    for name, cfg in configs.items():
+    prepared: dict[tuple, PreparedData] = {}
+
+    def data_for(cfg: Config) -> PreparedData:
         key = data_key(cfg)
         if key not in prepared:
             prepared[key] = prepare_data(cfg, data_dir=data_dir)
-        run_dir = out / name
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        log(f"[{name}] {cfg.description}")
-        result = run_experiment(cfg, run_dir, data=prepared[key], progress=progress, log=log)
+        return prepared[key]
+
+    for item in todo:
+        name, cfg = item.name, item.config
+        if item.action == "keep":
+            log(f"[{name}] kept: complete, same config ({item.run_dir})")
+            continue
+        if item.action == "replace":
+            log(f"[{name}] replacing the run made with another config ({'; '.join(item.changed)})")
+            shutil.rmtree(item.run_dir)
+        log(f"[{name}] {cfg.description}" + (f" (with {', '.join(extra)})" if extra else ""))
+        result = run_experiment(cfg, item.run_dir, data=data_for(cfg), progress=progress, log=log,
+                                resume=item.action == "resume")
         m = result.metrics
         log(f"[{name}] val acc {m['val_accuracy']:.4f}  val loss {m['val_loss']:.4f}  train loss {m['train_loss']:.4f}"
             f"  early stop {m['early_stop_step']}  {m['wall_time_s']:.1f} s")
         if result.interrupted:
             log("interrupted: stopping the reproduction here")
             break
-    wall = time.perf_counter() - start
-    runs = {n: load_run(out / n) for n in names if (out / n / "metrics.json").exists()}
-    comparisons = _comparison_figures(out, runs)
-    first = next(iter(prepared.values()))
+    runs = folder_runs(out)
+    first = data_for(next(iter(configs.values())))  # already prepared unless every run was kept
+    kept_time = sum(runs[i.name].metrics.get("wall_time_s") or 0.0 for i in todo if i.action == "keep" and i.name in runs)
     summary = {
         "data": {"mean": first.mean, "std": first.std, "n_train": len(first.y_train), "n_val": len(first.y_val)},
-        "wall_time_s": wall,
-        "presets": {n: {"run_dir": n, "metrics": r.metrics, "reference": {
-            k: REFERENCE.get(n, {}).get(k) for k in ("val_accuracy", "val_loss", "train_loss", "train_accuracy",
-                                                     "early_stop_epoch", "note")}} for n, r in runs.items()},
-        "comparisons": comparisons,
-        "checks": _checks(runs),
+        "wall_time_s": time.perf_counter() - start + kept_time,
+        "presets": {n: {"run_dir": n, "metrics": r.metrics, "reference": reference_entry(n)} for n, r in runs.items()},
+        "comparisons": _comparison_figures(out, runs),
+        "checks": run_checks(runs),
     }
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
-    try:
-        from mlpkit.report.html import build_seed_report
-    except ImportError:  # pragma: no cover - report module not installed
-        build_seed_report = None
-    if build_seed_report is not None:
-        log(f"report: {build_seed_report(out, out / 'report.html')}")
+    log(f"report: {build_seed_report(out, out / 'report.html')}")
     return out / "summary.md"
 
 
-def _comparison_figures(out: Path, runs: dict[str, Any]) -> list[dict[str, Any]]:
-    done = []
-    for name, members, title in COMPARISONS:
-        present = [m for m in members if m in runs]
+def _comparison_figures(out: Path, runs: dict[str, Run]) -> list[dict[str, Any]]:
+    """The comparison groups' figures in ``out/figures`` (figures of groups now absent are removed)."""
+    done, written = [], set()
+    for group in COMPARISONS:
+        name, title = group.name, group.title
+        present = [m for m in group.presets if m in runs]
         if len(present) < 2:
             continue
         series = [(m, runs[m].history, runs[m].metrics) for m in present]
@@ -111,66 +203,9 @@ def _comparison_figures(out: Path, runs: dict[str, Any]) -> list[dict[str, Any]]
         for kind in ("loss", "accuracy"):
             for path in comparison_figure(series, out / "figures" / f"{name}-{kind}", kind=kind, title=title):
                 figures.append(str(path.relative_to(out)))
+                written.add(path.name)
         done.append({"name": name, "title": title, "presets": present, "figures": figures})
+    for stale in (out / "figures").glob("*"):
+        if stale.suffix in FIGURE_SUFFIXES and stale.name not in written:
+            stale.unlink()
     return done
-
-
-def _checks(runs: dict[str, Any]) -> list[dict[str, Any]]:
-    results = []
-    for preset, metric, op, bound in CHECKS:
-        if preset in runs:
-            value = runs[preset].metrics[metric]
-            results.append({"check": f"{preset} {metric} {op} {bound}", "value": value, "passed": value >= bound})
-    for better, worse in ORDER_CHECKS:
-        if better in runs and worse in runs:
-            a, b = runs[better].metrics["best_val_loss"], runs[worse].metrics["best_val_loss"]
-            results.append({"check": f"best val loss {better} < {worse}", "value": [a, b], "passed": a < b})
-    return results
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 0.01 else f"{value:.{digits}f}"
-    return str(value)
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    d = summary["data"]
-    lines = [
-        "# mlpkit reproduce: the seed report's experiments",
-        "",
-        f"Training set {d['n_train']} images, validation set {d['n_val']} images.",
-        f"Normalization: mean {d['mean']!r} (report {REPORT_MEAN!r}), std {d['std']!r} (report {REPORT_STD!r}).",
-        f"Total wall time: {summary['wall_time_s']:.1f} s.",
-        "",
-        "Ours = final weights after training (whole training set for train loss/accuracy);"
-        " report = the numbers the seed report states.",
-        "",
-        "| preset | params | train loss (ours / report) | train acc | val loss (ours / report) | val acc (ours / report)"
-        " | best val loss @ step | early stop step (epoch) | wall s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, entry in summary["presets"].items():
-        m, r = entry["metrics"], entry["reference"]
-        stop = m["early_stop_step"]
-        stop_txt = f"{stop} ({stop / m['steps_per_epoch']:.1f})" if stop else "–"
-        if r.get("early_stop_epoch"):
-            stop_txt += f" / report ~{r['early_stop_epoch']}"
-        lines.append(
-            f"| {name} | {m['num_parameters']} | {_fmt(m['train_loss'])} / {_fmt(r.get('train_loss'))} "
-            f"| {_fmt(m['train_accuracy'])} / {_fmt(r.get('train_accuracy'))} "
-            f"| {_fmt(m['val_loss'])} / {_fmt(r.get('val_loss'))} | {_fmt(m['val_accuracy'])} / {_fmt(r.get('val_accuracy'))} "
-            f"| {_fmt(m['best_val_loss'])} @ {m['best_val_loss_step']} | {stop_txt} | {m['wall_time_s']:.1f} |")
-    lines += ["", "## Acceptance checks", ""]
-    for c in summary["checks"]:
-        value = c["value"]
-        shown = " vs ".join(_fmt(v) for v in value) if isinstance(value, list) else _fmt(value)
-        lines.append(f"- {'PASS' if c['passed'] else 'FAIL'}: {c['check']} (ours: {shown})")
-    lines += ["", "## Figures", ""]
-    for comp in summary["comparisons"]:
-        lines.append(f"### {comp['title']}")
-        lines += [f"![{comp['name']}]({f})" for f in comp["figures"] if f.endswith(".png")]
-        lines.append("")
-    return "\n".join(lines) + "\n"
