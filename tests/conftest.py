@@ -62,3 +62,8 @@ def mnist_path() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def mnist_dir() -> Path | None:
+    """The MNIST folder, or None (prefer the ``mnist_path`` fixture, which fails when it is missing)."""
+    return find_mnist()[0]
