@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpkit.runs.config import load_config, to_toml, with_overrides
+from mlpkit.runs.config import to_toml, with_overrides
 from mlpkit.core.errors import MlpkitError
 from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
 from mlpkit.report.html import (SEED_TASKS, _labels, build_report, build_seed_report, compare, preset_overrides,
                            seed_task_keys)
 from mlpkit.report.figures import encode_png_gray, pixel_weights
-from mlpkit.runs.folder import environment_info, load_run
+from mlpkit.runs.environment import environment_info
+from mlpkit.runs.folder import load_run
+from mlpkit.workflows.configs import resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_PRESETS = ("task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e")
@@ -46,7 +48,7 @@ def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 
                    predictions: bool = True, weights: bool = True) -> Path:
     """A finished run folder with the layout of mlpkit.runs.folder, made of synthetic numbers (no training)."""
     rng = np.random.default_rng(seed)
-    cfg = load_config(preset)
+    cfg = resolve_config(preset)
     hidden = list(cfg.model.hidden)
     path.mkdir(parents=True)
     atomic_write_text(path / "config.toml", to_toml(cfg))
@@ -250,7 +252,7 @@ def real_runs(tmp_path_factory):
     if not any(mnist_dir().glob("train-images*")):
         pytest.skip(f"MNIST not found at {mnist_dir()} (set MLPKIT_DATA)")
     root = tmp_path_factory.mktemp("runs")
-    cfg = with_overrides(load_config("task3c"), ["epochs=2", "n_train=2000", "data.n_val=2000"])
+    cfg = with_overrides(resolve_config("task3c"), ["epochs=2", "n_train=2000", "data.n_val=2000"])
     run_experiment(cfg, root / "task3c", data_dir=mnist_dir(), progress=False, log=lambda *_: None)
     fake = write_fake_run(root / "task4a", "task4a", val_accuracy=0.93, val_loss=0.24, early_stop_step=320)
     return [root / "task3c", fake]
@@ -563,15 +565,3 @@ def test_seed_report_without_summary_is_a_clear_error(tmp_path):
     with pytest.raises(MlpkitError, match="does not exist"):
         build_seed_report(tmp_path / "nope", tmp_path / "r.html")
 
-
-def test_validation_images_are_recovered_exactly_from_the_prepared_inputs(mnist_path):
-    """The gallery of mistakes no longer keeps a uint8 copy of the validation images."""
-    from mlpkit.runs.config import load_config, with_overrides
-    from mlpkit.data.mnist import load_mnist, make_split
-    from mlpkit.workflows.experiment import prepare_data
-
-    for dtype in ("float32", "float64"):
-        data = prepare_data(with_overrides(load_config("task3c"), [f"train.dtype={dtype}"]), data_dir=mnist_path)
-        truth = make_split(load_mnist(mnist_path), "seed").x_val.reshape(len(data.x_val), -1)
-        rows = np.arange(len(data.x_val))
-        np.testing.assert_array_equal(data.val_images(rows), truth)

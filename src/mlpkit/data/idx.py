@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,15 @@ UINT8 = 0x08
 #: justify a payload larger than s * MAX_DEFLATE_RATIO bytes.
 MAX_DEFLATE_RATIO = 1032
 _CHUNK = 1 << 20
+_T = TypeVar("_T")
+
+
+class _Stream(Protocol):
+    """What the reader needs of a raw file or a GzipFile."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
 
 
 def read_idx(path: str | Path, *, expect_ndim: int | None = None) -> np.ndarray:
@@ -89,7 +98,7 @@ def write_idx(path: str | Path, array: np.ndarray, *, compress: bool, compressle
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[tuple[BinaryIO, int | None]]:
+def _open(path: Path) -> Iterator[tuple[_Stream, int | None]]:
     """Yield (decompressed stream, payload byte limit or None for raw files)."""
     try:
         raw = path.open("rb")
@@ -102,12 +111,12 @@ def _open(path: Path) -> Iterator[tuple[BinaryIO, int | None]]:
         is_gzip = _guard(path, raw.read, 2) == GZIP_MAGIC
         raw.seek(0)
         if is_gzip:
-            yield gzip.GzipFile(fileobj=raw, mode="rb"), size * MAX_DEFLATE_RATIO  # type: ignore[misc]
+            yield gzip.GzipFile(fileobj=raw, mode="rb"), size * MAX_DEFLATE_RATIO
         else:
             yield raw, None
 
 
-def _guard(path: Path, read: Callable[[int], bytes], n: int) -> bytes:
+def _guard(path: Path, read: Callable[[int], _T], n: int) -> _T:
     """Call read(n), turning gzip/zlib/IO failures into DataError naming the file."""
     try:
         return read(n)
@@ -122,7 +131,7 @@ def _guard(path: Path, read: Callable[[int], bytes], n: int) -> bytes:
         raise DataError(f"{path}: cannot read file ({e})") from None
 
 
-def _read_upto(path: Path, stream: BinaryIO, n: int, hasher: Any, reserve: int = 0) -> bytearray:
+def _read_upto(path: Path, stream: _Stream, n: int, hasher: Any, reserve: int = 0) -> bytearray:
     """Read at most n bytes in bounded chunks.
 
     The first ``reserve`` bytes (at most n) are allocated up front and read into in place;
@@ -134,8 +143,8 @@ def _read_upto(path: Path, stream: BinaryIO, n: int, hasher: Any, reserve: int =
     while got < n:
         want = min(_CHUNK, n - got)
         if got + want <= len(buf):
-            with memoryview(buf) as view:
-                k = _guard(path, lambda _, part=view[got : got + want]: stream.readinto(part), want)
+            with memoryview(buf) as view, view[got : got + want] as part:
+                k = _guard(path, lambda _: stream.readinto(part), want)
         else:
             del buf[got:]
             chunk = _guard(path, stream.read, want)

@@ -668,7 +668,8 @@ def preset_overrides(run: Run) -> list[str]:
     import tomllib
     from importlib import resources
 
-    from mlpkit.runs.config import from_dict, preset_names
+    from mlpkit.runs.config import from_dict
+    from mlpkit.seed.presets import preset_names
 
     name = run.config.get("name")
     if name not in preset_names():

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mlpkit.runs.config import load_config, preset_names, with_overrides
 from mlpkit.core.errors import ConfigError
-from mlpkit.workflows.experiment import data_key, prepare_data, run_experiment
+from mlpkit.workflows.configs import preset_names, resolve_config
+from mlpkit.workflows.experiment import data_key, experiment_data, run_experiment
 from mlpkit.core.fileio import atomic_write_json, atomic_write_text
 from mlpkit.report.plots import comparison_figure
 from mlpkit.runs.folder import load_run
@@ -57,14 +57,14 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
     if unknown:
         raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(preset_names())}")
     extra = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
-    configs = {n: with_overrides(load_config(n), extra) for n in names}  # all validated before any work
+    configs = {n: resolve_config(n, extra) for n in names}  # all validated before any work
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     prepared: dict[tuple, Any] = {}
     for name, cfg in configs.items():
         key = data_key(cfg)
         if key not in prepared:
-            prepared[key] = prepare_data(cfg, data_dir=data_dir)
+            prepared[key] = experiment_data(cfg, data_dir=data_dir)
         run_dir = out / name
         if run_dir.exists():
             shutil.rmtree(run_dir)
