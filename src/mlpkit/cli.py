@@ -192,7 +192,7 @@ def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resu
     """Train PRESET (a preset name or a .toml config) and write a run folder."""
     from mlpkit.core.errors import ConfigError
     from mlpkit.runs.folder import new_run_dir
-    from mlpkit.workflows.experiment import resume_experiment, run_experiment
+    from mlpkit.workflows.experiment import check_experiment, resume_experiment, run_experiment
 
     if resume_dir is not None:
         if preset or overrides:
@@ -203,6 +203,7 @@ def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resu
             raise ConfigError("give a preset name or a .toml config (see 'mlpkit presets'), or --resume RUN_DIR")
         cfg = _config(preset, overrides, threads)
         run_dir = out or new_run_dir("runs", cfg.name)
+        check_experiment(cfg, run_dir, data_dir=data_dir)  # refuse before announcing anything
         click.echo(f"training {cfg.name} -> {run_dir}")
         result = run_experiment(cfg, run_dir, data_dir=data_dir, progress=progress, log=click.echo)
     m = result.metrics

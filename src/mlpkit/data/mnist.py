@@ -19,7 +19,17 @@ from mlpkit.core.errors import DataError
 from mlpkit.data import download
 from mlpkit.data.idx import read_idx_with_sha256
 
-__all__ = ["ENV_VAR", "MNIST_FILES", "Mnist", "default_cache_dir", "load_mnist", "mnist_checksums", "resolve_data_dir"]
+__all__ = [
+    "ENV_VAR",
+    "MNIST_CLASSES",
+    "MNIST_FILES",
+    "MNIST_SHAPES",
+    "Mnist",
+    "default_cache_dir",
+    "load_mnist",
+    "mnist_checksums",
+    "resolve_data_dir",
+]
 
 ENV_VAR = "MLPKIT_DATA"
 #: Mnist field -> file name without ".gz" (either form is accepted on disk).
@@ -29,6 +39,15 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+#: Mnist field -> the shape of the original file's array (what the checksums stand for).
+MNIST_SHAPES = {
+    "train_images": (60_000, 28, 28),
+    "train_labels": (60_000,),
+    "test_images": (10_000, 28, 28),
+    "test_labels": (10_000,),
+}
+#: Number of classes (digits 0..9).
+MNIST_CLASSES = 10
 _CHECKSUM_FILE = Path(__file__).with_name("checksums") / "mnist.sha256"
 #: Loaded datasets, while anyone still holds them (a run frees the 47 MB of training images
 #: once its arrays are prepared; ``reproduce`` holds them across its presets).

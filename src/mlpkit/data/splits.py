@@ -16,7 +16,7 @@ from mlpkit.core.errors import ConfigError
 if TYPE_CHECKING:
     from mlpkit.data.mnist import Mnist
 
-__all__ = ["SPLITS", "Split", "make_split"]
+__all__ = ["SPLITS", "Split", "make_split", "split_sizes"]
 
 #: The split names `make_split` knows.
 SPLITS = ("full", "seed")
@@ -74,14 +74,11 @@ def make_split(mnist: Mnist, name: str = "seed", *, n_train: int | None = None, 
         For an unknown name, a size outside 1..available, or (``"full"``) training and
         validation sets that would overlap.
     """
-    if name not in SPLITS:
-        raise ConfigError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}")
     image_shape = tuple(int(n) for n in mnist.train_images.shape[1:])
     tr_x, tr_y = mnist.train_images.reshape(len(mnist.train_images), -1), mnist.train_labels
     te_x, te_y = mnist.test_images.reshape(len(mnist.test_images), -1), mnist.test_labels
+    n_tr, n_va = split_sizes(name, n_train, n_val, train_available=len(tr_x), test_available=len(te_x))
     if name == "seed":
-        n_tr = _split_size("n_train", n_train, 20_000, len(tr_x))
-        n_va = _split_size("n_val", n_val, 10_000, len(te_x))
         return Split(
             name=name,
             image_shape=image_shape,
@@ -90,10 +87,6 @@ def make_split(mnist: Mnist, name: str = "seed", *, n_train: int | None = None, 
             x_val=te_x[:n_va],
             y_val=te_y[:n_va],
         )
-    n_tr = _split_size("n_train", n_train, 50_000, len(tr_x))
-    n_va = _split_size("n_val", n_val, 10_000, len(tr_x))
-    if n_tr + n_va > len(tr_x):
-        raise ConfigError(f"n_train={n_tr} + n_val={n_va} exceeds the {len(tr_x)} training images (overlap)")
     return Split(
         name=name,
         image_shape=image_shape,
@@ -104,6 +97,45 @@ def make_split(mnist: Mnist, name: str = "seed", *, n_train: int | None = None, 
         x_test=te_x,
         y_test=te_y,
     )
+
+
+def split_sizes(
+    name: str, n_train: int | None, n_val: int | None, *, train_available: int, test_available: int
+) -> tuple[int, int]:
+    """The training and validation set sizes of split ``name``, checked against what is available.
+
+    Known before any image is read (from the data set's registered sizes), so configs are
+    refused before any work; `make_split` applies the same rules to the loaded arrays.
+
+    Parameters
+    ----------
+    name : {"seed", "full"}
+        The split (see `make_split`).
+    n_train, n_val : int or None
+        Requested sizes; None for the split's default.
+    train_available, test_available : int
+        Images in the data set's training and test parts.
+
+    Returns
+    -------
+    (int, int)
+        ``(n_train, n_val)``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown split, a size outside 1..available, or overlapping sets (``"full"``).
+    """
+    if name not in SPLITS:
+        raise ConfigError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}")
+    if name == "seed":
+        n_tr = _split_size("n_train", n_train, 20_000, train_available)
+        return n_tr, _split_size("n_val", n_val, 10_000, test_available)
+    n_tr = _split_size("n_train", n_train, 50_000, train_available)
+    n_va = _split_size("n_val", n_val, 10_000, train_available)
+    if n_tr + n_va > train_available:
+        raise ConfigError(f"n_train={n_tr} + n_val={n_va} exceeds the {train_available} training images (overlap)")
+    return n_tr, n_va
 
 
 def _split_size(what: str, value: int | None, default: int, available: int) -> int:

@@ -17,7 +17,12 @@ from mlpkit.nn.mlp import BIAS_MODES, DTYPES
 if TYPE_CHECKING:
     from mlpkit.runs.config import Config
 
-__all__ = ["coerce", "validate"]
+__all__ = ["MAX_NAME_LENGTH", "coerce", "validate"]
+
+#: What ``hidden`` means, shown wherever a value for it is refused.
+_HIDDEN_HINT = "[64] for one hidden layer of 64 units, [64, 64] for two"
+#: A run folder is named NAME-YYYYmmdd-HHMMSS[-N]: this keeps it under the usual 255-byte limit.
+MAX_NAME_LENGTH = 200
 
 
 def coerce(key: str, value: Any, hint: Any) -> Any:
@@ -49,7 +54,7 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         raise ConfigError(f"{key} must not be empty")
     if "tuple" in text:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list of integers, e.g. [64, 10], got {value!r}")
+            raise ConfigError(f"{key} must be a list of integers (layer sizes), e.g. {_HIDDEN_HINT}, got {value!r}")
         return tuple(coerce(f"{key}[{i}]", v, int) for i, v in enumerate(value))
     base = text.replace(" | None", "").replace("<class '", "").replace("'>", "")
     if base == "bool":
@@ -85,7 +90,7 @@ def validate(cfg: Config) -> Config:
         if not ok:
             raise ConfigError(message)
 
-    need(len(m.hidden) > 0, "model.hidden must list at least one layer size, e.g. [64]")
+    need(len(m.hidden) > 0, f"model.hidden must list at least one layer size, e.g. {_HIDDEN_HINT}")
     need(all(h > 0 for h in m.hidden), f"model.hidden sizes must be positive, got {list(m.hidden)}")
     need(
         m.activation in ACTIVATIONS,
@@ -114,4 +119,18 @@ def validate(cfg: Config) -> Config:
     need(t.engine in ENGINES, f"train.engine must be one of {', '.join(ENGINES)}, got {t.engine!r}")
     need(t.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0 (0: never), got {t.checkpoint_every}")
     need(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
+    need(
+        _is_folder_name(cfg.name),
+        f"name must be usable as one folder name (no '/', '\\', control characters,"
+        f" '.' or '..', at most {MAX_NAME_LENGTH} bytes), got {cfg.name!r}",
+    )
     return cfg
+
+
+def _is_folder_name(name: str) -> bool:
+    """Whether ``name`` is a single path component that names a run folder under ``runs/``."""
+    return (
+        0 < len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_LENGTH
+        and name not in (".", "..")
+        and not any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
+    )

@@ -6,6 +6,7 @@ Used by ``mlpkit train`` and ``mlpkit reproduce``; the pieces underneath stay us
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -17,9 +18,9 @@ import numpy as np
 
 from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, MlpkitError
 from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
-from mlpkit.data.mnist import load_mnist
+from mlpkit.data.mnist import MNIST_CLASSES, MNIST_SHAPES, load_mnist, resolve_data_dir
 from mlpkit.data.prepare import PreparedData, prepare_data
-from mlpkit.data.splits import make_split
+from mlpkit.data.splits import make_split, split_sizes
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.report.plots import run_figures
@@ -28,6 +29,7 @@ from mlpkit.runs.checkpoints import checkpoint_files, latest_checkpoint
 from mlpkit.runs.config import Config, load_config, to_toml
 from mlpkit.runs.environment import environment_info
 from mlpkit.runs.folder import is_empty, remove_stale_temporaries
+from mlpkit.runs.footprint import check_footprint, estimate_footprint
 from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.trainer import Trainer
@@ -57,6 +59,52 @@ def experiment_data(cfg: Config, *, data_dir: str | Path | None = None) -> Prepa
     """
     split = make_split(load_mnist(data_dir), cfg.data.split, n_train=cfg.data.n_train, n_val=cfg.data.n_val)
     return prepare_data(split, dtype=cfg.train.dtype, bias_column=cfg.model.bias == "input_column")
+
+
+def check_experiment(cfg: Config, run_dir: str | Path, *, data_dir: str | Path | None = None,
+                     data: PreparedData | None = None, resume: bool = False) -> None:
+    """Everything about a run that can be refused before any work: nothing is read, allocated or
+    written (the CLI announces a run only after this passed; `run_experiment` calls it first).
+
+    Parameters
+    ----------
+    cfg : Config
+        The run's config.
+    run_dir : str or Path
+        Its folder: must be new or empty (a folder to resume must be a folder).
+    data_dir : str, Path or None
+        Where MNIST is: a folder that was named must exist (unused when ``data`` is given).
+    data : PreparedData or None
+        Arrays prepared already; None: sizes come from the MNIST registry.
+    resume : bool
+        Whether the run continues in ``run_dir``.
+
+    Raises
+    ------
+    ConfigError
+        For a non-empty ``run_dir``, split sizes the data cannot give, a batch larger than the
+        training set, or a run that needs more memory than the machine has.
+    DataError
+        If a named data folder does not exist.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output folder {run_dir} is a file, not a folder; choose another --out")
+    if not resume and not is_empty(run_dir):
+        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
+    if data is None:
+        resolve_data_dir(data_dir)
+        n_train, n_val = split_sizes(cfg.data.split, cfg.data.n_train, cfg.data.n_val,
+                                     train_available=MNIST_SHAPES["train_images"][0],
+                                     test_available=MNIST_SHAPES["test_images"][0])
+        raw = sum(math.prod(shape) for shape in MNIST_SHAPES.values())
+    else:
+        n_train, n_val, raw = len(data.x_train), len(data.x_val), 0
+    if cfg.train.batch_size > n_train:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is larger than the training set"
+                          f" ({n_train} samples)")
+    footprint = estimate_footprint(cfg, n_train=n_train, n_val=n_val, n_classes=MNIST_CLASSES, raw_bytes=raw)
+    check_footprint(footprint, what=f"config {cfg.name}")
 
 
 def data_key(cfg: Config) -> tuple:
@@ -178,8 +226,7 @@ def run_experiment(
         If MNIST cannot be had.
     """
     run_dir = Path(run_dir)
-    if not resume and not is_empty(run_dir):
-        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
+    check_experiment(cfg, run_dir, data_dir=data_dir, data=data, resume=resume)
     model = build_model(cfg)
     t = cfg.train
     owned = data is None
