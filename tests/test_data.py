@@ -240,8 +240,29 @@ def test_labels_out_of_range_and_wrong_image_size(tmp_path: Path) -> None:
 
 def test_verify_rejects_non_mnist_content(tmp_path: Path) -> None:
     fake_mnist(tmp_path)
+    with pytest.raises(DataError, match=r"declares shape \(6,\), expected \(60000,\) \(not the original file\)"):
+        load_mnist(tmp_path)  # refused by its header's shape, before the payload is read
+    fake_mnist(tmp_path / "same-shapes", n_train=60_000, n_test=10_000, gz=True)
     with pytest.raises(DataError, match="checksum mismatch"):
-        load_mnist(tmp_path)
+        load_mnist(tmp_path / "same-shapes")
+
+
+@pytest.mark.parametrize(("make", "found"), [
+    (lambda p: p.mkdir(), "is a directory, not a file"),
+    (lambda p: os.mkfifo(p), "is a named pipe (FIFO), not a file"),
+    (lambda p: p.symlink_to(p.parent / "gone"), "is a dangling symbolic link"),
+    (lambda p: p.symlink_to(p), "is a symbolic link loop"),
+    (lambda p: p.symlink_to("/dev/null"), "is a character device (a symbolic link to /dev/null), not a file"),
+])
+def test_something_else_in_place_of_a_data_file_is_named(tmp_path: Path, make, found: str) -> None:
+    fake_mnist(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    make(tmp_path / "train-labels-idx1-ubyte.gz")
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path, verify=False)
+    message = str(info.value)
+    assert "lacks MNIST file(s): train-labels-idx1-ubyte" in message
+    assert f"train-labels-idx1-ubyte.gz {found}" in message
 
 
 def test_cache_notices_changed_files(tmp_path: Path) -> None:

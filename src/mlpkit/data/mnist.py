@@ -8,7 +8,9 @@ cached arrays are read-only so no caller can change what the next one sees.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +146,9 @@ def load_mnist(data_dir: str | Path | None = None, *, download: bool = True, ver
     located = {field: _locate(directory, stem) for field, stem in MNIST_FILES.items()}
     paths = {field: path for field, path in located.items() if path is not None}
     if missing := [MNIST_FILES[field] for field in located if field not in paths]:
-        raise DataError(f"{directory} lacks MNIST file(s): {', '.join(missing)} (with or without .gz)")
+        found = [f"{p} {what}" for stem in missing for p in _candidates(directory, stem) if (what := _not_a_file(p))]
+        instead = f"; found instead: {'; '.join(found)}" if found else ""
+        raise DataError(f"{directory} lacks MNIST file(s): {', '.join(missing)} (with or without .gz){instead}")
     key = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths.values())
     cached = _CACHE.get((*key, True)) or (None if verify else _CACHE.get((*key, False)))
     if cached is not None:
@@ -154,11 +158,46 @@ def load_mnist(data_dir: str | Path | None = None, *, download: bool = True, ver
     return mnist
 
 
+def _candidates(directory: Path, stem: str) -> tuple[Path, Path]:
+    return directory / stem, directory / f"{stem}.gz"
+
+
 def _locate(directory: Path, stem: str) -> Path | None:
-    for candidate in (directory / stem, directory / f"{stem}.gz"):
+    for candidate in _candidates(directory, stem):
         if candidate.is_file():
             return candidate
     return None
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What is at ``path`` if it exists but is not a regular file (never opened: a FIFO would block)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    link = ""
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink(path)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return f"is a dangling symbolic link (to {target}, which does not exist)"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "is a symbolic link loop"
+            return f"is a symbolic link (to {target}) that cannot be followed ({exc.strerror})"
+        link = f" (a symbolic link to {target})"
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    kind = next((name for test, name in kinds if test(info.st_mode)), None)
+    return None if kind is None else f"is {kind}{link}, not a file"
 
 
 def _missing(directory: Path) -> list[str]:
@@ -183,7 +222,11 @@ def _decode(paths: dict[str, Path], verify: bool) -> Mnist:
     checksums = mnist_checksums() if verify else {}
     arrays = {}
     for field, path in sorted(paths.items(), key=lambda item: "images" in item[0]):  # small files first
-        array, actual = read_idx_with_sha256(path, expect_ndim=3 if field.endswith("images") else 1)
+        # verified files must be the originals, so their shapes are known: a header that says
+        # otherwise is refused before its payload is read (no gzip bomb gets to allocate)
+        array, actual = read_idx_with_sha256(
+            path, expect_ndim=3 if field.endswith("images") else 1, expect_shape=MNIST_SHAPES[field] if verify else None
+        )
         expected = checksums.get(MNIST_FILES[field])
         if verify and actual != expected:
             raise DataError(
