@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from mlpkit.core.errors import MlpkitError
 from mlpkit.runs import schema
+from mlpkit.train.checkpoint import read_npz
 
 __all__ = ["Run", "is_empty", "load_run", "new_run_dir", "remove_stale_temporaries"]
 
@@ -80,17 +82,30 @@ class Run:
         return self.config.get("name", self.path.name)
 
     def predictions(self) -> dict[str, np.ndarray] | None:
-        """The arrays of ``predictions.npz``, or None if the run has none."""
+        """The arrays of ``predictions.npz`` (checked, see `schema.check_predictions`), or None if
+        the run has none.
+
+        Raises
+        ------
+        MlpkitError
+            Naming the file, if it is unreadable, unsafe or does not hold predictions.
+        """
         p = self.path / schema.PREDICTIONS
         if not p.exists():
             return None
-        with np.load(p, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
+        return schema.check_predictions(read_npz(p, what="predictions file", compressed=True), p)
 
     def weights(self) -> dict[str, np.ndarray]:
-        """The parameter arrays of ``weights.npz`` by name (without the metadata)."""
-        with np.load(self.path / schema.WEIGHTS, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files if k != "__meta__"}
+        """The parameter arrays of ``weights.npz`` by name (without the metadata), read safely.
+
+        Raises
+        ------
+        MlpkitError
+            Naming the file, if it is missing, unreadable or unsafe.
+        """
+        arrays = read_npz(self.path / schema.WEIGHTS, what="weights file")
+        arrays.pop("__meta__", None)
+        return arrays
 
 
 def load_run(path: str | Path) -> Run:
@@ -108,7 +123,8 @@ def load_run(path: str | Path) -> Run:
     Raises
     ------
     MlpkitError
-        If the folder does not exist, lacks one of `schema.REQUIRED`, or holds an unreadable file.
+        Naming the file, if the folder does not exist, lacks one of `schema.REQUIRED`, or holds
+        a file that is unreadable or does not hold what the schema says (`mlpkit.runs.schema`).
     """
     path = Path(path)
     if not path.is_dir():
@@ -116,12 +132,21 @@ def load_run(path: str | Path) -> Run:
     missing = [n for n in schema.REQUIRED if not (path / n).exists()]
     if missing:
         raise MlpkitError(f"{path} is not a finished run folder: missing {', '.join(missing)}")
+    environment_path = path / schema.ENVIRONMENT
+    return Run(
+        path=path,
+        config=schema.check_config(_read(path / schema.CONFIG, tomllib.loads), path / schema.CONFIG),
+        history=schema.check_history(_read(path / schema.HISTORY, json.loads), path / schema.HISTORY),
+        metrics=schema.check_metrics(_read(path / schema.METRICS, json.loads), path / schema.METRICS),
+        environment=schema.check_environment(_read(environment_path, json.loads), environment_path)
+        if environment_path.exists()
+        else {},
+    )
+
+
+def _read(path: Path, parse: Callable[[str], Any]) -> Any:
+    """``parse`` of the text of ``path``; any failure is one MlpkitError naming the file."""
     try:
-        config = tomllib.loads((path / schema.CONFIG).read_text(encoding="utf-8"))
-        history = json.loads((path / schema.HISTORY).read_text(encoding="utf-8"))
-        metrics = json.loads((path / schema.METRICS).read_text(encoding="utf-8"))
-        env_path = path / schema.ENVIRONMENT
-        environment = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else {}
-    except (ValueError, OSError) as exc:
-        raise MlpkitError(f"run folder {path} has an unreadable file: {exc}") from None
-    return Run(path=path, config=config, history=history, metrics=metrics, environment=environment)
+        return parse(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, RecursionError) as exc:  # JSON/TOML decode errors are ValueErrors
+        raise MlpkitError(f"{path} is unreadable: {exc}") from None
