@@ -12,7 +12,7 @@ The estimate adds the arrays a run holds at its peak, each rounded up rather tha
 - the training workspaces (one batch through every layer, forward and backward) and the
   evaluation workspaces (a chunk of rows per worker thread);
 - the data: the raw images while they are prepared, the prepared arrays, and their sparse
-  form (counted dense: an upper bound);
+  form (counted at its largest: half the entries);
 - the per-step history (a float64 array plus its JSON lists), one entry per step of the
   whole run, and the validation predictions.
 """
@@ -125,10 +125,20 @@ def estimate_footprint(
         {
             "parameters": PARAMETER_COPIES * params * itemsize,
             "workspaces": (2 * batch + workers * chunk) * row,
-            "data": raw_bytes + rows * (input_width * itemsize + 8) + rows * n_features * (itemsize + 2) + n_train * 8,
+            "data": raw_bytes
+            + rows * (input_width * itemsize + 8)
+            + rows * _sparse_row_bytes(input_width, itemsize)
+            + n_train * 8,
             "history": t.epochs * steps_per_epoch * HISTORY_BYTES_PER_STEP + n_val * n_classes * (itemsize + 4),
         }
     )
+
+
+def _sparse_row_bytes(width: int, itemsize: int) -> int:
+    """Most bytes a row's sparse form takes (``mlpkit.engine.sparse``): inputs go sparse only when
+    at most half their entries are exceptions (a value and a 2-byte column number each), plus
+    the row's block offsets."""
+    return width // 2 * (itemsize + 2) + 8 * (width // 128 + 2)
 
 
 def available_memory() -> int | None:
