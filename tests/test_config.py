@@ -197,3 +197,17 @@ def test_defaults_are_the_seed_system():
     c = Config()
     assert c.train.batch_size == 32 and c.train.epochs == 50 and c.train.validations_per_epoch == 5
     assert c.data.split == "seed" and c.model.bias == "input_column"
+
+
+@pytest.mark.parametrize("package", ["mlpkit.data", "mlpkit.runs", "mlpkit.workflows"])
+def test_package_all_lists_names_that_resolve(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert len(set(module.__all__)) == len(module.__all__) > 5
+    if hasattr(module, "_HOMES"):  # lazily imported names: each listed, each with a home
+        assert set(module.__all__) == set(module._HOMES)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018

@@ -6,7 +6,9 @@ from mlpkit.data.idx import payload_sha256, read_idx, read_idx_with_sha256, writ
 from mlpkit.data.labels import one_hot
 from mlpkit.data.mnist import (
     ENV_VAR,
+    MNIST_CLASSES,
     MNIST_FILES,
+    MNIST_SHAPES,
     Mnist,
     default_cache_dir,
     load_mnist,
@@ -15,12 +17,14 @@ from mlpkit.data.mnist import (
 )
 from mlpkit.data.normalize import Normalizer
 from mlpkit.data.prepare import PreparedData, prepare_data
-from mlpkit.data.splits import SPLITS, Split, make_split
+from mlpkit.data.splits import SPLITS, Split, make_split, split_sizes
 
 __all__ = [
     "ENV_VAR",
+    "MNIST_CLASSES",
     "MNIST_FILES",
     "MNIST_MIRRORS",
+    "MNIST_SHAPES",
     "SPLITS",
     "Mnist",
     "Normalizer",
@@ -37,5 +41,6 @@ __all__ = [
     "read_idx",
     "read_idx_with_sha256",
     "resolve_data_dir",
+    "split_sizes",
     "write_idx",
 ]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     )
     from mlpkit.runs.environment import environment_info
     from mlpkit.runs.folder import Run, load_run, new_run_dir
+    from mlpkit.runs.footprint import Footprint, available_memory, check_footprint, estimate_footprint
     from mlpkit.runs.weights import load_weights, save_weights
 
 _HOMES = {
@@ -41,6 +42,10 @@ _HOMES = {
     "to_toml": "config",
     "with_overrides": "config",
     "environment_info": "environment",
+    "Footprint": "footprint",
+    "available_memory": "footprint",
+    "check_footprint": "footprint",
+    "estimate_footprint": "footprint",
     "Run": "folder",
     "load_run": "folder",
     "new_run_dir": "folder",
@@ -50,11 +55,15 @@ _HOMES = {
 __all__ = [
     "Config",
     "DataConfig",
+    "Footprint",
     "ModelConfig",
     "Run",
     "TrainConfig",
+    "available_memory",
+    "check_footprint",
     "checkpoint_files",
     "environment_info",
+    "estimate_footprint",
     "from_dict",
     "latest_checkpoint",
     "load_config",

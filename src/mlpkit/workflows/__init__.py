@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mlpkit.workflows.experiment import (
         RunResult,
         build_model,
+        check_experiment,
         data_key,
         experiment_data,
         resume_experiment,
@@ -27,6 +28,7 @@ _HOMES = {
     "resolve_config": "configs",
     "RunResult": "experiment",
     "build_model": "experiment",
+    "check_experiment": "experiment",
     "data_key": "experiment",
     "experiment_data": "experiment",
     "resume_experiment": "experiment",
@@ -36,6 +38,7 @@ _HOMES = {
 __all__ = [
     "RunResult",
     "build_model",
+    "check_experiment",
     "data_key",
     "experiment_data",
     "preset_names",
