@@ -342,10 +342,11 @@ def run_seedrun(mnist_dir: str, threads: int, epochs: int) -> dict:
     its wall time and this process's peak memory, plots and run folder included."""
     import tempfile
 
-    from mlpkit.runs.config import load_config, with_overrides
+    from mlpkit.runs.config import with_overrides
+    from mlpkit.workflows.configs import resolve_config
     from mlpkit.workflows.experiment import run_experiment
 
-    cfg = with_overrides(load_config("task3c"), [f"epochs={epochs}", f"train.threads={threads}"])
+    cfg = with_overrides(resolve_config("task3c"), [f"epochs={epochs}", f"train.threads={threads}"])
     send({"ready": True})
     command()
     with tempfile.TemporaryDirectory() as tmp:

@@ -109,7 +109,7 @@ def find_mnist(explicit: str | None) -> Path | None:
 
 def write_arrays(mnist_dir: Path | None, out: Path, needed: set[str]) -> None:
     """Normalized float32 (n, 784) images and int64 labels, as .npy for the workers."""
-    from mlpkit.data.mnist import Normalizer, load_mnist, make_split
+    from mlpkit.data import Normalizer, load_mnist, make_split
 
     mnist = load_mnist(mnist_dir)
     if "seed" in needed:

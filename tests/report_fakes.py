@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
-from mlpkit.runs.config import load_config, to_toml, with_overrides
-from mlpkit.runs.folder import environment_info
+from mlpkit.runs.config import to_toml, with_overrides
+from mlpkit.workflows.configs import resolve_config
+from mlpkit.runs.environment import environment_info
 
 SEED_PRESETS = ("task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e")
 
@@ -34,7 +35,7 @@ def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 
                    predictions: bool = True, weights: bool = True) -> Path:
     """A finished run folder with the layout of mlpkit.runs.folder, made of synthetic numbers (no training)."""
     rng = np.random.default_rng(seed)
-    cfg = with_overrides(load_config(preset), list(overrides))
+    cfg = with_overrides(resolve_config(preset), list(overrides))
     hidden = list(cfg.model.hidden)
     path.mkdir(parents=True)
     atomic_write_text(path / "config.toml", to_toml(cfg))

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpkit.train.callbacks import Callback, EarlyStopping, History
-from mlpkit.train.checkpoint import META_KEY, load_checkpoint, save_checkpoint
 from mlpkit.core.errors import CheckpointError
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, EarlyStopping, History
+from mlpkit.train.checkpoint import META_KEY, load_checkpoint, save_checkpoint
 from mlpkit.train.trainer import Trainer
 
 # examples per fuzz test; raise for a longer campaign, e.g. MLPKIT_FUZZ_EXAMPLES=5000

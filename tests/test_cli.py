@@ -120,3 +120,54 @@ def test_console_script_runs():
     assert result.returncode == 0
     for command in ("data", "describe", "gradcheck", "train", "reproduce", "report"):
         assert command in result.stdout
+
+
+# ------------------------------------------------- refused before any work (issue 11)
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "epochs=1000000000000"], r"needs about [\d.]+ PiB of memory \(history"),
+    (["--set", "hidden=[1000000000]"], r"needs about [\d.]+ TiB of memory"),
+    (["--set", "n_train=999999"], r"n_train must be an integer in 1\.\.60000"),
+    (["--data-dir", "nowhere"], r"data directory nowhere does not exist"),
+    (["--set", "name=../../escaped"], r"name must be usable as one folder name"),
+    (["--set", "name=a/b"], r"name must be usable as one folder name"),
+    (["--set", "hidden=64"], r"e\.g\. \[64\] for one hidden layer of 64 units"),
+])
+def test_refused_before_announcing_or_writing_anything(tmp_path, monkeypatch, args, message):
+    import re
+
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "data").mkdir()  # empty: nothing may be read before the refusal
+    monkeypatch.chdir(tmp_path / "cwd")
+    result = run("train", "task3c", *args, env_data=tmp_path / "data")
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.output), result.output
+    assert "training task3c" not in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "data"]  # nothing escaped runs/
+    assert list((tmp_path / "cwd").iterdir()) == []  # no runs/ folder
+
+
+def test_memory_refusal_states_the_available_memory(tmp_path, monkeypatch):
+    import mlpkit.runs.footprint as footprint
+
+    monkeypatch.setattr(footprint, "available_memory", lambda: 100 * 2**20)
+    result = run("train", "task3c", "--out", str(tmp_path / "out"), env_data=tmp_path)
+    assert result.exit_code == 2
+    assert "more than the 100 MiB available on this machine" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_hidden_hint_does_not_suggest_two_layers_for_one():
+    result = run("describe", "task3c", "--set", "hidden=64")
+    assert result.exit_code == 2 and "[64, 10]" not in result.output
+    assert "[64] for one hidden layer of 64 units" in result.output
+
+
+def test_out_that_is_a_file_is_a_clear_error(tmp_path):
+    from mlpkit.core.errors import ConfigError
+    from mlpkit.workflows.configs import resolve_config
+    from mlpkit.workflows.experiment import run_experiment
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        run_experiment(resolve_config("task3c"), tmp_path / "file", data_dir=tmp_path)
+    assert (tmp_path / "file").read_text() == "x"

@@ -1,7 +1,6 @@
-"""MNIST loading, verification, splits and normalization.
+"""MNIST loading, verification, splits, normalization and preparing arrays for a model.
 
-Real MNIST comes from $MLPKIT_DATA or ../shared/data/mnist (relative to the repo root);
-tests needing it are skipped when neither holds the files. Nothing here touches the network.
+Real MNIST comes from the ``mnist_path`` fixture (see conftest.py). Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -17,46 +16,30 @@ import numpy as np
 import pytest
 
 import mlpkit.data.download
-from mlpkit.data.mnist import (
+from mlpkit.core.errors import ConfigError, DataError, InputError
+from mlpkit.data import (
     ENV_VAR,
     MNIST_FILES,
     Mnist,
     Normalizer,
     Split,
-    add_bias_column,
     default_cache_dir,
     load_mnist,
     make_split,
     mnist_checksums,
     one_hot,
     resolve_data_dir,
+    write_idx,
 )
-from mlpkit.core.errors import ConfigError, DataError, InputError
-from mlpkit.data.idx import write_idx
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def _real_dir() -> Path | None:
-    for candidate in (os.environ.get(ENV_VAR), REPO.parent / "shared" / "data" / "mnist"):
-        if candidate and Path(candidate).is_dir():
-            if all(any((Path(candidate) / f"{s}{x}").is_file() for x in ("", ".gz")) for s in MNIST_FILES.values()):
-                return Path(candidate)
-    return None
-
-
-REAL_DIR = _real_dir()
-needs_mnist = pytest.mark.skipif(
-    REAL_DIR is None, reason=f"real MNIST not found (set ${ENV_VAR} or provide ../shared/data/mnist)"
-)
-
-
 @pytest.fixture(scope="module")
-def mnist() -> Mnist:
-    assert REAL_DIR is not None
-    return load_mnist(REAL_DIR, download=False)
+def mnist(mnist_path: Path) -> Mnist:
+    return load_mnist(mnist_path, download=False)
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +69,6 @@ def fake_mnist(directory: Path, *, n_train: int = 6, n_test: int = 4, label: int
 
 # ----- real MNIST -------------------------------------------------------------------------
 
-@needs_mnist
 def test_shapes_dtypes_and_label_counts(mnist: Mnist) -> None:
     assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == np.uint8
     assert mnist.test_images.shape == (10000, 28, 28) and mnist.test_labels.dtype == np.uint8
@@ -94,17 +76,15 @@ def test_shapes_dtypes_and_label_counts(mnist: Mnist) -> None:
     assert np.bincount(mnist.test_labels, minlength=10).tolist() == TEST_COUNTS
 
 
-@needs_mnist
-def test_loaded_arrays_are_cached_and_read_only(mnist: Mnist) -> None:
-    assert load_mnist(REAL_DIR) is mnist
+def test_loaded_arrays_are_cached_and_read_only(mnist: Mnist, mnist_path: Path) -> None:
+    assert load_mnist(mnist_path) is mnist
     with pytest.raises(ValueError):
         mnist.train_images[0, 0, 0] = 1
 
 
-@needs_mnist
 def test_seed_split(mnist: Mnist) -> None:
     split = make_split(mnist)
-    assert split.name == "seed" and split.x_test is None and split.y_test is None
+    assert split.name == "seed" and split.x_test is None and split.y_test is None and split.image_shape == (28, 28)
     assert split.x_train.shape == (20000, 784) and split.x_train.dtype == np.uint8
     assert split.y_train.shape == (20000,) and split.x_val.shape == (10000, 784)
     np.testing.assert_array_equal(split.x_train[1234], mnist.train_images[1234].ravel())
@@ -113,7 +93,6 @@ def test_seed_split(mnist: Mnist) -> None:
     assert small.x_train.shape == (500, 784) and small.y_val.shape == (200,)
 
 
-@needs_mnist
 def test_full_split(mnist: Mnist) -> None:
     split = make_split(mnist, "full")
     assert split.x_train.shape == (50000, 784) and split.x_val.shape == (10000, 784)
@@ -123,7 +102,6 @@ def test_full_split(mnist: Mnist) -> None:
     np.testing.assert_array_equal(split.y_test, mnist.test_labels)
 
 
-@needs_mnist
 def test_normalizer_matches_reference_statistics(mnist: Mnist) -> None:
     seed = Normalizer.fit(make_split(mnist).x_train)
     assert seed.mean == pytest.approx(33.55274553571429, rel=1e-12)
@@ -133,10 +111,9 @@ def test_normalizer_matches_reference_statistics(mnist: Mnist) -> None:
     assert full.std == pytest.approx(78.56748998339798, rel=1e-12)
 
 
-@needs_mnist
-def test_wrong_checksum_names_file_and_digests(mnist: Mnist, tmp_path: Path) -> None:
+def test_wrong_checksum_names_file_and_digests(mnist: Mnist, mnist_path: Path, tmp_path: Path) -> None:
     for stem in MNIST_FILES.values():
-        src = REAL_DIR / f"{stem}.gz" if (REAL_DIR / f"{stem}.gz").exists() else REAL_DIR / stem
+        src = mnist_path / f"{stem}.gz" if (mnist_path / f"{stem}.gz").exists() else mnist_path / stem
         (tmp_path / src.name).symlink_to(src.resolve())
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
     data = bytearray(gzip.decompress(labels.read_bytes()))
@@ -151,12 +128,11 @@ def test_wrong_checksum_names_file_and_digests(mnist: Mnist, tmp_path: Path) -> 
     assert load_mnist(tmp_path, verify=False).test_labels[-1] == data[-1]
 
 
-@needs_mnist
-def test_download_into_cache_from_local_mirror(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_download_into_cache_from_local_mirror(monkeypatch: pytest.MonkeyPatch, mnist_path: Path) -> None:
     for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "*")
-    handler = partial(SimpleHTTPRequestHandler, directory=str(REAL_DIR))
+    handler = partial(SimpleHTTPRequestHandler, directory=str(mnist_path))
     handler.log_message = lambda *a: None  # type: ignore[attr-defined]
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -264,8 +240,29 @@ def test_labels_out_of_range_and_wrong_image_size(tmp_path: Path) -> None:
 
 def test_verify_rejects_non_mnist_content(tmp_path: Path) -> None:
     fake_mnist(tmp_path)
+    with pytest.raises(DataError, match=r"declares shape \(6,\), expected \(60000,\) \(not the original file\)"):
+        load_mnist(tmp_path)  # refused by its header's shape, before the payload is read
+    fake_mnist(tmp_path / "same-shapes", n_train=60_000, n_test=10_000, gz=True)
     with pytest.raises(DataError, match="checksum mismatch"):
-        load_mnist(tmp_path)
+        load_mnist(tmp_path / "same-shapes")
+
+
+@pytest.mark.parametrize(("make", "found"), [
+    (lambda p: p.mkdir(), "is a directory, not a file"),
+    (lambda p: os.mkfifo(p), "is a named pipe (FIFO), not a file"),
+    (lambda p: p.symlink_to(p.parent / "gone"), "is a dangling symbolic link"),
+    (lambda p: p.symlink_to(p), "is a symbolic link loop"),
+    (lambda p: p.symlink_to("/dev/null"), "is a character device (a symbolic link to /dev/null), not a file"),
+])
+def test_something_else_in_place_of_a_data_file_is_named(tmp_path: Path, make, found: str) -> None:
+    fake_mnist(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    make(tmp_path / "train-labels-idx1-ubyte.gz")
+    with pytest.raises(DataError) as info:
+        load_mnist(tmp_path, verify=False)
+    message = str(info.value)
+    assert "lacks MNIST file(s): train-labels-idx1-ubyte" in message
+    assert f"train-labels-idx1-ubyte.gz {found}" in message
 
 
 def test_cache_notices_changed_files(tmp_path: Path) -> None:
@@ -293,6 +290,9 @@ def test_split_options_validated() -> None:
         make_split(fake_split(), "full", n_train=25, n_val=10)
     split = make_split(fake_split(), "full", n_train=20, n_val=10)
     assert isinstance(split, Split) and split.y_val.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    for bad in (2.5, True, "3", 31):
+        with pytest.raises(ConfigError, match=r"n_val must be an integer in 1\.\.30"):
+            make_split(fake_split(), "full", n_train=1, n_val=bad)
 
 
 def test_normalizer_fit_matches_numpy_and_apply() -> None:
@@ -315,15 +315,6 @@ def test_constant_images_cannot_be_normalized() -> None:
         Normalizer.fit(np.full((4, 28, 28), 7, dtype=np.uint8))
     with pytest.raises(DataError):
         Normalizer(mean=0.0, std=0.0)
-
-
-def test_add_bias_column() -> None:
-    x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    out = add_bias_column(x)
-    assert out.dtype == np.float32 and out.shape == (2, 4)
-    np.testing.assert_array_equal(out, [[0, 1, 2, 1], [3, 4, 5, 1]])
-    with pytest.raises(InputError):
-        add_bias_column(np.ones(3))
 
 
 def test_one_hot() -> None:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import mlpkit
-from mlpkit.runs.config import load_config, with_overrides
+from mlpkit.runs.config import with_overrides
+from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import run_experiment
 from conftest import mnist_dir  # the shared finder of real MNIST
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not foun
 
 
 def train(out: Path, *overrides: str) -> Path:
-    cfg = with_overrides(load_config("task3c"), [*TINY, *overrides])
+    cfg = with_overrides(resolve_config("task3c"), [*TINY, *overrides])
     run_experiment(cfg, out, data_dir=mnist_dir(), progress=False)
     return out
 

@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from mlpkit.train.callbacks import Callback, Checkpointer, History
 from mlpkit.train.checkpoint import load_checkpoint
 from mlpkit.cli import main
-from mlpkit.runs.config import load_config, with_overrides
+from mlpkit.runs.config import with_overrides
 from mlpkit.core.errors import DivergenceError
+from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import resume_experiment, run_experiment
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
@@ -86,7 +87,7 @@ def test_a_finite_run_does_not_trip_the_guard() -> None:
 @needs_mnist
 def test_run_folder_keeps_history_and_last_good_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    cfg = with_overrides(load_config("task3c"), HUGE)
+    cfg = with_overrides(resolve_config("task3c"), HUGE)
     with pytest.raises(DivergenceError) as info:
         run_experiment(cfg, run_dir, data_dir=mnist_dir(), progress=False)
     err = info.value

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpkit.data.download import MNIST_MIRRORS, fetch_file
 from mlpkit.core.errors import DataError
+from mlpkit.data.download import MNIST_MIRRORS, fetch_file
 from mlpkit.data.idx import read_idx, write_idx
 
 NAME = "tiny-idx1-ubyte.gz"
@@ -26,7 +26,7 @@ PAYLOAD = np.arange(100, dtype=np.uint8)
 class Handler(SimpleHTTPRequestHandler):
     """Static files, plus /slow/ (answers late) and /liar/ (Content-Length too big)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
         if self.path.startswith("/slow/"):
             time.sleep(2)

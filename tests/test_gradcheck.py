@@ -13,7 +13,7 @@ TOPOLOGIES = {"[64,10]": [64], "[64,64,10]": [64, 64], "ten hidden of 64": [64] 
 
 @pytest.fixture(scope="module")
 def mnist_batch(mnist_path):
-    from mlpkit.data.mnist import Normalizer, load_mnist, make_split
+    from mlpkit.data import Normalizer, load_mnist, make_split
 
     split = make_split(load_mnist(mnist_path), "seed")
     norm = Normalizer.fit(split.x_train)

@@ -240,3 +240,89 @@ def test_mutated_valid_files_give_array_or_data_error(
     path = tmp_path / "mut"
     path.write_bytes(bytes(data))
     _check_outcome(path, len(data), original, gz=compress and data[:2] == b"\x1f\x8b")
+
+
+# ----- issue 11: headers no array can have, corrupt deflate data, bounded reads -------------
+
+def _header(shape: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_zero_dimension_beside_huge_ones_is_a_data_error(tmp_path: Path, compress: bool) -> None:
+    data = _header((0, 2**32 - 1, 2**32 - 1))
+    (tmp_path / "z.idx").write_bytes(gzip.compress(data) if compress else data)
+    expect_error(tmp_path / "z.idx", "too large for any array")
+    data = _header((0, 5))  # an empty array of an ordinary shape is fine
+    (tmp_path / "e.idx").write_bytes(gzip.compress(data) if compress else data)
+    assert read_idx(tmp_path / "e.idx").shape == (0, 5)
+
+
+@pytest.mark.parametrize("ndim", [33, 65, 255])
+def test_too_many_dimensions_is_a_data_error(tmp_path: Path, ndim: int) -> None:
+    (tmp_path / "many.idx").write_bytes(_header((1,) * ndim) + b"\x07")
+    expect_error(tmp_path / "many.idx", f"{ndim} dimensions", "at most 32")
+    (tmp_path / "ok.idx").write_bytes(_header((1,) * 32) + b"\x07")
+    assert read_idx(tmp_path / "ok.idx").shape == (1,) * 32
+
+
+def _flip_that_inflates_longer(stream: bytes, plain: bytes) -> int:
+    """A bit of the deflate data whose flip still inflates (without the CRC check) to the same
+    IDX header and more than ``len(plain)`` bytes: the reader then sees data past the payload."""
+    import zlib
+
+    length, head = len(plain), plain[:12]
+
+    for bit in range(10 * 8, (len(stream) - 8) * 8):
+        flipped = bytearray(stream)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(bytes(flipped[10:-8]), length + 64)
+        except zlib.error:
+            continue
+        if len(out) > length and out[:12] == head:
+            return bit
+    raise AssertionError("no such bit")
+
+
+def test_bit_flip_in_the_deflate_stream_is_corrupt_data_not_trailing_garbage(tmp_path: Path) -> None:
+    original = (np.arange(3000) % 7).astype(np.uint8).reshape(30, 100)
+    plain = idx_bytes(original)
+    stream = gzip.compress(plain, compresslevel=9, mtime=0)
+    bit = _flip_that_inflates_longer(stream, plain)
+    flipped = bytearray(stream)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    (tmp_path / "flip.gz").write_bytes(bytes(flipped))
+    error = expect_error(tmp_path / "flip.gz", "corrupt")
+    assert "trailing" not in str(error)
+
+
+def _consistent_bomb(shape: tuple[int, ...]) -> bytes:
+    """A gzip whose header declares ``shape`` and whose payload really has that many (zero) bytes."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=9) as f:
+        f.write(_header(shape))
+        left = int(np.prod(shape))
+        while left:
+            f.write(bytes(min(left, 1 << 22)))
+            left -= min(left, 1 << 22)
+    return buf.getvalue()
+
+
+def test_consistent_gzip_bomb_is_refused_by_the_expected_shape_or_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(_consistent_bomb((400_000, 28, 28)))  # ~300 KB declaring (and holding) 314 MB
+    assert path.stat().st_size < 1_000_000
+    for kwargs, words in [({"expect_shape": (60_000, 28, 28)}, ["expected (60000, 28, 28)", "refusing"]),
+                          ({}, ["more than the limit", "refusing"])]:
+        tracemalloc.start()
+        try:
+            error = expect_error(path, *words, **kwargs)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 2**20, (error, peak)
+    small = write_idx(tmp_path / "small.gz", np.zeros((3, 4), np.uint8), compress=True)
+    expect_error(small, "limit", max_bytes=11)
+    assert read_idx(small, max_bytes=12, expect_shape=(3, 4)).shape == (3, 4)

@@ -23,29 +23,25 @@ from mlpkit.core.errors import MlpkitError
 from mlpkit.report import build_report
 from mlpkit.report.figures import encode_png_gray, pixel_weights
 from mlpkit.report.sections import labels
-from mlpkit.runs.config import load_config, with_overrides
+from mlpkit.runs.config import with_overrides
+from mlpkit.workflows.configs import resolve_config
 from mlpkit.runs.folder import load_run
 from mlpkit.report.provenance import preset_overrides
+from mlpkit.seed.presets import preset_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mnist_dir() -> Path:
-    return Path(os.environ.get("MLPKIT_DATA") or REPO.parent / "shared" / "data" / "mnist")
-
-
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def real_runs(tmp_path_factory):
+def real_runs(tmp_path_factory, mnist_path):
     """A short real run on MNIST (2,000 training / 2,000 validation images) and a synthetic
     task4a run folder whose early stopping fired at step 320 (600 validation images)."""
     from mlpkit.workflows.experiment import run_experiment
 
-    if not any(mnist_dir().glob("train-images*")):
-        pytest.skip(f"MNIST not found at {mnist_dir()} (set MLPKIT_DATA)")
     root = tmp_path_factory.mktemp("runs")
-    cfg = with_overrides(load_config("task3c"), ["epochs=2", "n_train=2000", "data.n_val=2000"])
-    run_experiment(cfg, root / "task3c", data_dir=mnist_dir(), progress=False, log=lambda *_: None)
+    cfg = with_overrides(resolve_config("task3c"), ["epochs=2", "n_train=2000", "data.n_val=2000"])
+    run_experiment(cfg, root / "task3c", data_dir=mnist_path, progress=False, log=lambda *_: None)
     fake = write_fake_run(root / "task4a", "task4a", val_accuracy=0.93, val_loss=0.24, early_stop_step=320)
     return [root / "task3c", fake]
 
@@ -168,8 +164,8 @@ def test_figures_saved_as_png_and_svg_next_to_the_report(real_report):
 
 
 def test_preset_overrides_name_what_a_run_changed(real_runs):
-    assert preset_overrides(load_run(real_runs[0])) == ["data.n_train=2000", "data.n_val=2000", "train.epochs=2"]
-    assert preset_overrides(load_run(real_runs[1])) == []  # the synthetic run is task4a as shipped
+    assert preset_overrides(load_run(real_runs[0]), preset_config) == ["data.n_train=2000", "data.n_val=2000", "train.epochs=2"]
+    assert preset_overrides(load_run(real_runs[1]), preset_config) == []  # the synthetic run is task4a as shipped
 
 
 def test_machine_and_wall_time_are_reported(real_runs, real_report):
@@ -252,19 +248,6 @@ def test_encode_png_gray_round_trips():
     src = "data:image/png;base64," + base64.b64encode(encode_png_gray(img)).decode()
     back = decode_data_png(src)
     np.testing.assert_allclose(back * 255, img, atol=0.5)
-
-
-def test_validation_images_are_recovered_exactly_from_the_prepared_inputs(mnist_path):
-    """The gallery of mistakes no longer keeps a uint8 copy of the validation images."""
-    from mlpkit.data.mnist import load_mnist, make_split
-    from mlpkit.runs.config import load_config, with_overrides
-    from mlpkit.workflows.experiment import prepare_data
-
-    for dtype in ("float32", "float64"):
-        data = prepare_data(with_overrides(load_config("task3c"), [f"train.dtype={dtype}"]), data_dir=mnist_path)
-        truth = make_split(load_mnist(mnist_path), "seed").x_val.reshape(len(data.x_val), -1)
-        rows = np.arange(len(data.x_val))
-        np.testing.assert_array_equal(data.val_images(rows), truth)
 
 
 # ------------------------------------------------------------------ the package's boundaries
@@ -359,7 +342,7 @@ def test_a_run_that_changed_its_preset_says_so_beside_the_name(tmp_path):
     """--set momentum=0.8 keeps the preset's description ("momentum 0.9"): the page names the change."""
     a = write_fake_run(tmp_path / "a", "task3c", overrides=["momentum=0.8"], predictions=False, weights=False)
     b = write_fake_run(tmp_path / "b", "task3c", predictions=False, weights=False)
-    p = parse(build_report([a, b], tmp_path / "r.html"))
+    p = parse(build_report([a, b], tmp_path / "r.html", base_configs=preset_config))
     changed, shipped = p.text("run-1"), p.text("run-2")
     assert "Preset task3c with train.momentum=0.8 (the preset's description: “All tricks: task3b + momentum 0.9" in changed
     assert shipped.startswith("Run 2: task3c (b) All tricks: task3b + momentum 0.9") and "Preset" not in shipped

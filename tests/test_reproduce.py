@@ -98,7 +98,8 @@ def test_plan_decides_per_folder_before_any_work(tmp_path):
     from report_fakes import write_fake_run
 
     from mlpkit.core.errors import ConfigError
-    from mlpkit.runs.config import load_config, with_overrides
+    from mlpkit.runs.config import with_overrides
+    from mlpkit.workflows.configs import resolve_config as load_config
     from mlpkit.workflows.reproduce import plan
 
     write_fake_run(tmp_path / "task3c", "task3c")  # complete

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from mlpkit.train.checkpoint import load_checkpoint
-from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20240607  # drives the kill moments
@@ -31,7 +30,13 @@ TOTAL_STEPS = 3 * STEPS_PER_EPOCH  # 186
 VALIDATION_STEPS = list(range(STEPS_PER_EPOCH // 5, TOTAL_STEPS + 1, STEPS_PER_EPOCH // 5))
 
 
-pytestmark = pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not found (set MLPKIT_DATA)")
+_MNIST: list[Path] = []  # the real MNIST folder, from the mnist_path fixture (conftest.py)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _real_mnist(mnist_path: Path) -> None:
+    """Every test here runs the CLI on real MNIST."""
+    _MNIST[:] = [mnist_path]
 
 
 def cli(*args: str) -> list[str]:
@@ -39,7 +44,7 @@ def cli(*args: str) -> list[str]:
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "MLPKIT_DATA": str(mnist_dir()), "PYTHONWARNINGS": "ignore"}
+    return {**os.environ, "MLPKIT_DATA": str(_MNIST[0]), "PYTHONWARNINGS": "ignore"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -93,7 +98,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, dict[str, float]]:
+def reference(tmp_path_factory, _real_mnist: None) -> tuple[Path, dict[str, float]]:
     """One uninterrupted run, with the moments (s after start) its phases began."""
     out = tmp_path_factory.mktemp("reference") / "run"
     start = time.perf_counter()

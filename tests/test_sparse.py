@@ -285,7 +285,7 @@ def test_memory_trim_can_be_called_any_time():
 
 
 def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
-    from mlpkit.data.mnist import Normalizer, load_mnist, make_split
+    from mlpkit.data import Normalizer, load_mnist, make_split
 
     split = make_split(load_mnist(mnist_path), "seed")
     x = Normalizer.fit(split.x_train).apply(split.x_train[:2000], bias_column=True)
@@ -315,11 +315,12 @@ def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
 def test_config_turns_sparse_inputs_off_and_metrics_say_so(mnist_path, tmp_path):
     import json
 
-    from mlpkit.runs.config import load_config, with_overrides
+    from mlpkit.runs.config import with_overrides
+    from mlpkit.workflows.configs import resolve_config
     from mlpkit.workflows.experiment import run_experiment
 
     for flag in (False, True):
-        cfg = with_overrides(load_config("task3c"), ["epochs=1", "n_train=640", "data.n_val=200",
+        cfg = with_overrides(resolve_config("task3c"), ["epochs=1", "n_train=640", "data.n_val=200",
                                                      f"train.sparse_inputs={str(flag).lower()}"])
         out = tmp_path / f"run-{flag}"
         run_experiment(cfg, out, data_dir=mnist_path, progress=False, log=lambda *a: None)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from mlpkit.cli import main
 from mlpkit.runs.config import Config, from_dict, load_config, with_overrides
+from mlpkit.workflows.configs import preset_names, resolve_config
 from mlpkit.core.errors import ConfigError, InputError
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
@@ -77,10 +78,8 @@ def test_bad_config_is_refused_naming_the_key(raw: dict, message: str) -> None:
 
 def test_default_config_and_every_preset_are_valid() -> None:
     assert from_dict({}) == Config()
-    from mlpkit.runs.config import preset_names
-
     for name in preset_names():
-        assert load_config(name).name == name
+        assert resolve_config(name).name == name
 
 
 BAD_OVERRIDES = [
@@ -112,12 +111,12 @@ BAD_OVERRIDES = [
 @pytest.mark.parametrize("item, message", BAD_OVERRIDES, ids=[i for i, _ in BAD_OVERRIDES])
 def test_bad_override_is_refused_naming_the_key(item: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        with_overrides(load_config("task3c"), [item])
+        with_overrides(resolve_config("task3c"), [item])
 
 
 def test_unknown_preset_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown preset 'task9'; valid: .*task3c"):
-        load_config("task9")
+        resolve_config("task9")
 
 
 def test_config_file_errors(tmp_path: Path) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 
 from mlpkit.core.errors import MlpkitError
+
+if TYPE_CHECKING:
+    from mlpkit.runs.config import Config
 
 
 def _fail(message: str) -> None:
@@ -52,7 +56,7 @@ def data() -> None:
 @click.option("--split", default="seed", show_default=True, help="seed (first 20,000 train / 10,000 test) or full.")
 def data_stats(data_dir: Path | None, split: str) -> None:
     """Split sizes and the training set's pixel mean and std."""
-    from mlpkit.data.mnist import Normalizer, load_mnist, make_split, resolve_data_dir
+    from mlpkit.data import Normalizer, load_mnist, make_split, resolve_data_dir
 
     mnist = load_mnist(data_dir)
     sp = make_split(mnist, split)
@@ -73,7 +77,7 @@ def data_stats(data_dir: Path | None, split: str) -> None:
 @data_dir_option
 def data_download(data_dir: Path | None) -> None:
     """Fetch MNIST (if not present) and verify every file's SHA-256."""
-    from mlpkit.data.mnist import load_mnist, resolve_data_dir
+    from mlpkit.data import load_mnist, resolve_data_dir
 
     mnist = load_mnist(data_dir, download=True, verify=True)
     click.echo(f"MNIST verified: {len(mnist.train_images)} training and {len(mnist.test_images)} test images"
@@ -84,17 +88,18 @@ def data_download(data_dir: Path | None) -> None:
 @main.command()
 def presets() -> None:
     """List the shipped presets (the seed report's experiments)."""
-    from mlpkit.runs.config import load_config, preset_names
+    from mlpkit.workflows.configs import preset_names, resolve_config
 
     for name in preset_names():
-        click.echo(f"{name:<18} {load_config(name).description}")
+        click.echo(f"{name:<18} {resolve_config(name).description}")
 
 
-def _config(name_or_path: str, overrides: tuple[str, ...] = (), threads: int | None = None):
-    from mlpkit.runs.config import load_config, with_overrides
+def _config(name_or_path: str, overrides: tuple[str, ...] = (), threads: int | None = None) -> Config:
+    """The config named on the command line, ``--set`` items and ``--threads`` applied (validated)."""
+    from mlpkit.workflows.configs import resolve_config
 
     items = list(overrides) + ([f"train.threads={threads}"] if threads else [])
-    return with_overrides(load_config(name_or_path), items)
+    return resolve_config(name_or_path, items)
 
 
 @main.command()
@@ -134,8 +139,8 @@ def gradcheck(preset: str, hidden: str | None, activation: str | None, images: i
 
     Exits 0 when every gradient passes, 1 otherwise; prints the largest error.
     """
-    from mlpkit.data.mnist import Normalizer, load_mnist, make_split
     from mlpkit.core.errors import ConfigError
+    from mlpkit.data import Normalizer, load_mnist, make_split
     from mlpkit.nn.gradcheck import check_gradients
     from mlpkit.nn.mlp import MLP
 
@@ -164,7 +169,8 @@ def gradcheck(preset: str, hidden: str | None, activation: str | None, images: i
         result = check_gradients(model, x, y, epsilon=epsilon, tolerance=tol, mode=mode,
                                  max_per_parameter=max_per_parameter, rng=rng)
     click.echo(f"checked {result.num_checked} gradients")
-    click.echo(f"largest absolute error: {result.max_abs_error:.3e}  (at {result.worst_parameter}{list(result.worst_index)})")
+    where = f"{result.worst_parameter}{list(result.worst_index)}"
+    click.echo(f"largest absolute error: {result.max_abs_error:.3e}  (at {where})")
     click.echo(f"largest relative error: {result.max_rel_error:.3e}")
     click.echo("PASS" if result.passed else "FAIL")
     sys.exit(0 if result.passed else 1)
@@ -185,8 +191,8 @@ def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resu
           data_dir: Path | None, threads: int | None, progress: bool | None) -> None:
     """Train PRESET (a preset name or a .toml config) and write a run folder."""
     from mlpkit.core.errors import ConfigError
-    from mlpkit.workflows.experiment import resume_experiment, run_experiment
     from mlpkit.runs.folder import new_run_dir
+    from mlpkit.workflows.experiment import check_experiment, resume_experiment, run_experiment
 
     if resume_dir is not None:
         if preset or overrides:
@@ -197,6 +203,7 @@ def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resu
             raise ConfigError("give a preset name or a .toml config (see 'mlpkit presets'), or --resume RUN_DIR")
         cfg = _config(preset, overrides, threads)
         run_dir = out or new_run_dir("runs", cfg.name)
+        check_experiment(cfg, run_dir, data_dir=data_dir)  # refuse before announcing anything
         click.echo(f"training {cfg.name} -> {run_dir}")
         result = run_experiment(cfg, run_dir, data_dir=data_dir, progress=progress, log=click.echo)
     m = result.metrics
@@ -239,8 +246,9 @@ def reproduce(out: Path, only: str | None, overrides: tuple[str, ...], data_dir:
 def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     """One self-contained HTML report from one or more run folders."""
     from mlpkit.report import build_report
+    from mlpkit.seed.presets import preset_config
 
-    path = build_report(list(run_dirs), out)
+    path = build_report(list(run_dirs), out, base_configs=preset_config)
     click.echo(f"report: {path}")
 
 

@@ -4,8 +4,10 @@ Why strict: a dataset file that is cut short, padded, corrupt or not IDX at all 
 the program with a message that names the file and the fault, instead of training quietly on
 garbage. Why bounded: the header states the payload size, so a hostile or broken file (a
 "gzip bomb" claiming 10^9 items, or a tiny gzip that inflates to gigabytes) must be refused
-before memory is allocated for it. Gzip is recognised by its magic bytes (1f 8b), not by the
-file name, because mirrors and users rename files.
+before memory is allocated for it: a file of known shape (MNIST's, when verified) is refused
+when its header declares another, and any payload is bounded by `MAX_PAYLOAD_BYTES` (the
+``max_bytes`` argument) as well as by what the compressed file can hold. Gzip is recognised
+by its magic bytes (1f 8b), not by the file name, because mirrors and users rename files.
 
 Layout: bytes 0-1 are zero, byte 2 is the element type (only 0x08 = uint8 is supported),
 byte 3 the number of dimensions d, then d big-endian uint32 sizes, then prod(sizes) bytes.
@@ -21,36 +23,81 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from mlpkit.core.errors import DataError, InputError
 
-__all__ = ["MAX_DEFLATE_RATIO", "payload_sha256", "read_idx", "read_idx_with_sha256", "write_idx"]
+__all__ = [
+    "MAX_DEFLATE_RATIO", "MAX_NDIM", "MAX_PAYLOAD_BYTES",
+    "payload_sha256", "read_idx", "read_idx_with_sha256", "write_idx",
+]
 
 GZIP_MAGIC = b"\x1f\x8b"
 UINT8 = 0x08
 #: Deflate cannot expand input by more than ~1032:1, so a gzip file of s bytes can never
 #: justify a payload larger than s * MAX_DEFLATE_RATIO bytes.
 MAX_DEFLATE_RATIO = 1032
+#: Largest payload read by default (`read_idx`'s ``max_bytes``): MNIST's largest file is 47 MB.
+MAX_PAYLOAD_BYTES = 256 * 2**20
+#: Most dimensions accepted (IDX allows 255; NumPy 1.x arrays have at most 32).
+MAX_NDIM = 32
+#: How far past a gzip payload the stream is read to reach its CRC, before calling it trailing data.
+DRAIN_BYTES = 8 * 2**20
 _CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
-def read_idx(path: str | Path, *, expect_ndim: int | None = None) -> np.ndarray:
+class _Stream(Protocol):
+    """What the reader needs of a raw file or a GzipFile."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+
+def read_idx(path: str | Path, *, expect_ndim: int | None = None, expect_shape: tuple[int, ...] | None = None,
+             max_bytes: int = MAX_PAYLOAD_BYTES) -> np.ndarray:
     """Read an IDX file (raw or gzip) into a uint8 array of the header's shape.
 
-    Raises DataError naming the file for every malformed, truncated or corrupt input.
+    Everything the header declares is checked before the payload is read, so a lying header
+    costs no memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; gzip is recognised by its magic bytes, not its name.
+    expect_ndim : int or None
+        Refuse a header with another number of dimensions.
+    expect_shape : tuple of int or None
+        Refuse a header that declares another shape (for files whose shape is known, such as
+        MNIST's: a substituted or hostile file is refused before anything is allocated).
+    max_bytes : int
+        Refuse a payload larger than this (default `MAX_PAYLOAD_BYTES`).
+
+    Returns
+    -------
+    np.ndarray
+        uint8, of the header's shape.
+
+    Raises
+    ------
+    DataError
+        Naming the file, for every malformed, truncated, oversized or corrupt input.
     """
-    return _read(Path(path), expect_ndim, None)[0]
+    return _read(Path(path), hasher=None, expect_ndim=expect_ndim, expect_shape=expect_shape, max_bytes=max_bytes)[0]
 
 
-def read_idx_with_sha256(path: str | Path, *, expect_ndim: int | None = None) -> tuple[np.ndarray, str]:
+def read_idx_with_sha256(path: str | Path, *, expect_ndim: int | None = None,
+                         expect_shape: tuple[int, ...] | None = None,
+                         max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[np.ndarray, str]:
     """Like `read_idx`, also returning the SHA-256 hex digest of the decompressed file.
 
     Hashing the bytes while they stream past makes checksum verification nearly free.
     """
-    array, digest = _read(Path(path), expect_ndim, hashlib.sha256())
+    array, digest = _read(Path(path), hasher=hashlib.sha256(), expect_ndim=expect_ndim, expect_shape=expect_shape,
+                          max_bytes=max_bytes)
     assert digest is not None
     return array, digest
 
@@ -89,7 +136,7 @@ def write_idx(path: str | Path, array: np.ndarray, *, compress: bool, compressle
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[tuple[BinaryIO, int | None]]:
+def _open(path: Path) -> Iterator[tuple[_Stream, int | None]]:
     """Yield (decompressed stream, payload byte limit or None for raw files)."""
     try:
         raw = path.open("rb")
@@ -102,12 +149,12 @@ def _open(path: Path) -> Iterator[tuple[BinaryIO, int | None]]:
         is_gzip = _guard(path, raw.read, 2) == GZIP_MAGIC
         raw.seek(0)
         if is_gzip:
-            yield gzip.GzipFile(fileobj=raw, mode="rb"), size * MAX_DEFLATE_RATIO  # type: ignore[misc]
+            yield gzip.GzipFile(fileobj=raw, mode="rb"), size * MAX_DEFLATE_RATIO
         else:
             yield raw, None
 
 
-def _guard(path: Path, read: Callable[[int], bytes], n: int) -> bytes:
+def _guard(path: Path, read: Callable[[int], _T], n: int) -> _T:
     """Call read(n), turning gzip/zlib/IO failures into DataError naming the file."""
     try:
         return read(n)
@@ -122,7 +169,7 @@ def _guard(path: Path, read: Callable[[int], bytes], n: int) -> bytes:
         raise DataError(f"{path}: cannot read file ({e})") from None
 
 
-def _read_upto(path: Path, stream: BinaryIO, n: int, hasher: Any, reserve: int = 0) -> bytearray:
+def _read_upto(path: Path, stream: _Stream, n: int, hasher: Any, reserve: int = 0) -> bytearray:
     """Read at most n bytes in bounded chunks.
 
     The first ``reserve`` bytes (at most n) are allocated up front and read into in place;
@@ -134,8 +181,8 @@ def _read_upto(path: Path, stream: BinaryIO, n: int, hasher: Any, reserve: int =
     while got < n:
         want = min(_CHUNK, n - got)
         if got + want <= len(buf):
-            with memoryview(buf) as view:
-                k = _guard(path, lambda _, part=view[got : got + want]: stream.readinto(part), want)
+            with memoryview(buf) as view, view[got : got + want] as part:
+                k = _guard(path, lambda _: stream.readinto(part), want)
         else:
             del buf[got:]
             chunk = _guard(path, stream.read, want)
@@ -150,7 +197,8 @@ def _read_upto(path: Path, stream: BinaryIO, n: int, hasher: Any, reserve: int =
     return buf
 
 
-def _read(path: Path, expect_ndim: int | None, hasher: Any) -> tuple[np.ndarray, str | None]:
+def _read(path: Path, *, hasher: Any, expect_ndim: int | None, expect_shape: tuple[int, ...] | None,
+          max_bytes: int) -> tuple[np.ndarray, str | None]:
     with _open(path) as (stream, gzip_limit):
         head = _read_upto(path, stream, 4, hasher)
         if len(head) < 4:
@@ -164,11 +212,13 @@ def _read(path: Path, expect_ndim: int | None, hasher: Any) -> tuple[np.ndarray,
         if ndim == 0 or (expect_ndim is not None and ndim != expect_ndim):
             want = "at least 1" if expect_ndim is None else str(expect_ndim)
             raise DataError(f"{path}: IDX header has {ndim} dimensions, expected {want}")
+        if ndim > MAX_NDIM:
+            raise DataError(f"{path}: IDX header has {ndim} dimensions; at most {MAX_NDIM} are supported")
         raw_dims = _read_upto(path, stream, 4 * ndim, hasher)
         if len(raw_dims) < 4 * ndim:
             raise DataError(f"{path}: IDX header too short for {ndim} dimensions")
         shape = struct.unpack(f">{ndim}I", raw_dims)
-        n = math.prod(shape)
+        n = _check_shape(path, shape, expect_shape, max_bytes)
         if gzip_limit is None:
             available = path.stat().st_size - 4 - 4 * ndim
             _check_length(path, shape, n, available)
@@ -181,8 +231,33 @@ def _read(path: Path, expect_ndim: int | None, hasher: Any) -> tuple[np.ndarray,
         # compressed size (MNIST inflates ~5x), so a lying header cannot claim much memory.
         reserve = n + 1 if gzip_limit is None else min(n + 1, 8 * path.stat().st_size)
         payload = _read_upto(path, stream, n + 1, hasher, reserve)
+        if len(payload) > n and gzip_limit is not None:
+            _drain(path, stream)  # corrupt deflate data often inflates to more: let the CRC tell
         _check_length(path, shape, n, len(payload))
     return np.frombuffer(payload, dtype=np.uint8).reshape(shape), (hasher.hexdigest() if hasher else None)
+
+
+def _check_shape(path: Path, shape: tuple[int, ...], expect_shape: tuple[int, ...] | None, max_bytes: int) -> int:
+    """The payload size of ``shape``, refused (before anything is allocated) if it is not the
+    expected shape, exceeds ``max_bytes``, or cannot be an array's shape at all."""
+    if expect_shape is not None and tuple(shape) != tuple(expect_shape):
+        raise DataError(f"{path}: IDX header declares shape {shape}, expected {tuple(expect_shape)}"
+                        " (not the original file); refusing to read it")
+    n = math.prod(shape)
+    if n > max_bytes:
+        raise DataError(f"{path}: IDX header declares shape {shape} = {n} bytes, more than the limit of"
+                        f" {max_bytes} bytes; refusing to allocate")
+    if math.prod(max(d, 1) for d in shape) > np.iinfo(np.intp).max:
+        raise DataError(f"{path}: IDX header declares shape {shape}, too large for any array (even empty)")
+    return n
+
+
+def _drain(path: Path, stream: _Stream) -> None:
+    """Read on (discarding) up to `DRAIN_BYTES` past the payload, so that a gzip stream whose
+    deflate data are corrupt fails its CRC check here instead of passing for trailing data."""
+    drained = 0
+    while drained < DRAIN_BYTES and (chunk := _guard(path, stream.read, 1 << 16)):
+        drained += len(chunk)
 
 
 def _check_length(path: Path, shape: tuple[int, ...], n: int, available: int) -> None:

@@ -20,7 +20,7 @@ from mlpkit.core.metrics import confusion_matrix, most_confused_pairs, per_class
 from mlpkit.report.figures import confusion_figure, encode_png_gray, gallery_figure, pixel_weights, weights_figure
 from mlpkit.report.format import fmt
 from mlpkit.report.page import Assets, png_data_uri, render_page, table
-from mlpkit.report.provenance import preset_overrides
+from mlpkit.report.provenance import BaseConfigs, preset_overrides
 from mlpkit.report.sections import config_table, curves, environment_table, labels, metrics_table
 from mlpkit.runs.folder import Run, load_run
 
@@ -101,11 +101,12 @@ def _weights(run: Run, label: str, tag: str, assets: Assets) -> dict[str, Any]:
                 "largest |w|: what the unit looks for (red) and against (blue).")}
 
 
-def run_context(k: int, run: Run, label: str, assets: Assets) -> dict[str, Any]:
+def run_context(k: int, run: Run, label: str, assets: Assets,
+                base_configs: BaseConfigs | None = None) -> dict[str, Any]:
     """Everything the per-run sections of run ``k`` (1-based) show, as template data."""
     tag = f"{k:02d}-{label}"
     ctx: dict[str, Any] = {"k": k, "label": label, "name": run.name, "description": run.config.get("description", ""),
-                           "overrides": ", ".join(preset_overrides(run)), "folder": str(run.path),
+                           "overrides": ", ".join(preset_overrides(run, base_configs)), "folder": str(run.path),
                            "weights": _weights(run, label, tag, assets)}
     pred = run.predictions()
     ctx["predictions"] = pred is not None
@@ -118,7 +119,8 @@ def run_context(k: int, run: Run, label: str, assets: Assets) -> dict[str, Any]:
     return ctx
 
 
-def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str | None = None) -> Path:
+def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str | None = None,
+                 base_configs: BaseConfigs | None = None) -> Path:
     """Write a self-contained HTML report of one or several run folders.
 
     Figures also land as PNG and SVG in ``<out-stem>_files/`` beside the page (figures there that
@@ -132,6 +134,10 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str 
         The HTML file to write (``.html`` or ``.htm``).
     title : str, optional
         The page title; by default "mlpkit report: " and the run names.
+    base_configs : callable, optional
+        name -> the config dict a run of that name started from (the CLI passes the shipped
+        presets); a run whose name it knows shows the settings it changed beside its name.
+        None: no such line.
 
     Returns
     -------
@@ -160,7 +166,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str 
     page = render_page("run_report.html.j2", title=title, subtitle=subtitle, nav=nav,
                        metrics=metrics_table(runs, names), config=config_table(runs, names),
                        curves=curves(runs, names, assets), environment=environment_table(runs, names),
-                       runs=[run_context(k, run, name, assets) for k, (run, name) in enumerate(zip(runs, names), 1)])
+                       runs=[run_context(k, run, name, assets, base_configs)
+                             for k, (run, name) in enumerate(zip(runs, names), 1)])
     atomic_write_text(out, page)
     assets.prune()
     return out

@@ -1,1 +1,89 @@
-"""runs"""
+"""Run configs and run folders on disk: the file schema, writing and reading them back.
+
+Names are imported on first use (PEP 562), so ``import mlpkit.runs`` stays cheap and importing
+one module (say ``mlpkit.runs.folder`` for a report) does not pull in the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlpkit.runs.checkpoints import checkpoint_files, latest_checkpoint
+    from mlpkit.runs.config import (
+        Config,
+        DataConfig,
+        ModelConfig,
+        TrainConfig,
+        from_dict,
+        load_config,
+        parse_config,
+        parse_override,
+        to_toml,
+        with_overrides,
+    )
+    from mlpkit.runs.environment import environment_info
+    from mlpkit.runs.folder import Run, load_run, new_run_dir
+    from mlpkit.runs.footprint import Footprint, available_memory, check_footprint, estimate_footprint
+    from mlpkit.runs.weights import load_weights, save_weights
+
+_HOMES = {
+    "checkpoint_files": "checkpoints",
+    "latest_checkpoint": "checkpoints",
+    "Config": "config",
+    "DataConfig": "config",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "from_dict": "config",
+    "load_config": "config",
+    "parse_config": "config",
+    "parse_override": "config",
+    "to_toml": "config",
+    "with_overrides": "config",
+    "environment_info": "environment",
+    "Footprint": "footprint",
+    "available_memory": "footprint",
+    "check_footprint": "footprint",
+    "estimate_footprint": "footprint",
+    "Run": "folder",
+    "load_run": "folder",
+    "new_run_dir": "folder",
+    "load_weights": "weights",
+    "save_weights": "weights",
+}
+__all__ = [
+    "Config",
+    "DataConfig",
+    "Footprint",
+    "ModelConfig",
+    "Run",
+    "TrainConfig",
+    "available_memory",
+    "check_footprint",
+    "checkpoint_files",
+    "environment_info",
+    "estimate_footprint",
+    "from_dict",
+    "latest_checkpoint",
+    "load_config",
+    "load_run",
+    "load_weights",
+    "new_run_dir",
+    "parse_config",
+    "parse_override",
+    "save_weights",
+    "to_toml",
+    "with_overrides",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mlpkit.runs' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mlpkit.runs.{home}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,40 +1,42 @@
-"""Run folders on disk: what a training run leaves behind, and how to read it back.
+"""Run folders on disk: naming a new one, reading a finished one back, tidying after a crash.
 
-A run folder is enough to report on (plots and HTML are made from it, never from live
-objects) and, with its checkpoints, enough to resume.
-
-    RUN/config.toml        resolved configuration (mlpkit train RUN/config.toml reruns it)
-    RUN/environment.json   seed, versions, BLAS and thread count, machine
-    RUN/history.json       training loss per step; validation metrics per check
-    RUN/metrics.json       final metrics (see FINAL_METRICS)
-    RUN/weights.npz        parameters + normalization (plain arrays, no pickle)
-    RUN/predictions.npz    validation labels, predictions, probabilities, misclassified images
-    RUN/figures/*.png|svg  loss and accuracy against the gradient step
-    RUN/checkpoints/       the two newest checkpoints
+The files and what each holds are listed in `mlpkit.runs.schema`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import sys
 import time
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mlpkit.core.errors import CheckpointError, MlpkitError
-from mlpkit.core.fileio import atomic_save_npz, atomic_write_json
+from mlpkit.core.errors import MlpkitError
+from mlpkit.runs import schema
+from mlpkit.train.checkpoint import read_npz
 
-FINAL_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "num_parameters", "steps",
-                 "early_stop_step", "wall_time_s")
+__all__ = ["Run", "is_empty", "load_run", "new_run_dir", "remove_stale_temporaries"]
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
-    """``root/NAME-YYYYmmdd-HHMMSS`` (with a counter if that exists already)."""
+    """``root/NAME-YYYYmmdd-HHMMSS``, with a counter appended if that exists already.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder that holds runs (``runs`` for the CLI).
+    name : str
+        The config's name.
+
+    Returns
+    -------
+    Path
+        A path that does not exist yet (nothing is created).
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{name}-{stamp}"
     path, i = base, 1
@@ -44,64 +46,30 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     return path
 
 
-def environment_info(*, seed: int, threads: int | None) -> dict[str, Any]:
-    """What a run depends on beyond its config: versions, BLAS, threads, machine."""
-    import numpy
-
-    from mlpkit import __version__
-
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture", "filepath")}
-                for i in threadpool_info()]
-    except Exception:  # pragma: no cover - threadpoolctl is a dependency
-        blas = []
-    return {
-        "seed": seed,
-        "threads": threads,
-        "mlpkit": __version__,
-        "python": sys.version.split()[0],
-        "numpy": numpy.__version__,
-        "blas": blas,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+def is_empty(run_dir: Path) -> bool:
+    """True if ``run_dir`` does not exist or holds nothing but stale temporaries of atomic writes."""
+    return not run_dir.exists() or all(p.match(schema.TEMPORARY_GLOB) for p in run_dir.iterdir())
 
 
-def save_weights(path: str | Path, model, *, mean: float, std: float, config: dict[str, Any]) -> Path:
-    """Parameters by name plus what is needed to use them (normalization, model config)."""
-    meta = {"format": "mlpkit-weights", "version": 1, "model": config["model"], "dtype": model.dtype.name,
-            "n_features": model.n_features, "n_classes": model.n_classes, "mean": mean, "std": std}
-    arrays = dict(model.state_dict())
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    return atomic_save_npz(path, arrays)
-
-
-def load_weights(path: str | Path):
-    """Rebuild the model saved by :func:`save_weights`; returns (model, meta)."""
-    from mlpkit.nn.mlp import MLP
-
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-        meta = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
-    except Exception as exc:
-        raise CheckpointError(f"weights file {path} is unreadable: {type(exc).__name__}: {exc}") from None
-    m = meta["model"]
-    model = MLP(m["hidden"], n_features=meta["n_features"], n_classes=meta["n_classes"],
-                activation=m["activation"], bias=m["bias"], dtype=meta["dtype"])
-    model.load_state_dict(arrays)
-    return model, meta
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete temporary files of atomic writes that a killed process left behind (never final names)."""
+    for folder in (run_dir, run_dir / schema.CHECKPOINTS, run_dir / schema.FIGURES):
+        for tmp in folder.glob(schema.TEMPORARY_GLOB):
+            tmp.unlink(missing_ok=True)
 
 
 @dataclass
 class Run:
-    """A run folder read back: everything a report needs."""
+    """A run folder read back: everything a report needs.
+
+    Parameters
+    ----------
+    path : Path
+        The run folder.
+    config, history, metrics, environment : dict
+        The parsed ``config.toml``, ``history.json``, ``metrics.json`` and ``environment.json``
+        (empty if the folder has none).
+    """
 
     path: Path
     config: dict[str, Any]
@@ -114,38 +82,71 @@ class Run:
         return self.config.get("name", self.path.name)
 
     def predictions(self) -> dict[str, np.ndarray] | None:
-        p = self.path / "predictions.npz"
+        """The arrays of ``predictions.npz`` (checked, see `schema.check_predictions`), or None if
+        the run has none.
+
+        Raises
+        ------
+        MlpkitError
+            Naming the file, if it is unreadable, unsafe or does not hold predictions.
+        """
+        p = self.path / schema.PREDICTIONS
         if not p.exists():
             return None
-        with np.load(p, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
+        return schema.check_predictions(read_npz(p, what="predictions file", compressed=True), p)
 
     def weights(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / "weights.npz", allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files if k != "__meta__"}
+        """The parameter arrays of ``weights.npz`` by name (without the metadata), read safely.
+
+        Raises
+        ------
+        MlpkitError
+            Naming the file, if it is missing, unreadable or unsafe.
+        """
+        arrays = read_npz(self.path / schema.WEIGHTS, what="weights file")
+        arrays.pop("__meta__", None)
+        return arrays
 
 
 def load_run(path: str | Path) -> Run:
-    """Read a finished run folder; a missing or broken file is a clear MlpkitError."""
-    import tomllib
+    """Read a finished run folder.
 
+    Parameters
+    ----------
+    path : str or Path
+        The run folder.
+
+    Returns
+    -------
+    Run
+
+    Raises
+    ------
+    MlpkitError
+        Naming the file, if the folder does not exist, lacks one of `schema.REQUIRED`, or holds
+        a file that is unreadable or does not hold what the schema says (`mlpkit.runs.schema`).
+    """
     path = Path(path)
     if not path.is_dir():
         raise MlpkitError(f"run folder {path} does not exist")
-    needed = ["config.toml", "history.json", "metrics.json"]
-    missing = [n for n in needed if not (path / n).exists()]
+    missing = [n for n in schema.REQUIRED if not (path / n).exists()]
     if missing:
         raise MlpkitError(f"{path} is not a finished run folder: missing {', '.join(missing)}")
+    environment_path = path / schema.ENVIRONMENT
+    return Run(
+        path=path,
+        config=schema.check_config(_read(path / schema.CONFIG, tomllib.loads), path / schema.CONFIG),
+        history=schema.check_history(_read(path / schema.HISTORY, json.loads), path / schema.HISTORY),
+        metrics=schema.check_metrics(_read(path / schema.METRICS, json.loads), path / schema.METRICS),
+        environment=schema.check_environment(_read(environment_path, json.loads), environment_path)
+        if environment_path.exists()
+        else {},
+    )
+
+
+def _read(path: Path, parse: Callable[[str], Any]) -> Any:
+    """``parse`` of the text of ``path``; any failure is one MlpkitError naming the file."""
     try:
-        config = tomllib.loads((path / "config.toml").read_text(encoding="utf-8"))
-        history = json.loads((path / "history.json").read_text(encoding="utf-8"))
-        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-        env_path = path / "environment.json"
-        environment = json.loads(env_path.read_text(encoding="utf-8")) if env_path.exists() else {}
-    except (ValueError, OSError) as exc:
-        raise MlpkitError(f"run folder {path} has an unreadable file: {exc}") from None
-    return Run(path=path, config=config, history=history, metrics=metrics, environment=environment)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj)
+        return parse(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, RecursionError) as exc:  # JSON/TOML decode errors are ValueErrors
+        raise MlpkitError(f"{path} is unreadable: {exc}") from None

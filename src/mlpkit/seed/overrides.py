@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mlpkit.report.provenance import preset_overrides
+from mlpkit.seed.presets import preset_config
 from mlpkit.runs.folder import Run
 
 __all__ = ["common_overrides", "preset_overrides"]
@@ -15,7 +16,7 @@ def common_overrides(runs: Mapping[str, Run]) -> str:
     """The preset departures of each run, grouped (``none`` when every run is its preset)."""
     groups: dict[str, list[str]] = {}
     for name, run in runs.items():
-        changed = ", ".join(preset_overrides(run))
+        changed = ", ".join(preset_overrides(run, preset_config))
         if changed:
             groups.setdefault(changed, []).append(name)
     if not groups:

@@ -21,6 +21,7 @@ from mlpkit.report.sections import curves, epoch_of
 from mlpkit.runs.folder import Run, load_run
 from mlpkit.seed.comparison import Comparison, claim, compare, sentence, short_verdict
 from mlpkit.seed.overrides import common_overrides, preset_overrides
+from mlpkit.seed.presets import preset_config
 from mlpkit.seed.reference import data_stats, note, stated
 from mlpkit.seed.tasks import SeedTask, seed_tasks
 
@@ -136,7 +137,7 @@ def _task_context(task: SeedTask, ctx: _Context) -> dict[str, Any]:
             out["figures"] = ctx.figures[key]
         if ready:
             run = ctx.runs[str(task.main)]
-            changed = preset_overrides(run)
+            changed = preset_overrides(run, preset_config)
             if changed:
                 out["overrides"] = (f"{task.main} ran with settings that differ from the preset "
                                     f"({', '.join(changed)}), so its numbers need not land where the report's do.")

@@ -6,7 +6,8 @@ declared size against the member before allocating (so a small file cannot make 
 allocate much more than its own size); everything that is not an array lives in JSON, and
 the zip CRC-32 of every member is verified. A nested state (dicts, lists, arrays,
 numbers, strings, None) is flattened: each array is stored under its own key and replaced
-in the JSON by ``{"__array__": key}``.
+in the JSON by ``{"__array__": key}``. The same reader (`read_npz`) reads a run's weights
+and predictions.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ FORMAT = "mlpkit-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
 _CHUNK = 1 << 20  # bytes read at a time into a preallocated array
+#: Deflate expands its input at most ~1032-fold: a compressed member can justify no more.
+MAX_DEFLATE_RATIO = 1032
+#: Default bound on what the compressed members of one archive may inflate to.
+MAX_INFLATED_BYTES = 256 * 2**20
 
 
 def _flatten(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -71,10 +76,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     exactly as many bytes as the member holds, checked before the array is allocated.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+    arrays = read_npz(path)
     try:
-        arrays = _read_arrays(path)
         meta = arrays.pop(META_KEY, None)
         if meta is None:
             raise CheckpointError(f"checkpoint {path} has no {META_KEY} entry: not an mlpkit checkpoint")
@@ -96,32 +99,81 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise
     except RecursionError:
         raise CheckpointError(f"checkpoint {path} has metadata nested too deeply") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {exc}") from None
     except Exception as exc:  # any other decoding failure of a damaged archive
         raise CheckpointError(f"checkpoint {path} could not be read: {type(exc).__name__}: {exc}") from None
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: str | Path, *, what: str = "checkpoint", compressed: bool = False,
+             max_bytes: int = MAX_INFLATED_BYTES) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive at ``path``, read safely; anything else is a CheckpointError.
+
+    Nothing is executed (object dtypes, i.e. pickles, are refused), every member's CRC-32 is
+    verified, and each member's declared size is checked against what the file can hold before
+    its array is allocated.
+
+    Parameters
+    ----------
+    path : str or Path
+        The archive.
+    what : str
+        What the file is, for messages (``"checkpoint"``, ``"weights file"``).
+    compressed : bool
+        Accept deflate-compressed members (as ``np.savez_compressed`` writes); each may then
+        inflate to at most `MAX_DEFLATE_RATIO` times its compressed size, and all of them
+        together to at most ``max_bytes``. Otherwise members must be stored uncompressed.
+    max_bytes : int
+        Bound on the inflated size of compressed members.
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        By member name without ``.npy``.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file, if it is missing, not a zip archive, truncated, corrupt or unsafe.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        return _read_arrays(path, what, compressed, max_bytes)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{what} {path} is corrupt or truncated: {exc}") from None
+    except Exception as exc:  # any other decoding failure of a damaged archive
+        raise CheckpointError(f"{what} {path} could not be read: {type(exc).__name__}: {exc}") from None
+
+
+def _read_arrays(path: Path, what: str, compressed: bool, max_bytes: int) -> dict[str, np.ndarray]:
     """Every member of the .npz at ``path``, each checked before anything is allocated for it."""
     size = path.stat().st_size
     arrays: dict[str, np.ndarray] = {}
+    inflated = 0
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             name = info.filename
             if not name.endswith(".npy"):
-                raise CheckpointError(f"checkpoint {path} is refused: member {name!r} is not a .npy array")
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise CheckpointError(f"checkpoint {path} is refused: member {name!r} is compressed"
-                                      " (checkpoints are stored uncompressed)")
-            if info.file_size > size:
-                raise CheckpointError(f"checkpoint {path} is corrupt: member {name!r} claims {info.file_size}"
-                                      f" bytes, more than the whole file ({size})")
+                raise CheckpointError(f"{what} {path} is refused: member {name!r} is not a .npy array")
+            if info.compress_type == zipfile.ZIP_STORED:
+                limit = size
+            elif compressed and info.compress_type == zipfile.ZIP_DEFLATED:
+                limit = min(info.compress_size * MAX_DEFLATE_RATIO, max_bytes - inflated)
+                inflated += info.file_size
+            else:
+                raise CheckpointError(f"{what} {path} is refused: member {name!r} is compressed"
+                                      f" ({what}s are stored uncompressed)")
+            if info.file_size > limit:
+                whole = "the whole file" if limit == size else "its compressed size can justify or the limit allows"
+                raise CheckpointError(f"{what} {path} is corrupt: member {name!r} claims {info.file_size}"
+                                      f" bytes, more than {whole} ({limit})")
             key = name[:-4]
             if key in arrays:
-                raise CheckpointError(f"checkpoint {path} is corrupt: member {name!r} appears twice")
+                raise CheckpointError(f"{what} {path} is corrupt: member {name!r} appears twice")
             with archive.open(info) as fp:
-                arrays[key] = _read_npy(fp, info.file_size, f"checkpoint {path} member {name!r}")
+                arrays[key] = _read_npy(fp, info.file_size, f"{what} {path} member {name!r}")
     return arrays
 
 

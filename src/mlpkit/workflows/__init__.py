@@ -1,1 +1,60 @@
-"""workflows"""
+"""Workflows: one experiment end to end (config -> data -> model -> training -> run folder),
+configs by preset name or path, and reproducing the seed report.
+
+Names are imported on first use (PEP 562): an experiment pulls in the compiled engine and
+matplotlib, which ``import mlpkit.workflows`` alone should not.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlpkit.workflows.configs import preset_names, resolve_config
+    from mlpkit.workflows.experiment import (
+        RunResult,
+        build_model,
+        check_experiment,
+        data_key,
+        experiment_data,
+        resume_experiment,
+        run_experiment,
+    )
+    from mlpkit.workflows.reproduce import reproduce_all
+
+_HOMES = {
+    "preset_names": "configs",
+    "resolve_config": "configs",
+    "RunResult": "experiment",
+    "build_model": "experiment",
+    "check_experiment": "experiment",
+    "data_key": "experiment",
+    "experiment_data": "experiment",
+    "resume_experiment": "experiment",
+    "run_experiment": "experiment",
+    "reproduce_all": "reproduce",
+}
+__all__ = [
+    "RunResult",
+    "build_model",
+    "check_experiment",
+    "data_key",
+    "experiment_data",
+    "preset_names",
+    "reproduce_all",
+    "resolve_config",
+    "resume_experiment",
+    "run_experiment",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mlpkit.workflows' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mlpkit.workflows.{home}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -6,6 +6,7 @@ Used by ``mlpkit train`` and ``mlpkit reproduce``; the pieces underneath stay us
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -15,77 +16,112 @@ from typing import Any
 
 import numpy as np
 
-from mlpkit.data import mnist as data_mod
-from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
-from mlpkit.train.checkpoint import load_checkpoint
-from mlpkit.runs.config import Config, load_config, to_toml
 from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, MlpkitError
 from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
+from mlpkit.data.mnist import MNIST_CLASSES, MNIST_SHAPES, load_mnist, resolve_data_dir
+from mlpkit.data.prepare import PreparedData, prepare_data
+from mlpkit.data.splits import make_split, split_sizes
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.report.plots import run_figures
-from mlpkit.runs.folder import environment_info, save_weights
+from mlpkit.runs import schema
+from mlpkit.runs.checkpoints import checkpoint_files, latest_checkpoint
+from mlpkit.runs.config import Config, load_config, to_toml
+from mlpkit.runs.environment import environment_info
+from mlpkit.runs.folder import is_empty, remove_stale_temporaries
+from mlpkit.runs.footprint import check_footprint, estimate_footprint
+from mlpkit.runs.weights import save_weights
+from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.trainer import Trainer
 
 MISCLASSIFIED_KEPT = 100
 
 
-@dataclass
-class PreparedData:
-    """Normalized, bias-augmented arrays ready for the trainer, plus what made them."""
+def experiment_data(cfg: Config, *, data_dir: str | Path | None = None) -> PreparedData:
+    """The arrays ``cfg`` trains and validates on: MNIST, split and prepared for its model.
 
-    split_name: str
-    mean: float
-    std: float
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    Parameters
+    ----------
+    cfg : Config
+        Its ``data`` table chooses the split; ``train.dtype`` and ``model.bias`` the arrays' form.
+    data_dir : str, Path or None
+        Where MNIST is (see `mlpkit.data.mnist.load_mnist`).
 
-    def val_images(self, rows: np.ndarray) -> np.ndarray:
-        """uint8 (len(rows), 784) pixels of those validation images, for galleries of mistakes.
+    Returns
+    -------
+    PreparedData
+        Normalized with the training split's mean and std.
 
-        Undone from ``x_val`` rather than kept (7.5 MiB less through training): a pixel p was
-        stored as (p - mean) / std, rounded to at worst float32 (relative error 6e-8, so
-        under 2e-5 of a pixel step after scaling back); rounding recovers p exactly.
-        """
-        pixels = self.x_val[rows, :784].astype(np.float64) * self.std + self.mean
-        return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    Raises
+    ------
+    DataError, ConfigError
+        If MNIST cannot be had, or the split's sizes do not fit it.
+    """
+    split = make_split(load_mnist(data_dir), cfg.data.split, n_train=cfg.data.n_train, n_val=cfg.data.n_val)
+    return prepare_data(split, dtype=cfg.train.dtype, bias_column=cfg.model.bias == "input_column")
 
 
-def prepare_data(cfg: Config, *, data_dir: str | Path | None = None, model: MLP | None = None) -> PreparedData:
-    """Load MNIST, split, normalize with the training set's statistics, add the bias column."""
-    mnist = data_mod.load_mnist(data_dir)
-    split = data_mod.make_split(mnist, cfg.data.split, n_train=cfg.data.n_train, n_val=cfg.data.n_val)
-    norm = data_mod.Normalizer.fit(split.x_train)
-    model = model or build_model(cfg)
+def check_experiment(cfg: Config, run_dir: str | Path, *, data_dir: str | Path | None = None,
+                     data: PreparedData | None = None, resume: bool = False) -> None:
+    """Everything about a run that can be refused before any work: nothing is read, allocated or
+    written (the CLI announces a run only after this passed; `run_experiment` calls it first).
 
-    def prepared(images: np.ndarray) -> np.ndarray:
-        """What model.prepare_inputs makes of the normalized images, without a second copy."""
-        x = norm.apply(images, dtype=model.dtype, bias_column=model.bias == "input_column")
-        assert x.shape[1] == model.input_width
-        return x
+    Parameters
+    ----------
+    cfg : Config
+        The run's config.
+    run_dir : str or Path
+        Its folder: must be new or empty (a folder to resume must be a folder).
+    data_dir : str, Path or None
+        Where MNIST is: a folder that was named must exist (unused when ``data`` is given).
+    data : PreparedData or None
+        Arrays prepared already; None: sizes come from the MNIST registry.
+    resume : bool
+        Whether the run continues in ``run_dir``.
 
-    return PreparedData(
-        split_name=split.name, mean=norm.mean, std=norm.std,
-        x_train=prepared(split.x_train),
-        y_train=np.asarray(split.y_train, dtype=np.intp),
-        x_val=prepared(split.x_val),
-        y_val=np.asarray(split.y_val, dtype=np.intp),
-    )
+    Raises
+    ------
+    ConfigError
+        For a non-empty ``run_dir``, split sizes the data cannot give, a batch larger than the
+        training set, or a run that needs more memory than the machine has.
+    DataError
+        If a named data folder does not exist.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output folder {run_dir} is a file, not a folder; choose another --out")
+    if not resume and not is_empty(run_dir):
+        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
+    if data is None:
+        resolve_data_dir(data_dir)
+        n_train, n_val = split_sizes(cfg.data.split, cfg.data.n_train, cfg.data.n_val,
+                                     train_available=MNIST_SHAPES["train_images"][0],
+                                     test_available=MNIST_SHAPES["test_images"][0])
+        raw = sum(math.prod(shape) for shape in MNIST_SHAPES.values())
+    else:
+        n_train, n_val, raw = len(data.x_train), len(data.x_val), 0
+    if cfg.train.batch_size > n_train:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is larger than the training set"
+                          f" ({n_train} samples)")
+    footprint = estimate_footprint(cfg, n_train=n_train, n_val=n_val, n_classes=MNIST_CLASSES, raw_bytes=raw)
+    check_footprint(footprint, what=f"config {cfg.name}")
 
 
 def data_key(cfg: Config) -> tuple:
-    """Configs with equal keys can share one PreparedData."""
+    """Configs with equal keys can share one `experiment_data`."""
     return (cfg.data.split, cfg.data.n_train, cfg.data.n_val, cfg.train.dtype, cfg.model.bias)
 
 
 def build_model(cfg: Config) -> MLP:
+    """The untrained model ``cfg`` describes."""
     return MLP(cfg.model.hidden, activation=cfg.model.activation, bias=cfg.model.bias, dtype=cfg.train.dtype)
 
 
 @dataclass
 class RunResult:
+    """What `run_experiment` returns: where the run folder is, its final metrics and history,
+    and whether Ctrl-C stopped it (then it can be resumed)."""
+
     run_dir: Path
     metrics: dict[str, Any]
     history: History
@@ -98,36 +134,6 @@ def _thread_limit(threads: int | None):
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=threads)
-
-
-def latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path, list[str]]:
-    """The newest readable checkpoint; a corrupt newer one is skipped with a warning.
-
-    A skipped file is renamed ``*.corrupt`` (kept for inspection, never picked again and never
-    counted among the newest checkpoints that are kept).
-    """
-    warnings: list[str] = []
-    candidates = sorted((run_dir / "checkpoints").glob("step-*.npz"), reverse=True)
-    if not candidates:
-        raise CheckpointError(f"{run_dir} has no checkpoints to resume from")
-    for path in candidates:
-        try:
-            return load_checkpoint(path), path, warnings
-        except CheckpointError as exc:
-            path.replace(path.with_name(path.name + ".corrupt"))
-            warnings.append(f"warning: skipping unreadable checkpoint (renamed to {path.name}.corrupt): {exc}")
-    raise CheckpointError(f"every checkpoint in {run_dir / 'checkpoints'} is unreadable: " + "; ".join(warnings))
-
-
-def _is_temporary(path: Path) -> bool:
-    return path.name.startswith(".") and path.name.endswith(".tmp")
-
-
-def _remove_stale_temporaries(run_dir: Path) -> None:
-    """Temporary files of atomic writes that a killed process left behind (never final names)."""
-    for folder in (run_dir, run_dir / "checkpoints", run_dir / "figures"):
-        for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
 
 
 class _StopOnInterrupt(Callback):
@@ -182,31 +188,66 @@ def run_experiment(
     resume: bool = False,
     log=print,
 ) -> RunResult:
-    """Train ``cfg`` and write its run folder (see :mod:`mlpkit.runs.folder`).
+    """Train ``cfg`` and write its run folder (files listed in `mlpkit.runs.schema`).
 
-    With ``resume=True`` the run continues from the newest valid checkpoint in ``run_dir``.
     Ctrl-C stops cleanly: the run folder is written with what was done and can be resumed.
+
+    Parameters
+    ----------
+    cfg : Config
+        What to train.
+    run_dir : str or Path
+        The run folder; must be new or empty unless ``resume``.
+    data_dir : str, Path or None
+        Where MNIST is (see `mlpkit.data.mnist.load_mnist`); unused when ``data`` is given.
+    data : PreparedData or None
+        Arrays already prepared for ``cfg`` (see `experiment_data`, `data_key`), e.g. shared
+        by several runs; None prepares them here.
+    progress : bool or None
+        Show a progress bar; None: only on a terminal.
+    resume : bool
+        Continue from the newest valid checkpoint in ``run_dir``.
+    log : callable
+        Receives one line per message (warnings, the resume point).
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ConfigError
+        If ``run_dir`` is not empty (without ``resume``), or the data do not fit the config.
+    CheckpointError
+        If a resume finds no readable checkpoint, or one that does not fit the config.
+    DivergenceError
+        If training diverges (the history and the last good checkpoint are kept).
+    DataError
+        If MNIST cannot be had.
     """
     run_dir = Path(run_dir)
-    if not resume and run_dir.exists() and any(not _is_temporary(p) for p in run_dir.iterdir()):
-        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
+    check_experiment(cfg, run_dir, data_dir=data_dir, data=data, resume=resume)
     model = build_model(cfg)
     t = cfg.train
     owned = data is None
     with _thread_limit(t.threads):
         if data is None:
-            data = prepare_data(cfg, data_dir=data_dir, model=model)
+            data = experiment_data(cfg, data_dir=data_dir)
+        if data.x_train.shape[1] != model.input_width:
+            raise ConfigError(f"the prepared data have {data.x_train.shape[1]} columns, the model takes"
+                              f" {model.input_width}: they were prepared for another config")
         if t.batch_size > len(data.x_train):
-            raise ConfigError(f"train.batch_size {t.batch_size} is larger than the training set ({len(data.x_train)} samples)")
+            raise ConfigError(f"train.batch_size {t.batch_size} is larger than the training set"
+                              f" ({len(data.x_train)} samples)")
         rng = np.random.default_rng(cfg.seed)
         model.init_weights(rng, cfg.model.init)
         optimizer = SGD(model.parameters(), lr=t.learning_rate, momentum=t.momentum)
         history = History()
         stopper = EarlyStopping(patience=t.early_stopping_patience, min_delta=t.early_stopping_min_delta,
                                 restore_best_weights=t.restore_best_weights) if t.early_stopping_patience else None
-        callbacks = [history] + ([stopper] if stopper else [])
+        callbacks: list[Callback] = [history] + ([stopper] if stopper else [])
         interrupt = _StopOnInterrupt()
-        checkpointer = Checkpointer(run_dir / "checkpoints", every=t.checkpoint_every)
+        checkpointer = Checkpointer(run_dir / schema.CHECKPOINTS, every=t.checkpoint_every)
         callbacks += [checkpointer,
                       ProgressBar(enabled=progress, description=cfg.name), interrupt]
         trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
@@ -214,18 +255,18 @@ def run_experiment(
                           validations_per_epoch=t.validations_per_epoch, callbacks=callbacks, engine=t.engine)
         trainer.sparse_inputs = t.sparse_inputs
         elapsed_before = 0.0
-        if resume and not any((run_dir / "checkpoints").glob("step-*.npz")):
+        if resume and not checkpoint_files(run_dir):
             # stopped before its first checkpoint: nothing was done that could be kept
             log(f"warning: {run_dir} has no checkpoint yet; starting it from the beginning")
-            _remove_stale_temporaries(run_dir)
-            atomic_write_json(run_dir / "environment.json", environment_info(seed=cfg.seed, threads=t.threads))
+            remove_stale_temporaries(run_dir)
+            atomic_write_json(run_dir / schema.ENVIRONMENT, environment_info(seed=cfg.seed, threads=t.threads))
         elif resume:
-            _remove_stale_temporaries(run_dir)
-            state, path, warnings = latest_checkpoint(run_dir)
+            remove_stale_temporaries(run_dir)
+            saved, path, warnings = latest_checkpoint(run_dir)
             for w in warnings:
                 log(w)
             try:
-                trainer.load_state_dict(state)
+                trainer.load_state_dict(saved)
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 raise CheckpointError(f"checkpoint {path} does not fit the run's config: "
                                       f"{type(exc).__name__}: {exc}") from None
@@ -233,23 +274,25 @@ def run_experiment(
             log(f"resuming {run_dir} from {path.name} (step {trainer.state.step})")
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
-            _remove_stale_temporaries(run_dir)
-            atomic_write_text(run_dir / "config.toml", to_toml(cfg))
-            atomic_write_json(run_dir / "environment.json", environment_info(seed=cfg.seed, threads=t.threads))
+            remove_stale_temporaries(run_dir)
+            atomic_write_text(run_dir / schema.CONFIG, to_toml(cfg))
+            atomic_write_json(run_dir / schema.ENVIRONMENT, environment_info(seed=cfg.seed, threads=t.threads))
         start = time.perf_counter()
-        error: MlpkitError | None = None
+        error: DivergenceError | None = None
         try:
             with interrupt.installed():
                 state = trainer.fit(data.x_train, data.y_train, data.x_val, data.y_val)
         except DivergenceError as exc:
             error, state = exc, trainer.state
         wall = elapsed_before + time.perf_counter() - start
-        atomic_write_json(run_dir / "history.json", history.to_dict(), indent=None)
+        atomic_write_json(run_dir / schema.HISTORY, history.to_dict(), indent=None)
         if error is not None:
-            kept = sorted((run_dir / "checkpoints").glob("step-*.npz"))
+            kept = checkpoint_files(run_dir)
             last_good = str(kept[-1].relative_to(run_dir)) if kept else None
-            atomic_write_json(run_dir / "diverged.json", {"step": error.step, "last_finite_loss": error.last_finite_loss,
-                                                          "last_checkpoint": last_good, "message": str(error)})
+            atomic_write_json(run_dir / schema.DIVERGED, {
+                "step": error.step, "last_finite_loss": error.last_finite_loss,
+                "last_checkpoint": last_good, "message": str(error),
+            })
             where = f"; the history and the last good checkpoint ({last_good}) are in {run_dir}" if last_good else \
                 f"; the history is in {run_dir}"
             raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
@@ -258,15 +301,15 @@ def run_experiment(
         metrics["engine"] = trainer.engine_used
         metrics["sparse_inputs"] = trainer.sparse_used
         if not state.interrupted:
-            atomic_write_json(run_dir / "metrics.json", metrics)
-            (run_dir / "metrics.partial.json").unlink(missing_ok=True)  # from an interrupted part
+            atomic_write_json(run_dir / schema.METRICS, metrics)
+            (run_dir / schema.METRICS_PARTIAL).unlink(missing_ok=True)  # from an interrupted part
         else:
-            atomic_write_json(run_dir / "metrics.partial.json", metrics)
-        save_weights(run_dir / "weights.npz", model, mean=data.mean, std=data.std, config=cfg.to_dict())
-        _save_predictions(run_dir / "predictions.npz", model, data)
+            atomic_write_json(run_dir / schema.METRICS_PARTIAL, metrics)
+        save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
+        _save_predictions(run_dir / schema.PREDICTIONS, model, data)
         if owned:
             data = None  # frees the training arrays (~100 MB for the seed split) before plotting
-        run_figures(history.to_dict(), metrics, run_dir / "figures", label=cfg.name)
+        run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)
     return RunResult(run_dir=run_dir, metrics=metrics, history=history, interrupted=state.interrupted)
 
 
@@ -306,13 +349,21 @@ def _save_predictions(path: Path, model: MLP, data: PreparedData) -> None:
     atomic_save_npz(path, {
         "y_true": data.y_val.astype(np.int64), "y_pred": pred.astype(np.int64), "proba": proba,
         "misclassified_index": order.astype(np.int64),
-        "misclassified_images": data.val_images(order).reshape(-1, 28, 28),
+        "misclassified_images": data.val_images(order),
     }, compress=True)
 
 
-def resume_experiment(run_dir: str | Path, **kwargs) -> RunResult:
-    """Continue the run in ``run_dir`` from its newest valid checkpoint."""
+def resume_experiment(run_dir: str | Path, **kwargs: Any) -> RunResult:
+    """Continue the run in ``run_dir`` from its newest valid checkpoint, with its own config.
+
+    ``kwargs`` go to `run_experiment` (``data_dir``, ``progress``, ``log``).
+
+    Raises
+    ------
+    MlpkitError
+        If ``run_dir`` is not a run folder; otherwise as `run_experiment`.
+    """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").exists():
-        raise MlpkitError(f"{run_dir} is not a run folder (no config.toml)")
-    return run_experiment(load_config(run_dir / "config.toml"), run_dir, resume=True, **kwargs)
+    if not (run_dir / schema.CONFIG).exists():
+        raise MlpkitError(f"{run_dir} is not a run folder (no {schema.CONFIG})")
+    return run_experiment(load_config(run_dir / schema.CONFIG), run_dir, resume=True, **kwargs)

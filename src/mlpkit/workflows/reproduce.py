@@ -20,13 +20,15 @@ from mlpkit.core.errors import ConfigError, MlpkitError
 from mlpkit.core.fileio import atomic_write_json, atomic_write_text
 from mlpkit.report.format import flat_config, fmt
 from mlpkit.report.plots import comparison_figure
-from mlpkit.runs.config import Config, load_config, preset_names, with_overrides
+from mlpkit.runs.config import Config, load_config, with_overrides
 from mlpkit.runs.folder import Run, load_run
 from mlpkit.seed.checks import COMPARISONS, run_checks
 from mlpkit.seed.reference import reference_presets
 from mlpkit.seed.report import build_seed_report
 from mlpkit.seed.summary import reference_entry, summary_markdown
-from mlpkit.workflows.experiment import PreparedData, data_key, prepare_data, run_experiment
+from mlpkit.data.prepare import PreparedData
+from mlpkit.workflows.configs import preset_names, resolve_config
+from mlpkit.workflows.experiment import check_experiment, data_key, experiment_data, run_experiment
 
 #: Settings that change how fast a run computes, not what it computes: a kept run may differ in them.
 IGNORED_KEYS = ("train.threads",)
@@ -145,8 +147,11 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
     if unknown:
         raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(preset_names())}")
     extra = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
-    configs = {n: with_overrides(load_config(n), extra) for n in names}  # all validated before any work
+    configs = {n: with_overrides(resolve_config(n), extra) for n in names}  # all validated before any work
     todo = plan(out, configs, force=force) if out.exists() else [Planned(n, c, out / n, "run") for n, c in configs.items()]
+    for item in todo:  # every run that will train is checked before the first one starts
+        if item.action != "keep":
+            check_experiment(item.config, item.run_dir, data_dir=data_dir, resume=item.action != "run")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     prepared: dict[tuple, PreparedData] = {}
@@ -154,7 +159,7 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
     def data_for(cfg: Config) -> PreparedData:
         key = data_key(cfg)
         if key not in prepared:
-            prepared[key] = prepare_data(cfg, data_dir=data_dir)
+            prepared[key] = experiment_data(cfg, data_dir=data_dir)
         return prepared[key]
 
     for item in todo:
