@@ -7,8 +7,8 @@ import base64
 import io
 import json
 import re
-from html.parser import HTMLParser
 from collections.abc import Sequence
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ import numpy as np
 
 from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
 from mlpkit.runs.config import to_toml, with_overrides
-from mlpkit.workflows.configs import resolve_config
 from mlpkit.runs.environment import environment_info
+from mlpkit.workflows.configs import resolve_config
 
 SEED_PRESETS = ("task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e")
 
@@ -28,11 +28,23 @@ def num_parameters_of(hidden: list[int]) -> int:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 0.96, val_loss: float = 0.15,
-                   train_accuracy: float = 1.0, train_loss: float = 0.002, early_stop_step: int | None = None,
-                   steps: int = 400, steps_per_epoch: int = 100, n_val: int = 600, seed: int = 0,
-                   overrides: Sequence[str] = (),
-                   predictions: bool = True, weights: bool = True) -> Path:
+def write_fake_run(
+    path: Path,
+    preset: str = "task3c",
+    *,
+    val_accuracy: float = 0.96,
+    val_loss: float = 0.15,
+    train_accuracy: float = 1.0,
+    train_loss: float = 0.002,
+    early_stop_step: int | None = None,
+    steps: int = 400,
+    steps_per_epoch: int = 100,
+    n_val: int = 600,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+    predictions: bool = True,
+    weights: bool = True,
+) -> Path:
     """A finished run folder with the layout of mlpkit.runs.folder, made of synthetic numbers (no training)."""
     rng = np.random.default_rng(seed)
     cfg = with_overrides(resolve_config(preset), list(overrides))
@@ -44,25 +56,44 @@ def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 
     loss = train_loss + 2.0 * np.exp(-t / (steps / 8)) + rng.normal(0, 0.05, steps) * np.exp(-t / steps)
     every = steps_per_epoch // 5
     v = np.arange(every, steps + 1, every)
-    history = {"train": {"step": t.tolist(), "loss": np.abs(loss).tolist()},
-               "validation": {"step": v.tolist(), "epoch": (v / steps_per_epoch).tolist(),
-                              "val_loss": (val_loss + 1.5 * np.exp(-v / (steps / 6))).tolist(),
-                              "val_accuracy": (val_accuracy - 0.25 * np.exp(-v / (steps / 6))).tolist(),
-                              "train_loss": (train_loss + 1.5 * np.exp(-v / (steps / 6))).tolist(),
-                              "train_accuracy": (train_accuracy - 0.2 * np.exp(-v / (steps / 6))).tolist()}}
+    history = {
+        "train": {"step": t.tolist(), "loss": np.abs(loss).tolist()},
+        "validation": {
+            "step": v.tolist(),
+            "epoch": (v / steps_per_epoch).tolist(),
+            "val_loss": (val_loss + 1.5 * np.exp(-v / (steps / 6))).tolist(),
+            "val_accuracy": (val_accuracy - 0.25 * np.exp(-v / (steps / 6))).tolist(),
+            "train_loss": (train_loss + 1.5 * np.exp(-v / (steps / 6))).tolist(),
+            "train_accuracy": (train_accuracy - 0.2 * np.exp(-v / (steps / 6))).tolist(),
+        },
+    }
     atomic_write_json(path / "history.json", history, indent=None)
-    metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
-               "val_accuracy": val_accuracy, "num_parameters": num_parameters_of(hidden), "steps": steps,
-               "epochs_completed": steps / steps_per_epoch, "early_stop_step": early_stop_step,
-               "best_val_loss": val_loss, "best_val_loss_step": steps, "best_val_accuracy": val_accuracy,
-               "last_epoch_mean_batch_loss": train_loss, "steps_per_epoch": steps_per_epoch,
-               "validate_every": every, "wall_time_s": 12.5, "normalization": {"mean": 33.55, "std": 78.87},
-               "interrupted": False}
+    metrics = {
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "num_parameters": num_parameters_of(hidden),
+        "steps": steps,
+        "epochs_completed": steps / steps_per_epoch,
+        "early_stop_step": early_stop_step,
+        "best_val_loss": val_loss,
+        "best_val_loss_step": steps,
+        "best_val_accuracy": val_accuracy,
+        "last_epoch_mean_batch_loss": train_loss,
+        "steps_per_epoch": steps_per_epoch,
+        "validate_every": every,
+        "wall_time_s": 12.5,
+        "normalization": {"mean": 33.55, "std": 78.87},
+        "interrupted": False,
+    }
     atomic_write_json(path / "metrics.json", metrics)
     if weights:
         sizes = [785, *hidden, 10]
-        arrays = {f"layers.{i}.weight": rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32)
-                  for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+        arrays = {
+            f"layers.{i}.weight": rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32)
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+        }
         atomic_save_npz(path / "weights.npz", arrays)
     if predictions:
         y_true = rng.integers(0, 10, n_val)
@@ -73,10 +104,16 @@ def write_fake_run(path: Path, preset: str = "task3c", *, val_accuracy: float = 
         proba /= proba.sum(axis=1, keepdims=True)
         bad = np.flatnonzero(y_pred != y_true)
         order = bad[np.argsort(-proba[bad, y_pred[bad]])][:100]
-        atomic_save_npz(path / "predictions.npz", {
-            "y_true": y_true.astype(np.int64), "y_pred": y_pred.astype(np.int64), "proba": proba,
-            "misclassified_index": order.astype(np.int64),
-            "misclassified_images": rng.integers(0, 256, (len(order), 28, 28)).astype(np.uint8)})
+        atomic_save_npz(
+            path / "predictions.npz",
+            {
+                "y_true": y_true.astype(np.int64),
+                "y_pred": y_pred.astype(np.int64),
+                "proba": proba,
+                "misclassified_index": order.astype(np.int64),
+                "misclassified_images": rng.integers(0, 256, (len(order), 28, 28)).astype(np.uint8),
+            },
+        )
     return path
 
 
@@ -101,8 +138,9 @@ REFERENCE = {
 }
 
 
-def write_fake_reproduce(root: Path, *, presets: Sequence[str] = SEED_PRESETS,
-                         results: dict[str, dict[str, Any]] | None = None) -> Path:
+def write_fake_reproduce(
+    root: Path, *, presets: Sequence[str] = SEED_PRESETS, results: dict[str, dict[str, Any]] | None = None
+) -> Path:
     """A folder laid out like ``mlpkit reproduce --out DIR`` leaves it (see mlpkit.workflows.reproduce);
     ``results`` replaces some of FAKE_RESULTS' final numbers per preset."""
     root.mkdir(parents=True)
@@ -111,17 +149,36 @@ def write_fake_reproduce(root: Path, *, presets: Sequence[str] = SEED_PRESETS,
         res = {**FAKE_RESULTS[name], **(results or {}).get(name, {})}
         steps, spe = (2500, 100) if name == "task4e" else (400, 100)
         write_fake_run(root / name, name, steps=steps, steps_per_epoch=spe, seed=i, **res)
-        ref = {"val_accuracy": None, "val_loss": None, "train_loss": None, "train_accuracy": None,
-               "early_stop_epoch": None, "note": "plot only" if name not in REFERENCE else ""}
+        ref = {
+            "val_accuracy": None,
+            "val_loss": None,
+            "train_loss": None,
+            "train_accuracy": None,
+            "early_stop_epoch": None,
+            "note": "plot only" if name not in REFERENCE else "",
+        }
         ref.update(REFERENCE.get(name, {}))
-        entries[name] = {"run_dir": name, "metrics": json.loads((root / name / "metrics.json").read_text()),
-                         "reference": ref}
+        entries[name] = {
+            "run_dir": name,
+            "metrics": json.loads((root / name / "metrics.json").read_text()),
+            "reference": ref,
+        }
     (root / "figures").mkdir()
-    atomic_write_json(root / "summary.json", {
-        "data": {"mean": 33.55274553571429, "std": 78.87550070784695, "n_train": 20000, "n_val": 10000},
-        "wall_time_s": 321.0, "presets": entries,
-        "comparisons": [{"name": "task2c-3a-3b-3c", "presets": ["task2c", "task3a", "task3b", "task3c"],
-                         "figures": ["figures/task2c-3a-3b-3c-loss.png"]}]})
+    atomic_write_json(
+        root / "summary.json",
+        {
+            "data": {"mean": 33.55274553571429, "std": 78.87550070784695, "n_train": 20000, "n_val": 10000},
+            "wall_time_s": 321.0,
+            "presets": entries,
+            "comparisons": [
+                {
+                    "name": "task2c-3a-3b-3c",
+                    "presets": ["task2c", "task3a", "task3b", "task3c"],
+                    "figures": ["figures/task2c-3a-3b-3c-loss.png"],
+                }
+            ],
+        },
+    )
     return root
 
 
@@ -210,7 +267,7 @@ def decode_data_png(src: str) -> np.ndarray:
 
     prefix = "data:image/png;base64,"
     assert src.startswith(prefix), src[:60]
-    raw = base64.b64decode(src[len(prefix):], validate=True)
+    raw = base64.b64decode(src[len(prefix) :], validate=True)
     assert raw[:8] == b"\x89PNG\r\n\x1a\n"
     return mpimg.imread(io.BytesIO(raw), format="png")
 

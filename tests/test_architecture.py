@@ -74,14 +74,16 @@ def test_imports_point_down_the_layers(path):
     if here in (None, "cli"):
         return  # the facade re-exports the public API; the CLI wires everything
     assert here in ALLOWED, f"{module_name(path)}: package {here!r} is not in docs/architecture.md"
-    wrong = sorted(m for m in imported_modules(path)
-                   if layer(m) != here and (layer(m) is None or layer(m) not in ALLOWED[here]))
+    wrong = sorted(
+        m for m in imported_modules(path) if layer(m) != here and (layer(m) is None or layer(m) not in ALLOWED[here])
+    )
     assert wrong == [], f"{module_name(path)} imports {wrong} (layer {here} may import {sorted(ALLOWED[here])})"
 
 
 def test_no_import_cycles_between_modules():
-    graph = {m: {d for d in imported_modules(p) if d in MODULES and not d.endswith("mlpkit")}
-             for m, p in MODULES.items()}
+    graph = {
+        m: {d for d in imported_modules(p) if d in MODULES and not d.endswith("mlpkit")} for m, p in MODULES.items()
+    }
     cycles: list[list[str]] = []
     state: dict[str, int] = {}
 
@@ -91,7 +93,7 @@ def test_no_import_cycles_between_modules():
             if MODULES[nxt].name == "__init__.py" and node.startswith(nxt + "."):
                 continue  # a module importing its own package's __init__ is not a cycle of concepts
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt] if nxt in stack else [node, nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = 2

@@ -105,8 +105,15 @@ def _trainer(callbacks) -> tuple[Trainer, tuple[np.ndarray, ...]]:
     y = data_rng.integers(0, 3, size=60)
     rng = np.random.default_rng(5)
     model.init_weights(rng, "fan_in_normal")
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.05, momentum=0.9), rng=rng, epochs=4, batch_size=7,
-                      validations_per_epoch=3, callbacks=callbacks)
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.05, momentum=0.9),
+        rng=rng,
+        epochs=4,
+        batch_size=7,
+        validations_per_epoch=3,
+        callbacks=callbacks,
+    )
     return trainer, (x, y, x[:20], y[:20])
 
 
@@ -170,9 +177,16 @@ def _meta(state: dict) -> bytes:
 def test_npz_with_an_object_array_is_refused_without_unpickling(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.npz"
-    np.savez(path, a0=np.array([_Evil(marker)], dtype=object),
-             **{META_KEY: np.frombuffer(json.dumps({"format": "mlpkit-checkpoint", "version": 1,
-                                                    "state": {"x": {"__array__": "a0"}}}).encode(), np.uint8)})
+    np.savez(
+        path,
+        a0=np.array([_Evil(marker)], dtype=object),
+        **{
+            META_KEY: np.frombuffer(
+                json.dumps({"format": "mlpkit-checkpoint", "version": 1, "state": {"x": {"__array__": "a0"}}}).encode(),
+                np.uint8,
+            )
+        },
+    )
     with pytest.raises(CheckpointError, match="pickled"):
         load_checkpoint(path)
     assert not marker.exists()
@@ -230,7 +244,7 @@ def _member_data_ranges(blob: bytes) -> list[tuple[int, int]]:
     ranges = []
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         for info in zf.infolist():
-            name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26: info.header_offset + 30])
+            name_len, extra_len = struct.unpack("<HH", blob[info.header_offset + 26 : info.header_offset + 30])
             start = info.header_offset + 30 + name_len + extra_len
             ranges.append((start, start + info.compress_size))
     return ranges
@@ -278,12 +292,18 @@ def test_missing_file_and_directory_are_refused(tmp_path: Path) -> None:
         (json.dumps({"format": "other", "version": 1, "state": {}}).encode(), "not an mlpkit checkpoint"),
         (json.dumps({"format": "mlpkit-checkpoint", "version": 99, "state": {}}).encode(), "version"),
         (json.dumps({"format": "mlpkit-checkpoint", "version": 1}).encode(), "no state"),
-        (json.dumps({"format": "mlpkit-checkpoint", "version": 1, "state": {"w": {"__array__": "a9"}}}).encode(),
-         "missing array"),
-        (json.dumps({"format": "mlpkit-checkpoint", "version": 1, "state": {"w": {"__array__": [1]}}}).encode(),
-         "missing array"),
-        (b'{"format": "mlpkit-checkpoint", "version": 1, "state": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-         "nested too deeply|metadata"),
+        (
+            json.dumps({"format": "mlpkit-checkpoint", "version": 1, "state": {"w": {"__array__": "a9"}}}).encode(),
+            "missing array",
+        ),
+        (
+            json.dumps({"format": "mlpkit-checkpoint", "version": 1, "state": {"w": {"__array__": [1]}}}).encode(),
+            "missing array",
+        ),
+        (
+            b'{"format": "mlpkit-checkpoint", "version": 1, "state": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "nested too deeply|metadata",
+        ),
     ],
     ids=["utf8", "json", "list", "format", "version", "no-state", "missing-array", "unhashable-ref", "deep"],
 )
@@ -322,7 +342,8 @@ def _peak_bytes(fn) -> int:
 
 @pytest.mark.parametrize("shape", [(2**28,), (10**12,), (2**31, 2**31), (10**6, 10**6, 10**6), (3,)])
 def test_header_declaring_more_data_than_the_member_holds_is_refused_before_allocating(
-        tmp_path: Path, shape: tuple[int, ...]) -> None:
+    tmp_path: Path, shape: tuple[int, ...]
+) -> None:
     path = _write_zip(tmp_path / "big.npz", {"__meta__.npy": _meta({}), "a0.npy": _npy_claiming(shape, b"\0" * 16)})
 
     def load():
@@ -335,7 +356,7 @@ def test_header_declaring_more_data_than_the_member_holds_is_refused_before_allo
 def test_member_claiming_to_be_larger_than_the_file_is_refused(tmp_path: Path, valid: bytes) -> None:
     blob = bytearray(valid)
     first_cd = blob.find(b"PK\x01\x02")  # the central directory entry of the first member
-    blob[first_cd + 24: first_cd + 28] = struct.pack("<I", 2**31)  # its uncompressed size
+    blob[first_cd + 24 : first_cd + 28] = struct.pack("<I", 2**31)  # its uncompressed size
     path = tmp_path / "liar.npz"
     path.write_bytes(bytes(blob))
     with pytest.raises(CheckpointError, match="more than the whole file"):
@@ -353,8 +374,12 @@ def fuzz_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def small_valid(fuzz_dir: Path) -> bytes:
-    state = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "step": 3, "h": {"loss": [0.5, 0.25]},
-             "rng": np.random.default_rng(1).bit_generator.state}
+    state = {
+        "w": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "step": 3,
+        "h": {"loss": [0.5, 0.25]},
+        "rng": np.random.default_rng(1).bit_generator.state,
+    }
     return save_checkpoint(fuzz_dir / "small-valid.npz", state).read_bytes()
 
 
@@ -373,9 +398,13 @@ def _load_only_checkpoint_error(path: Path, size: int) -> None:
 
 
 @settings(max_examples=FUZZ_BYTES_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(blob=st.one_of(st.binary(max_size=2048),
-                      st.binary(max_size=512).map(lambda b: b"PK\x03\x04" + b),
-                      st.binary(max_size=512).map(lambda b: b + b"PK\x05\x06" + b"\x00" * 18)))
+@given(
+    blob=st.one_of(
+        st.binary(max_size=2048),
+        st.binary(max_size=512).map(lambda b: b"PK\x03\x04" + b),
+        st.binary(max_size=512).map(lambda b: b + b"PK\x05\x06" + b"\x00" * 18),
+    )
+)
 def test_fuzz_arbitrary_bytes_only_raise_checkpoint_error(fuzz_dir: Path, blob: bytes) -> None:
     path = fuzz_dir / "arbitrary.npz"
     path.write_bytes(blob)
@@ -384,8 +413,17 @@ def test_fuzz_arbitrary_bytes_only_raise_checkpoint_error(fuzz_dir: Path, blob: 
 
 @st.composite
 def mutations(draw, valid_len: int):
-    edits = draw(st.lists(st.tuples(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]),
-                                    st.integers(0, valid_len - 1), st.integers(0, 255)), min_size=1, max_size=4))
+    edits = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["flip", "set", "insert", "delete", "truncate"]),
+                st.integers(0, valid_len - 1),
+                st.integers(0, 255),
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
     return edits
 
 
@@ -400,14 +438,15 @@ def _mutate(blob: bytes, edits) -> bytes:
         elif kind == "insert":
             out[pos:pos] = bytes([value]) * (1 + value % 7)
         elif kind == "delete":
-            del out[pos: pos + 1 + value % 7]
+            del out[pos : pos + 1 + value % 7]
         elif kind == "truncate":
             del out[pos:]
     return bytes(out)
 
 
-@settings(max_examples=FUZZ_MUTATION_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=FUZZ_MUTATION_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_fuzz_mutated_valid_checkpoints_only_raise_checkpoint_error(fuzz_dir: Path, small_valid: bytes, data) -> None:
     edits = data.draw(mutations(len(small_valid)))

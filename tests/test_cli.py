@@ -39,8 +39,7 @@ def test_describe_parameter_counts():
 
 
 def test_gradcheck_passes_and_reports_error(mnist_path):
-    result = run("gradcheck", "task2c", "--hidden", "16,16", "--max-per-parameter", "40",
-                 "--data-dir", str(mnist_path))
+    result = run("gradcheck", "task2c", "--hidden", "16,16", "--max-per-parameter", "40", "--data-dir", str(mnist_path))
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output
     err = float(result.output.split("largest absolute error:")[1].split()[0])
@@ -49,15 +48,43 @@ def test_gradcheck_passes_and_reports_error(mnist_path):
 
 def test_train_writes_a_complete_run_folder(mnist_path, tmp_path):
     out = tmp_path / "run"
-    result = run("train", "task3c", "--set", "epochs=1", "--set", "n_train=2000", "--set", "seed=3",
-                 "--out", str(out), env_data=mnist_path)
+    result = run(
+        "train",
+        "task3c",
+        "--set",
+        "epochs=1",
+        "--set",
+        "n_train=2000",
+        "--set",
+        "seed=3",
+        "--out",
+        str(out),
+        env_data=mnist_path,
+    )
     assert result.exit_code == 0, result.output
-    for name in ("config.toml", "history.json", "metrics.json", "weights.npz", "environment.json",
-                 "predictions.npz", "figures/loss.png", "figures/accuracy.png", "figures/loss.svg"):
+    for name in (
+        "config.toml",
+        "history.json",
+        "metrics.json",
+        "weights.npz",
+        "environment.json",
+        "predictions.npz",
+        "figures/loss.png",
+        "figures/accuracy.png",
+        "figures/loss.svg",
+    ):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "num_parameters", "steps",
-                "early_stop_step", "wall_time_s"):
+    for key in (
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "num_parameters",
+        "steps",
+        "early_stop_step",
+        "wall_time_s",
+    ):
         assert key in metrics
     assert metrics["num_parameters"] == 50880 and metrics["steps"] == 2000 // 32
     assert metrics["early_stop_step"] is None
@@ -80,8 +107,19 @@ def test_train_writes_a_complete_run_folder(mnist_path, tmp_path):
 
 def test_same_seed_is_deterministic_other_seed_differs(mnist_path, tmp_path):
     def weights(seed, name):
-        run("train", "task3a", "--set", "epochs=1", "--set", "n_train=1000", "--set", f"seed={seed}",
-            "--out", str(tmp_path / name), env_data=mnist_path)
+        run(
+            "train",
+            "task3a",
+            "--set",
+            "epochs=1",
+            "--set",
+            "n_train=1000",
+            "--set",
+            f"seed={seed}",
+            "--out",
+            str(tmp_path / name),
+            env_data=mnist_path,
+        )
         with np.load(tmp_path / name / "weights.npz", allow_pickle=False) as w:
             return {k: w[k] for k in w.files}
 
@@ -90,16 +128,21 @@ def test_same_seed_is_deterministic_other_seed_differs(mnist_path, tmp_path):
     assert not np.array_equal(a["layers.0.weight"], c["layers.0.weight"])
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["train", "nosuch"], "unknown preset 'nosuch'"),
-    (["train", "task3c", "--set", "learning_rate=0"], "train.learning_rate must be > 0"),
-    (["train", "task3c", "--set", "momentum=1"], "train.momentum must lie in [0, 1)"),
-    (["train", "task3c", "--set", "model.hidden=[]"], "model.hidden must list at least one"),
-    (["train", "task3c", "--set", "activation=gelu"], "model.activation 'gelu' is unknown"),
-    (["train", "task3c", "--set", "batch_size=5000", "--set", "n_train=1000"],
-     "batch_size 5000 is larger than the training set (1000 samples)"),
-    (["describe", "task3c", "--set", "train.foo=1"], "unknown config key 'train.foo'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "nosuch"], "unknown preset 'nosuch'"),
+        (["train", "task3c", "--set", "learning_rate=0"], "train.learning_rate must be > 0"),
+        (["train", "task3c", "--set", "momentum=1"], "train.momentum must lie in [0, 1)"),
+        (["train", "task3c", "--set", "model.hidden=[]"], "model.hidden must list at least one"),
+        (["train", "task3c", "--set", "activation=gelu"], "model.activation 'gelu' is unknown"),
+        (
+            ["train", "task3c", "--set", "batch_size=5000", "--set", "n_train=1000"],
+            "batch_size 5000 is larger than the training set (1000 samples)",
+        ),
+        (["describe", "task3c", "--set", "train.foo=1"], "unknown config key 'train.foo'"),
+    ],
+)
 def test_bad_input_gets_a_clear_error_and_writes_nothing(mnist_path, tmp_path, args, message):
     out = tmp_path / "out"
     result = run(*args, *(["--out", str(out)] if args[0] == "train" else []), env_data=mnist_path)
@@ -115,23 +158,27 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
 
 
 def test_console_script_runs():
-    result = subprocess.run([sys.executable, "-m", "mlpkit.cli", "--help"], capture_output=True, text=True,
-                            env={**os.environ})
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpkit.cli", "--help"], capture_output=True, text=True, env={**os.environ}
+    )
     assert result.returncode == 0
     for command in ("data", "describe", "gradcheck", "train", "reproduce", "report"):
         assert command in result.stdout
 
 
 # ------------------------------------------------- refused before any work (issue 11)
-@pytest.mark.parametrize(("args", "message"), [
-    (["--set", "epochs=1000000000000"], r"needs about [\d.]+ PiB of memory \(history"),
-    (["--set", "hidden=[1000000000]"], r"needs about [\d.]+ TiB of memory"),
-    (["--set", "n_train=999999"], r"n_train must be an integer in 1\.\.60000"),
-    (["--data-dir", "nowhere"], r"data directory nowhere does not exist"),
-    (["--set", "name=../../escaped"], r"name must be usable as one folder name"),
-    (["--set", "name=a/b"], r"name must be usable as one folder name"),
-    (["--set", "hidden=64"], r"e\.g\. \[64\] for one hidden layer of 64 units"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "epochs=1000000000000"], r"needs about [\d.]+ PiB of memory \(history"),
+        (["--set", "hidden=[1000000000]"], r"needs about [\d.]+ TiB of memory"),
+        (["--set", "n_train=999999"], r"n_train must be an integer in 1\.\.60000"),
+        (["--data-dir", "nowhere"], r"data directory nowhere does not exist"),
+        (["--set", "name=../../escaped"], r"name must be usable as one folder name"),
+        (["--set", "name=a/b"], r"name must be usable as one folder name"),
+        (["--set", "hidden=64"], r"e\.g\. \[64\] for one hidden layer of 64 units"),
+    ],
+)
 def test_refused_before_announcing_or_writing_anything(tmp_path, monkeypatch, args, message):
     import re
 

@@ -50,13 +50,25 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(mlpkit.data.download, "MNIST_MIRRORS", ("http://127.0.0.1:9/no-network/",))
 
 
-def fake_mnist(directory: Path, *, n_train: int = 6, n_test: int = 4, label: int = 3, n_train_labels: int | None = None,
-               side: int = 28, gz: bool = True) -> Path:
+def fake_mnist(
+    directory: Path,
+    *,
+    n_train: int = 6,
+    n_test: int = 4,
+    label: int = 3,
+    n_train_labels: int | None = None,
+    side: int = 28,
+    gz: bool = True,
+) -> Path:
     """Tiny MNIST-shaped files; every label equals `label` so tests can tell dirs apart."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    sizes = {"train_images": n_train, "train_labels": n_train if n_train_labels is None else n_train_labels,
-             "test_images": n_test, "test_labels": n_test}
+    sizes = {
+        "train_images": n_train,
+        "train_labels": n_train if n_train_labels is None else n_train_labels,
+        "test_images": n_test,
+        "test_labels": n_test,
+    }
     for field, stem in MNIST_FILES.items():
         n = sizes[field]
         if "images" in field:
@@ -68,6 +80,7 @@ def fake_mnist(directory: Path, *, n_train: int = 6, n_test: int = 4, label: int
 
 
 # ----- real MNIST -------------------------------------------------------------------------
+
 
 def test_shapes_dtypes_and_label_counts(mnist: Mnist) -> None:
     assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == np.uint8
@@ -150,6 +163,7 @@ def test_download_into_cache_from_local_mirror(monkeypatch: pytest.MonkeyPatch, 
 
 
 # ----- tiny generated data ----------------------------------------------------------------
+
 
 def test_shipped_checksums_cover_the_four_files() -> None:
     sums = mnist_checksums()
@@ -247,13 +261,16 @@ def test_verify_rejects_non_mnist_content(tmp_path: Path) -> None:
         load_mnist(tmp_path / "same-shapes")
 
 
-@pytest.mark.parametrize(("make", "found"), [
-    (lambda p: p.mkdir(), "is a directory, not a file"),
-    (lambda p: os.mkfifo(p), "is a named pipe (FIFO), not a file"),
-    (lambda p: p.symlink_to(p.parent / "gone"), "is a dangling symbolic link"),
-    (lambda p: p.symlink_to(p), "is a symbolic link loop"),
-    (lambda p: p.symlink_to("/dev/null"), "is a character device (a symbolic link to /dev/null), not a file"),
-])
+@pytest.mark.parametrize(
+    ("make", "found"),
+    [
+        (lambda p: p.mkdir(), "is a directory, not a file"),
+        (lambda p: os.mkfifo(p), "is a named pipe (FIFO), not a file"),
+        (lambda p: p.symlink_to(p.parent / "gone"), "is a dangling symbolic link"),
+        (lambda p: p.symlink_to(p), "is a symbolic link loop"),
+        (lambda p: p.symlink_to("/dev/null"), "is a character device (a symbolic link to /dev/null), not a file"),
+    ],
+)
 def test_something_else_in_place_of_a_data_file_is_named(tmp_path: Path, make, found: str) -> None:
     fake_mnist(tmp_path)
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()

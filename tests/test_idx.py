@@ -207,8 +207,11 @@ _fuzz = settings(max_examples=150, deadline=None, suppress_health_check=[HealthC
 
 
 @_fuzz
-@given(data=st.binary(max_size=200) | st.binary(max_size=60).map(lambda b: b"\0\0\x08" + b)
-       | st.binary(max_size=60).map(lambda b: b"\x1f\x8b\x08\0" + b))
+@given(
+    data=st.binary(max_size=200)
+    | st.binary(max_size=60).map(lambda b: b"\0\0\x08" + b)
+    | st.binary(max_size=60).map(lambda b: b"\x1f\x8b\x08\0" + b)
+)
 def test_arbitrary_bytes_give_array_or_data_error(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "fuzz"
     path.write_bytes(data)
@@ -243,6 +246,7 @@ def test_mutated_valid_files_give_array_or_data_error(
 
 
 # ----- issue 11: headers no array can have, corrupt deflate data, bounded reads -------------
+
 
 def _header(shape: tuple[int, ...]) -> bytes:
     return bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
@@ -314,8 +318,10 @@ def test_consistent_gzip_bomb_is_refused_by_the_expected_shape_or_the_limit(tmp_
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(_consistent_bomb((400_000, 28, 28)))  # ~300 KB declaring (and holding) 314 MB
     assert path.stat().st_size < 1_000_000
-    for kwargs, words in [({"expect_shape": (60_000, 28, 28)}, ["expected (60000, 28, 28)", "refusing"]),
-                          ({}, ["more than the limit", "refusing"])]:
+    for kwargs, words in [
+        ({"expect_shape": (60_000, 28, 28)}, ["expected (60000, 28, 28)", "refusing"]),
+        ({}, ["more than the limit", "refusing"]),
+    ]:
         tracemalloc.start()
         try:
             error = expect_error(path, *words, **kwargs)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import subprocess
 import sys
@@ -17,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_fakes import assert_self_contained, decode_data_png, num, parse, table_rows, write_fake_run
 
 from mlpkit.core.errors import MlpkitError
 from mlpkit.report import build_report
 from mlpkit.report.figures import encode_png_gray, pixel_weights
+from mlpkit.report.provenance import preset_overrides
 from mlpkit.report.sections import labels
 from mlpkit.runs.config import with_overrides
-from mlpkit.workflows.configs import resolve_config
 from mlpkit.runs.folder import load_run
-from mlpkit.report.provenance import preset_overrides
 from mlpkit.seed.presets import preset_config
+from mlpkit.workflows.configs import resolve_config
+from report_fakes import assert_self_contained, decode_data_png, num, parse, table_rows, write_fake_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,21 +149,36 @@ def test_config_side_by_side_highlights_differences(real_report):
 def test_figures_saved_as_png_and_svg_next_to_the_report(real_report):
     files = real_report.with_name("report_files")
     names = {f.name for f in files.iterdir()}
-    for stem in ("loss", "accuracy", "01-task3c-confusion", "01-task3c-weights", "01-task3c-misclassified",
-                 "02-task4a-confusion", "02-task4a-weights", "02-task4a-misclassified"):
+    for stem in (
+        "loss",
+        "accuracy",
+        "01-task3c-confusion",
+        "01-task3c-weights",
+        "01-task3c-misclassified",
+        "02-task4a-confusion",
+        "02-task4a-weights",
+        "02-task4a-misclassified",
+    ):
         assert f"{stem}.png" in names and f"{stem}.svg" in names
         assert ET.parse(files / f"{stem}.svg").getroot().tag.endswith("svg")
         assert (files / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
     # every embedded figure (not the digit tiles) is one of the saved PNGs
     saved = {base64.b64encode((files / n).read_bytes()).decode() for n in names if n.endswith(".png")}
-    embedded = [i["src"].split(",", 1)[1] for i in parse(real_report).images if "digit" not in i.get("alt", "")
-                and not i.get("alt", "").startswith("validation image")]
+    embedded = [
+        i["src"].split(",", 1)[1]
+        for i in parse(real_report).images
+        if "digit" not in i.get("alt", "") and not i.get("alt", "").startswith("validation image")
+    ]
     assert embedded and all(e in saved for e in embedded)
 
 
 def test_preset_overrides_name_what_a_run_changed(real_runs):
-    assert preset_overrides(load_run(real_runs[0]), preset_config) == ["data.n_train=2000", "data.n_val=2000", "train.epochs=2"]
+    assert preset_overrides(load_run(real_runs[0]), preset_config) == [
+        "data.n_train=2000",
+        "data.n_val=2000",
+        "train.epochs=2",
+    ]
     assert preset_overrides(load_run(real_runs[1]), preset_config) == []  # the synthetic run is task4a as shipped
 
 
@@ -207,11 +221,14 @@ def test_run_without_predictions_or_weights_still_reports(tmp_path):
     assert "no weights.npz" in p.text("weights-1")
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("missing", "does not exist"),
-    ("no-metrics", "missing metrics.json"),
-    ("bad-json", "unreadable"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("missing", "does not exist"),
+        ("no-metrics", "missing metrics.json"),
+        ("bad-json", "unreadable"),
+    ],
+)
 def test_bad_run_folder_is_a_clear_error(tmp_path, breakage, message):
     run = tmp_path / "run"
     if breakage != "missing":
@@ -274,8 +291,10 @@ print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
 
 
 def test_importing_report_and_seed_loads_neither_matplotlib_nor_jinja2():
-    script = ("import sys, mlpkit.report, mlpkit.seed; "
-              "print(sorted(m for m in ('matplotlib', 'jinja2', 'PIL') if m in sys.modules))")
+    script = (
+        "import sys, mlpkit.report, mlpkit.seed; "
+        "print(sorted(m for m in ('matplotlib', 'jinja2', 'PIL') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -290,8 +309,9 @@ def test_report_package_knows_nothing_of_the_assignment():
     forbidden = re.compile(r"task\d[a-e]?|mlpkit\.seed|SEED_|" + "|".join(re.escape(n) for n in numbers))
     files = [p for p in (SRC / "report").rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css")]
     assert {p.name for p in files} >= {"page.py", "run_report.py", "page.html.j2", "report.css"}
-    hits = [f"{p.relative_to(SRC)}: {m.group(0)}" for p in files
-            for m in forbidden.finditer(p.read_text(encoding="utf-8"))]
+    hits = [
+        f"{p.relative_to(SRC)}: {m.group(0)}" for p in files for m in forbidden.finditer(p.read_text(encoding="utf-8"))
+    ]
     assert hits == []
 
 
@@ -344,5 +364,7 @@ def test_a_run_that_changed_its_preset_says_so_beside_the_name(tmp_path):
     b = write_fake_run(tmp_path / "b", "task3c", predictions=False, weights=False)
     p = parse(build_report([a, b], tmp_path / "r.html", base_configs=preset_config))
     changed, shipped = p.text("run-1"), p.text("run-2")
-    assert "Preset task3c with train.momentum=0.8 (the preset's description: “All tricks: task3b + momentum 0.9" in changed
+    assert (
+        "Preset task3c with train.momentum=0.8 (the preset's description: “All tricks: task3b + momentum 0.9" in changed
+    )
     assert shipped.startswith("Run 2: task3c (b) All tricks: task3b + momentum 0.9") and "Preset" not in shipped

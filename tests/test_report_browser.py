@@ -26,12 +26,11 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report_fakes import write_fake_reproduce, write_fake_run
-
 from mlpkit.report.page import CSP
 from mlpkit.report.run_report import REPORT_SECTIONS, RUN_SECTIONS, build_report
 from mlpkit.runs.folder import load_run
 from mlpkit.seed import build_seed_report, seed_task_keys
+from report_fakes import write_fake_reproduce, write_fake_run
 
 TIMEOUT_S = 60.0
 
@@ -45,8 +44,10 @@ def find_chromium() -> str | None:
 
 
 CHROMIUM = find_chromium()
-INSTALL_HINT = ("chromium not installed: apt-get install chromium (Debian/Ubuntu; or put chromium, chromium-browser "
-                "or google-chrome on PATH); the browser tests of the HTML reports need it")
+INSTALL_HINT = (
+    "chromium not installed: apt-get install chromium (Debian/Ubuntu; or put chromium, chromium-browser "
+    "or google-chrome on PATH); the browser tests of the HTML reports need it"
+)
 
 
 def require_chromium(*, ci: bool) -> str:
@@ -78,12 +79,29 @@ class Browser:
 
         self.log = open(profile.with_suffix(".stderr.txt"), "wb")
         self.proc = subprocess.Popen(
-            [require_chromium(ci=in_ci()), "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
-             "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-quic", "--disable-extensions", "--mute-audio",
-             f"--user-data-dir={profile}", "about:blank"],
-            pass_fds=(3, 4, to_child_r, from_child_w), preexec_fn=wire_fds,
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+            [
+                require_chromium(ci=in_ci()),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                "--disable-extensions",
+                "--mute-audio",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            pass_fds=(3, 4, to_child_r, from_child_w),
+            preexec_fn=wire_fds,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buf = b""
@@ -93,8 +111,11 @@ class Browser:
         self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
 
     # -- protocol
     def _recv(self, deadline: float) -> dict[str, Any]:
@@ -136,8 +157,9 @@ class Browser:
             self.events.append(event)
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": True}, session=True)
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, session=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -157,8 +179,13 @@ class Browser:
             if e.get("method") == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                 out.append("console: " + " ".join(str(a.get("value", a.get("description", ""))) for a in p["args"]))
             elif e.get("method") == "Runtime.exceptionThrown":
-                out.append("exception: " + str(p["exceptionDetails"].get("exception", {}).get("description")
-                                               or p["exceptionDetails"].get("text")))
+                out.append(
+                    "exception: "
+                    + str(
+                        p["exceptionDetails"].get("exception", {}).get("description")
+                        or p["exceptionDetails"].get("text")
+                    )
+                )
             elif e.get("method") == "Log.entryAdded" and p["entry"].get("level") == "error":
                 out.append(f"log ({p['entry'].get('source')}): {p['entry'].get('text')} {p['entry'].get('url', '')}")
         return out
@@ -254,10 +281,12 @@ def test_seed_report_in_chromium(browser, tmp_path):
 def test_harness_catches_errors_and_broken_images(browser, tmp_path):
     """The checks above would fail on a page with a console error or an undecodable image."""
     page = tmp_path / "bad.html"
-    page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>'
-                    '<section id="x"></section><img alt="broken" src="data:image/png;base64,AAAA">'
-                    '<img alt="missing" src="missing.png"><script>console.error("boom")</script></body></html>',
-                    encoding="utf-8")
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>'
+        '<section id="x"></section><img alt="broken" src="data:image/png;base64,AAAA">'
+        '<img alt="missing" src="missing.png"><script>console.error("boom")</script></body></html>',
+        encoding="utf-8",
+    )
     browser.open(page)
     images = {i["alt"]: i for i in browser.images()}
     assert images["broken"]["width"] == 0 and not images["broken"]["decoded"]
@@ -267,11 +296,14 @@ def test_harness_catches_errors_and_broken_images(browser, tmp_path):
     assert any("missing.png" in e for e in errors), errors
     # the reports' Content-Security-Policy turns any non-embedded resource into an error
     page = tmp_path / "csp.html"
-    page.write_text(f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{CSP}">'
-                    '<link rel="icon" href="data:,"></head><body><img alt="outside" src="outside.png"></body></html>',
-                    encoding="utf-8")
-    (tmp_path / "outside.png").write_bytes(base64.b64decode(
-        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="))
+    page.write_text(
+        f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<link rel="icon" href="data:,"></head><body><img alt="outside" src="outside.png"></body></html>',
+        encoding="utf-8",
+    )
+    (tmp_path / "outside.png").write_bytes(
+        base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==")
+    )
     browser.open(page)
     assert browser.images()[0]["width"] == 0
     assert any("Content Security Policy" in e for e in browser.errors()), browser.errors()

@@ -7,9 +7,23 @@ from mlpkit.cli import main
 
 def test_reproduce_subset_writes_summary_and_figures(mnist_path, tmp_path):
     out = tmp_path / "repro"
-    result = CliRunner().invoke(main, ["reproduce", "--out", str(out), "--presets", "task2c,task3a,task2c-noshuffle",
-                                       "--set", "epochs=1", "--set", "n_train=1000", "--data-dir", str(mnist_path)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "reproduce",
+            "--out",
+            str(out),
+            "--presets",
+            "task2c,task3a,task2c-noshuffle",
+            "--set",
+            "epochs=1",
+            "--set",
+            "n_train=1000",
+            "--data-dir",
+            str(mnist_path),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["presets"]) == {"task2c", "task3a", "task2c-noshuffle"}
@@ -65,8 +79,14 @@ def test_reproduce_into_an_existing_folder_keeps_resumes_and_refuses(mnist_path,
     max((out / "task2c-noshuffle" / "checkpoints").glob("step-*.npz")).unlink()
 
     lines: list[str] = []
-    reproduce_all(out, presets=["task3a", "task2c-noshuffle"], overrides=FAST, data_dir=mnist_path, progress=False,
-                  log=lines.append)
+    reproduce_all(
+        out,
+        presets=["task3a", "task2c-noshuffle"],
+        overrides=FAST,
+        data_dir=mnist_path,
+        progress=False,
+        log=lines.append,
+    )
     assert "[task3a] kept: complete, same config" in "\n".join(lines)
     assert any(line.startswith(f"resuming {out / 'task2c-noshuffle'}") for line in lines), lines
     assert (out / "task3a" / "metrics.json").stat().st_mtime_ns == stamp  # not trained again
@@ -95,12 +115,12 @@ def test_reproduce_into_an_existing_folder_keeps_resumes_and_refuses(mnist_path,
 
 def test_plan_decides_per_folder_before_any_work(tmp_path):
     import pytest
-    from report_fakes import write_fake_run
 
     from mlpkit.core.errors import ConfigError
     from mlpkit.runs.config import with_overrides
     from mlpkit.workflows.configs import resolve_config as load_config
     from mlpkit.workflows.reproduce import plan
+    from report_fakes import write_fake_run
 
     write_fake_run(tmp_path / "task3c", "task3c")  # complete
     write_fake_run(tmp_path / "task4a", "task4a", overrides=["train.threads=3"])

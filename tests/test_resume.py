@@ -23,8 +23,21 @@ from mlpkit.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20240607  # drives the kill moments
-TINY = ["--set", "n_train=2000", "--set", "data.n_val=1000", "--set", "epochs=3", "--set", "train.checkpoint_every=1",
-        "--set", "train.validations_per_epoch=5", "--threads", "1", "--no-progress"]
+TINY = [
+    "--set",
+    "n_train=2000",
+    "--set",
+    "data.n_val=1000",
+    "--set",
+    "epochs=3",
+    "--set",
+    "train.checkpoint_every=1",
+    "--set",
+    "train.validations_per_epoch=5",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 STEPS_PER_EPOCH = 2000 // 32
 TOTAL_STEPS = 3 * STEPS_PER_EPOCH  # 186
 VALIDATION_STEPS = list(range(STEPS_PER_EPOCH // 5, TOTAL_STEPS + 1, STEPS_PER_EPOCH // 5))
@@ -126,8 +139,11 @@ class Killer:
         self.temporaries_seen = 0
 
     def start(self) -> subprocess.Popen:
-        args = ("--resume", str(self.run_dir)) if (self.run_dir / "config.toml").exists() else \
-            ("task3c", *TINY, "--out", str(self.run_dir))
+        args = (
+            ("--resume", str(self.run_dir))
+            if (self.run_dir / "config.toml").exists()
+            else ("task3c", *TINY, "--out", str(self.run_dir))
+        )
         return subprocess.Popen(cli(*args), env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def kill_when(self, proc: subprocess.Popen, condition, *, extra_delay: float) -> bool:
@@ -171,8 +187,11 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_p
 
         kills += k.kill_when(k.start(), reached, extra_delay=float(rng.uniform(0.0, 0.03)))
     # 6. after training, while the outputs and figures are written
-    kills += k.kill_when(k.start(), lambda: (run_dir / "history.json").exists(),
-                         extra_delay=float(rng.uniform(0.0, marks["end"] - marks["history"])))
+    kills += k.kill_when(
+        k.start(),
+        lambda: (run_dir / "history.json").exists(),
+        extra_delay=float(rng.uniform(0.0, marks["end"] - marks["history"])),
+    )
     # then resume until it completes
     for _ in range(3):
         done = k.start()
@@ -221,8 +240,13 @@ def test_every_checkpoint_corrupt_is_a_clear_error(reference, tmp_path: Path) ->
 def test_ctrl_c_leaves_a_resumable_folder_and_resume_is_exact(reference, tmp_path: Path) -> None:
     ref, _ = reference
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(cli("task3c", *TINY, "--out", str(run_dir)), env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli("task3c", *TINY, "--out", str(run_dir)),
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not ((run_dir / "checkpoints").exists() and any(s >= 60 for s in checkpoint_steps(run_dir))):
         assert proc.poll() is None and time.monotonic() < deadline, "training ended before the interrupt"
@@ -249,9 +273,26 @@ def test_ctrl_c_leaves_a_resumable_folder_and_resume_is_exact(reference, tmp_pat
 
 def test_resuming_an_early_stopped_run_stays_stopped(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = ["task3c", "--set", "n_train=1000", "--set", "data.n_val=500", "--set", "epochs=20",
-            "--set", "train.early_stopping_patience=2", "--set", "train.early_stopping_min_delta=1.0",
-            "--set", "train.restore_best_weights=true", "--threads", "1", "--no-progress", "--out", str(run_dir)]
+    args = [
+        "task3c",
+        "--set",
+        "n_train=1000",
+        "--set",
+        "data.n_val=500",
+        "--set",
+        "epochs=20",
+        "--set",
+        "train.early_stopping_patience=2",
+        "--set",
+        "train.early_stopping_min_delta=1.0",
+        "--set",
+        "train.restore_best_weights=true",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(run_dir),
+    ]
     first = run(*args)
     assert first.returncode == 0, first.stdout + first.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -4,6 +4,9 @@ on synthetic reproduce folders (report_fakes; no training)."""
 from __future__ import annotations
 
 import pytest
+
+from mlpkit.core.errors import MlpkitError
+from mlpkit.seed import build_seed_report, compare, seed_task_keys, seed_tasks
 from report_fakes import (
     FAKE_RESULTS,
     ReportParser,
@@ -16,9 +19,6 @@ from report_fakes import (
     write_fake_reproduce,
 )
 
-from mlpkit.core.errors import MlpkitError
-from mlpkit.seed import build_seed_report, compare, seed_task_keys, seed_tasks
-
 
 @pytest.fixture(scope="module")
 def seed_report(tmp_path_factory):
@@ -26,22 +26,24 @@ def seed_report(tmp_path_factory):
     return build_seed_report(root, root / "report.html")
 
 
-@pytest.mark.parametrize("metric, ours, stated, verdict", [
-    ("val_accuracy", 0.962, 0.96, "matches"),
-    ("val_accuracy", 0.90, 0.94, "lower"),
-    ("val_loss", 0.149, 0.15, "matches"),
-    ("val_loss", 0.35, 0.22, "higher"),
-    ("train_loss", 0.0015, 0.002, "matches"),
-    ("num_parameters", 50880, 50880, "matches"),
-    ("num_parameters", 50386, 50880, "lower"),
-    ("early_stop_epoch", 21.4, 20, "matches"),
-    ("early_stop_epoch", None, 20, "missing"),
-    ("std", 78.87550070784695, 78.87550070784701, "matches"),
-    ("val_loss", 0.2, None, "not stated"),
-])
+@pytest.mark.parametrize(
+    "metric, ours, stated, verdict",
+    [
+        ("val_accuracy", 0.962, 0.96, "matches"),
+        ("val_accuracy", 0.90, 0.94, "lower"),
+        ("val_loss", 0.149, 0.15, "matches"),
+        ("val_loss", 0.35, 0.22, "higher"),
+        ("train_loss", 0.0015, 0.002, "matches"),
+        ("num_parameters", 50880, 50880, "matches"),
+        ("num_parameters", 50386, 50880, "lower"),
+        ("early_stop_epoch", 21.4, 20, "matches"),
+        ("early_stop_epoch", None, 20, "missing"),
+        ("std", 78.87550070784695, 78.87550070784701, "matches"),
+        ("val_loss", 0.2, None, "not stated"),
+    ],
+)
 def test_compare_judges_against_the_reports_rounded_numbers(metric, ours, stated, verdict):
     assert compare(metric, ours, stated).verdict == verdict
-
 
 
 # ------------------------------------------------------------------ seed report
@@ -73,8 +75,13 @@ def test_seed_report_states_the_reports_numbers_next_to_ours(seed_report):
     assert n["pixel mean"][0] == "33.55274553571429" and n["pixel mean"][2].startswith("matches")
     assert _numbers(p, "2d")["parameter count"][:2] == ("50,880", "50,880")
     assert _numbers(p, "4d")["parameter count"][:2] == (f"{num_parameters_of([59, 59]):,}", "50,386")
-    stated = {"3c": (0.96, 0.15, 0.002, 1.0), "4a": (0.94, 0.22, 0.022, 0.99), "4b": (0.97, 0.12, 0.0008, 1.0),
-              "4d": (0.96, 0.16, 0.0008, 1.0), "4e": (0.97, 0.23, 0.07, 0.94)}
+    stated = {
+        "3c": (0.96, 0.15, 0.002, 1.0),
+        "4a": (0.94, 0.22, 0.022, 0.99),
+        "4b": (0.97, 0.12, 0.0008, 1.0),
+        "4d": (0.96, 0.16, 0.0008, 1.0),
+        "4e": (0.97, 0.23, 0.07, 0.94),
+    }
     for key, (va, vl, tl, ta) in stated.items():
         n = _numbers(p, key)
         assert num(n["validation accuracy"][1]) == va
@@ -133,18 +140,27 @@ def test_the_reports_numbers_live_in_one_table():
     from mlpkit.seed.reference import data_stats, reference_presets, stated
     from mlpkit.seed.summary import SUMMARY_REFERENCE_KEYS, reference_entry
 
-    assert stated("task4e") == {"val_accuracy": 0.97, "val_loss": 0.23, "train_loss": 0.07, "train_accuracy": 0.94,
-                                "early_stop_epoch": 20}
+    assert stated("task4e") == {
+        "val_accuracy": 0.97,
+        "val_loss": 0.23,
+        "train_loss": 0.07,
+        "train_accuracy": 0.94,
+        "early_stop_epoch": 20,
+    }
     assert stated("task4d")["num_parameters"] == 50386 and stated("task2c") == {"num_parameters": 50880}
     for preset in reference_presets():
         entry = reference_entry(preset)
         assert {k: v for k, v in entry.items() if v is not None and k != "note"} == {
-            k: v for k, v in stated(preset).items() if k in SUMMARY_REFERENCE_KEYS}
+            k: v for k, v in stated(preset).items() if k in SUMMARY_REFERENCE_KEYS
+        }
     assert data_stats() == {"mean": 33.55274553571429, "std": 78.87550070784701}
     # nobody else transcribes them
     src = Path(__file__).resolve().parents[1] / "src" / "mlpkit"
-    holders = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file() and p.suffix in (".py", ".toml", ".j2")
-                     and "78.8755007078470" in p.read_text(encoding="utf-8"))
+    holders = sorted(
+        str(p.relative_to(src))
+        for p in src.rglob("*")
+        if p.is_file() and p.suffix in (".py", ".toml", ".j2") and "78.8755007078470" in p.read_text(encoding="utf-8")
+    )
     assert holders == ["seed/reference.toml", "seed/tasks.toml"]  # the table, and the quote of task 2a
 
 
@@ -175,8 +191,11 @@ def seed_text() -> str:
     env = os.environ.get("MLPKIT_SEED_TEXT")
     candidates = [Path(env)] if env else sorted((Path(__file__).resolve().parents[2] / "shared" / "seed").glob("*.txt"))
     if not candidates or not candidates[0].is_file():
-        pytest.fail("the seed report's text was not found: put it in ../shared/seed/*.txt beside the repository or "
-                    "set MLPKIT_SEED_TEXT to its path", pytrace=False)
+        pytest.fail(
+            "the seed report's text was not found: put it in ../shared/seed/*.txt beside the repository or "
+            "set MLPKIT_SEED_TEXT to its path",
+            pytrace=False,
+        )
     text = candidates[0].read_text(encoding="utf-8")
     text = re.sub(r"\$\s*\\(mu|sigma)\s*\$", lambda m: {"mu": "μ", "sigma": "σ"}[m.group(1)], text)
     text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!])", lambda m: f"\0{ord(m.group(1))}\0", text)  # escaped: keep
@@ -194,11 +213,14 @@ def test_every_quote_is_verbatim_from_the_seed_report(seed_report):
         assert task.quotes or task.says, task.key
         for quote in task.quotes:
             assert " ".join(quote.split()) in text, (task.key, quote)
-        assert not re.search("[\"“”]", task.says), task.key  # a paraphrase is never dressed as a quote
+        assert not re.search('["“”]', task.says), task.key  # a paraphrase is never dressed as a quote
     # and on the page: every “…” inside a blockquote
     html_text = seed_report.read_text(encoding="utf-8")
-    quoted = [q for block in re.findall(r"<blockquote>(.*?)</blockquote>", html_text, re.S)
-              for q in re.findall(r"“(.*?)”", block, re.S)]
+    quoted = [
+        q
+        for block in re.findall(r"<blockquote>(.*?)</blockquote>", html_text, re.S)
+        for q in re.findall(r"“(.*?)”", block, re.S)
+    ]
     assert len(quoted) >= len(seed_tasks()) - 1
     import html as html_lib
 
@@ -213,7 +235,8 @@ def test_generated_sentences_are_grammatical():
     one = [compare("num_parameters", 50880, 50880)]
     assert sentence(one) == "Our parameter count lands where the report's does (equal)."
     assert sentence([compare("num_parameters", 50386, 50880)]) == (
-        "Our parameter count 50,386 is lower than the report's 50,880 (494 fewer).")
+        "Our parameter count 50,386 is lower than the report's 50,880 (494 fewer)."
+    )
     two = [compare("val_accuracy", 0.96, 0.96), compare("val_loss", 0.15, 0.15)]
     assert sentence(two).startswith("Both of our numbers land where the report's do")
     mixed = two + [compare("train_loss", 0.5, 0.002)]
@@ -222,8 +245,11 @@ def test_generated_sentences_are_grammatical():
     same = Claim("task3c", "task3b", 0.1, 0.2, 250, 250).sentence()
     assert same.endswith("It reaches 90% validation accuracy at the same step as task3b (step 250).")
     assert "sooner (step 100) than task3a (step 250)" in Claim("task3b", "task3a", 0.1, 0.2, 100, 250).sentence()
-    assert Claim("task3b", "task3a", 0.3, 0.2, None, 250).sentence().endswith(
-        "It never reaches 90% validation accuracy; task3a does at step 250.")
+    assert (
+        Claim("task3b", "task3a", 0.3, 0.2, None, 250)
+        .sentence()
+        .endswith("It never reaches 90% validation accuracy; task3a does at step 250.")
+    )
 
 
 def test_the_pages_sentences_have_no_grammar_slips(seed_report):
@@ -237,8 +263,9 @@ def test_overview_notes_come_from_the_measured_comparison(tmp_path):
     """task3b ending above task3a: its section says so, and the overview's note agrees."""
     root = write_fake_reproduce(tmp_path / "out", results={"task3b": {"val_loss": 0.25}})
     p = parse(build_seed_report(root, tmp_path / "seed.html"))
-    assert "task3b's final validation loss 0.25 is not lower than task3a's 0.21, unlike what the report says" in \
-        p.text("task-3b")
+    assert "task3b's final validation loss 0.25 is not lower than task3a's 0.21, unlike what the report says" in p.text(
+        "task-3b"
+    )
     notes = {r[0]: r[-1] for r in table_rows(p.tables["overview"][0])}
     assert "not lower than task3a's, unlike what the report says" in notes["task3b"]
     assert "lower again" not in p.text("overview")

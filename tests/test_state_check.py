@@ -20,9 +20,13 @@ N, BATCH, EPOCHS = 60, 8, 3
 
 def geometry(model: MLP) -> RunGeometry:
     spe = N // BATCH
-    return RunGeometry(n_train=N, steps_per_epoch=spe, validate_every=max(1, spe // 2),
-                       parameter_shapes={n: p.shape for n, p in zip(model.parameter_names(), model.parameters())},
-                       dtype=model.dtype)
+    return RunGeometry(
+        n_train=N,
+        steps_per_epoch=spe,
+        validate_every=max(1, spe // 2),
+        parameter_shapes={n: p.shape for n, p in zip(model.parameter_names(), model.parameters())},
+        dtype=model.dtype,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +42,15 @@ def saved():
             if step == 10:
                 trainer.stop_training = True
 
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.1, momentum=0.5), rng=rng, epochs=EPOCHS,
-                      batch_size=BATCH, validations_per_epoch=2, callbacks=[History(), StopAt()])
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.1, momentum=0.5),
+        rng=rng,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        validations_per_epoch=2,
+        callbacks=[History(), StopAt()],
+    )
     trainer.fit(x, y, x[:20], y[:20])
     state = trainer.state_dict()
     assert state["step"] == 10 and state["perm"] is not None
@@ -78,10 +89,16 @@ CASES = {
     "negative step": (("step",), -1, "step = -1"),
     "bool counter": (("epoch",), True, "not an integer"),
     "shortened loss history": (("callbacks", "History", "step_loss"), lambda h: h[:-3], "loss history of 7 steps"),
-    "NaN in loss history": (("callbacks", "History", "step_loss"), lambda h: np.where(h == h[0], np.nan, h),
-                            "non-finite"),
-    "extra validation record": (("callbacks", "History", "validation", "val_loss"), lambda v: v + [0.5],
-                                "validation records"),
+    "NaN in loss history": (
+        ("callbacks", "History", "step_loss"),
+        lambda h: np.where(h == h[0], np.nan, h),
+        "non-finite",
+    ),
+    "extra validation record": (
+        ("callbacks", "History", "validation", "val_loss"),
+        lambda v: v + [0.5],
+        "validation records",
+    ),
     "int64 weights": (("model", "layers.0.weight"), lambda w: w.astype(np.int64), "expected float32"),
     "float64 weights": (("model", "layers.0.weight"), lambda w: w.astype(np.float64), "expected float32"),
     "wrong shape": (("model", "layers.1.weight"), lambda w: w[:-1], r"expected float32 \(5, 3\)"),
@@ -104,8 +121,13 @@ def test_tampered_state_is_refused_naming_what_is_wrong(saved, case):
 
 def test_state_of_a_run_with_another_training_set_size_is_refused(saved):
     state, geo = saved
-    other = RunGeometry(n_train=1000, steps_per_epoch=1000 // BATCH, validate_every=geo.validate_every,
-                        parameter_shapes=geo.parameter_shapes, dtype=geo.dtype)
+    other = RunGeometry(
+        n_train=1000,
+        steps_per_epoch=1000 // BATCH,
+        validate_every=geo.validate_every,
+        parameter_shapes=geo.parameter_shapes,
+        dtype=geo.dtype,
+    )
     with pytest.raises(CheckpointError, match="training set of 1000"):
         check_trainer_state(state, other)
 

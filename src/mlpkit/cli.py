@@ -31,12 +31,24 @@ class _Group(click.Group):
 
 
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Folder with the four MNIST files (default: $MLPKIT_DATA, then the user cache, else download).")
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="Override a config key, e.g. --set epochs=5 --set model.hidden=[128].")
-threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
-                              help="BLAS threads (threadpoolctl); default: the library's own choice.")
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the four MNIST files (default: $MLPKIT_DATA, then the user cache, else download).",
+)
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. --set epochs=5 --set model.hidden=[128].",
+)
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="BLAS threads (threadpoolctl); default: the library's own choice.",
+)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,8 +92,10 @@ def data_download(data_dir: Path | None) -> None:
     from mlpkit.data import load_mnist, resolve_data_dir
 
     mnist = load_mnist(data_dir, download=True, verify=True)
-    click.echo(f"MNIST verified: {len(mnist.train_images)} training and {len(mnist.test_images)} test images"
-               f" in {resolve_data_dir(data_dir)}")
+    click.echo(
+        f"MNIST verified: {len(mnist.train_images)} training and {len(mnist.test_images)} test images"
+        f" in {resolve_data_dir(data_dir)}"
+    )
 
 
 # -------------------------------------------------------------------- presets
@@ -114,9 +128,11 @@ def describe(preset: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"{cfg.name}: {cfg.description}")
     click.echo(model.describe())
     t = cfg.train
-    click.echo(f"training: {t.epochs} epochs, batch {t.batch_size}, lr {t.learning_rate}, momentum {t.momentum},"
-               f" shuffle {cfg.data.shuffle}, early stopping patience {t.early_stopping_patience or 'off'},"
-               f" init {cfg.model.init}, seed {cfg.seed}")
+    click.echo(
+        f"training: {t.epochs} epochs, batch {t.batch_size}, lr {t.learning_rate}, momentum {t.momentum},"
+        f" shuffle {cfg.data.shuffle}, early stopping patience {t.early_stopping_patience or 'off'},"
+        f" init {cfg.model.init}, seed {cfg.seed}"
+    )
 
 
 # ------------------------------------------------------------------ gradcheck
@@ -128,13 +144,26 @@ def describe(preset: str, overrides: tuple[str, ...]) -> None:
 @click.option("--epsilon", default=1e-3, show_default=True, type=float)
 @click.option("--tolerance", default=None, type=float, help="Default 1e-3 (absolute) or 1e-6 (relative).")
 @click.option("--mode", type=click.Choice(["absolute", "relative"]), default="absolute", show_default=True)
-@click.option("--max-per-parameter", default=None, type=click.IntRange(min=1),
-              help="Check a random subset of each parameter's entries (default: all).")
+@click.option(
+    "--max-per-parameter",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Check a random subset of each parameter's entries (default: all).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @data_dir_option
-def gradcheck(preset: str, hidden: str | None, activation: str | None, images: int, epsilon: float,
-              tolerance: float | None, mode: str, max_per_parameter: int | None, seed: int,
-              data_dir: Path | None) -> None:
+def gradcheck(
+    preset: str,
+    hidden: str | None,
+    activation: str | None,
+    images: int,
+    epsilon: float,
+    tolerance: float | None,
+    mode: str,
+    max_per_parameter: int | None,
+    seed: int,
+    data_dir: Path | None,
+) -> None:
     """Check backprop against central differences on MNIST images, weights uniform(-1, 1).
 
     Exits 0 when every gradient passes, 1 otherwise; prints the largest error.
@@ -161,13 +190,16 @@ def gradcheck(preset: str, hidden: str | None, activation: str | None, images: i
     x = model.prepare_inputs(norm.apply(split.x_train[:n], dtype=np.float64))
     y = np.asarray(split.y_train[:n], dtype=np.intp)
     tol = tolerance if tolerance is not None else (1e-3 if mode == "absolute" else 1e-6)
-    click.echo(f"gradient check: hidden {list(sizes)}, {act}, {model.num_parameters} parameters, {n} images,"
-               f" epsilon {epsilon}, {mode} tolerance {tol}")
+    click.echo(
+        f"gradient check: hidden {list(sizes)}, {act}, {model.num_parameters} parameters, {n} images,"
+        f" epsilon {epsilon}, {mode} tolerance {tol}"
+    )
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):  # thousands of tiny products: one BLAS thread is fastest
-        result = check_gradients(model, x, y, epsilon=epsilon, tolerance=tol, mode=mode,
-                                 max_per_parameter=max_per_parameter, rng=rng)
+        result = check_gradients(
+            model, x, y, epsilon=epsilon, tolerance=tol, mode=mode, max_per_parameter=max_per_parameter, rng=rng
+        )
     click.echo(f"checked {result.num_checked} gradients")
     where = f"{result.worst_parameter}{list(result.worst_index)}"
     click.echo(f"largest absolute error: {result.max_abs_error:.3e}  (at {where})")
@@ -180,15 +212,31 @@ def gradcheck(preset: str, hidden: str | None, activation: str | None, images: i
 @main.command()
 @click.argument("preset", required=False)
 @set_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder (default: runs/NAME-TIMESTAMP).")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Continue the run in this folder from its newest valid checkpoint.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default: runs/NAME-TIMESTAMP).",
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Continue the run in this folder from its newest valid checkpoint.",
+)
 @data_dir_option
 @threads_option
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
-def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resume_dir: Path | None,
-          data_dir: Path | None, threads: int | None, progress: bool | None) -> None:
+def train(
+    preset: str | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    resume_dir: Path | None,
+    data_dir: Path | None,
+    threads: int | None,
+    progress: bool | None,
+) -> None:
     """Train PRESET (a preset name or a .toml config) and write a run folder."""
     from mlpkit.core.errors import ConfigError
     from mlpkit.runs.folder import new_run_dir
@@ -209,10 +257,14 @@ def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resu
     m = result.metrics
     if result.interrupted:
         click.echo(f"interrupted at step {m['steps']}; resume with: mlpkit train --resume {result.run_dir}")
-    click.echo(f"train loss {m['train_loss']:.4f}  train acc {m['train_accuracy']:.4f}  "
-               f"val loss {m['val_loss']:.4f}  val acc {m['val_accuracy']:.4f}")
-    click.echo(f"parameters {m['num_parameters']}  steps {m['steps']}  early stop "
-               f"{m['early_stop_step'] if m['early_stop_step'] is not None else '-'}  wall {m['wall_time_s']:.1f} s")
+    click.echo(
+        f"train loss {m['train_loss']:.4f}  train acc {m['train_accuracy']:.4f}  "
+        f"val loss {m['val_loss']:.4f}  val acc {m['val_accuracy']:.4f}"
+    )
+    click.echo(
+        f"parameters {m['num_parameters']}  steps {m['steps']}  early stop "
+        f"{m['early_stop_step'] if m['early_stop_step'] is not None else '-'}  wall {m['wall_time_s']:.1f} s"
+    )
     click.echo(f"run folder: {result.run_dir}")
     if result.interrupted:
         sys.exit(130)
@@ -220,29 +272,54 @@ def train(preset: str | None, overrides: tuple[str, ...], out: Path | None, resu
 
 # ------------------------------------------------------------------ reproduce
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/reproduce"),
-              show_default=True, help="Folder for every preset's run, the figures and summary.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/reproduce"),
+    show_default=True,
+    help="Folder for every preset's run, the figures and summary.",
+)
 @click.option("--presets", "only", default=None, help="Comma-separated subset of presets (default: all).")
 @set_option
 @data_dir_option
 @threads_option
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
-def reproduce(out: Path, only: str | None, overrides: tuple[str, ...], data_dir: Path | None,
-              threads: int | None, progress: bool | None) -> None:
+def reproduce(
+    out: Path,
+    only: str | None,
+    overrides: tuple[str, ...],
+    data_dir: Path | None,
+    threads: int | None,
+    progress: bool | None,
+) -> None:
     """Run every experiment of the seed report; write comparison figures, summary.md and report.html."""
     from mlpkit.workflows.reproduce import reproduce_all
 
     names = [p.strip() for p in only.split(",")] if only else None
-    summary = reproduce_all(out, presets=names, overrides=list(overrides), data_dir=data_dir, threads=threads,
-                            progress=progress, log=click.echo)
+    summary = reproduce_all(
+        out,
+        presets=names,
+        overrides=list(overrides),
+        data_dir=data_dir,
+        threads=threads,
+        progress=progress,
+        log=click.echo,
+    )
     click.echo(f"summary: {summary}")
 
 
 # --------------------------------------------------------------------- report
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
-              show_default=True, help="The HTML file to write.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
 def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     """One self-contained HTML report from one or more run folders."""
     from mlpkit.report import build_report

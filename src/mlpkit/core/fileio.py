@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,5 +69,6 @@ def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray], *, compress
         if np.asarray(arr).dtype == object:
             raise TypeError(f"array {name!r} has dtype object; only plain numeric arrays are saved")
     buf = io.BytesIO()
-    (np.savez_compressed if compress else np.savez)(buf, **arrays)
+    save: Callable[..., None] = np.savez_compressed if compress else np.savez
+    save(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())

@@ -69,8 +69,9 @@ def fetch_file(
     raise DataError(f"could not download {name} from any of {len(failures)} mirror(s):\n{tried}")
 
 
-def _fetch_one(opener: urllib.request.OpenerDirector, url: str, final: Path,
-               expected: str, timeout: float, max_bytes: int) -> Path:
+def _fetch_one(
+    opener: urllib.request.OpenerDirector, url: str, final: Path, expected: str, timeout: float, max_bytes: int
+) -> Path:
     """Stream url into a temp file next to `final`, verify, then atomically rename."""
     fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
     tmp = Path(tmp_name)

@@ -30,8 +30,13 @@ import numpy as np
 from mlpkit.core.errors import DataError, InputError
 
 __all__ = [
-    "MAX_DEFLATE_RATIO", "MAX_NDIM", "MAX_PAYLOAD_BYTES",
-    "payload_sha256", "read_idx", "read_idx_with_sha256", "write_idx",
+    "MAX_DEFLATE_RATIO",
+    "MAX_NDIM",
+    "MAX_PAYLOAD_BYTES",
+    "payload_sha256",
+    "read_idx",
+    "read_idx_with_sha256",
+    "write_idx",
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -57,8 +62,13 @@ class _Stream(Protocol):
     def readinto(self, buffer: memoryview, /) -> int: ...
 
 
-def read_idx(path: str | Path, *, expect_ndim: int | None = None, expect_shape: tuple[int, ...] | None = None,
-             max_bytes: int = MAX_PAYLOAD_BYTES) -> np.ndarray:
+def read_idx(
+    path: str | Path,
+    *,
+    expect_ndim: int | None = None,
+    expect_shape: tuple[int, ...] | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+) -> np.ndarray:
     """Read an IDX file (raw or gzip) into a uint8 array of the header's shape.
 
     Everything the header declares is checked before the payload is read, so a lying header
@@ -89,15 +99,20 @@ def read_idx(path: str | Path, *, expect_ndim: int | None = None, expect_shape: 
     return _read(Path(path), hasher=None, expect_ndim=expect_ndim, expect_shape=expect_shape, max_bytes=max_bytes)[0]
 
 
-def read_idx_with_sha256(path: str | Path, *, expect_ndim: int | None = None,
-                         expect_shape: tuple[int, ...] | None = None,
-                         max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[np.ndarray, str]:
+def read_idx_with_sha256(
+    path: str | Path,
+    *,
+    expect_ndim: int | None = None,
+    expect_shape: tuple[int, ...] | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+) -> tuple[np.ndarray, str]:
     """Like `read_idx`, also returning the SHA-256 hex digest of the decompressed file.
 
     Hashing the bytes while they stream past makes checksum verification nearly free.
     """
-    array, digest = _read(Path(path), hasher=hashlib.sha256(), expect_ndim=expect_ndim, expect_shape=expect_shape,
-                          max_bytes=max_bytes)
+    array, digest = _read(
+        Path(path), hasher=hashlib.sha256(), expect_ndim=expect_ndim, expect_shape=expect_shape, max_bytes=max_bytes
+    )
     assert digest is not None
     return array, digest
 
@@ -197,8 +212,9 @@ def _read_upto(path: Path, stream: _Stream, n: int, hasher: Any, reserve: int = 
     return buf
 
 
-def _read(path: Path, *, hasher: Any, expect_ndim: int | None, expect_shape: tuple[int, ...] | None,
-          max_bytes: int) -> tuple[np.ndarray, str | None]:
+def _read(
+    path: Path, *, hasher: Any, expect_ndim: int | None, expect_shape: tuple[int, ...] | None, max_bytes: int
+) -> tuple[np.ndarray, str | None]:
     with _open(path) as (stream, gzip_limit):
         head = _read_upto(path, stream, 4, hasher)
         if len(head) < 4:
@@ -223,8 +239,10 @@ def _read(path: Path, *, hasher: Any, expect_ndim: int | None, expect_shape: tup
             available = path.stat().st_size - 4 - 4 * ndim
             _check_length(path, shape, n, available)
         elif n > gzip_limit:
-            raise DataError(f"{path}: header claims shape {shape} = {n} bytes, more than this "
-                            f"gzip file can hold (max {gzip_limit}); refusing to allocate")
+            raise DataError(
+                f"{path}: header claims shape {shape} = {n} bytes, more than this "
+                f"gzip file can hold (max {gzip_limit}); refusing to allocate"
+            )
         # One byte past the payload: detects trailing data and, for gzip, drives the reader
         # to the end of the stream, where the CRC and length are checked.
         # Reserve: the whole payload when the file's size bounds it; for gzip, up to 8x the
@@ -241,12 +259,16 @@ def _check_shape(path: Path, shape: tuple[int, ...], expect_shape: tuple[int, ..
     """The payload size of ``shape``, refused (before anything is allocated) if it is not the
     expected shape, exceeds ``max_bytes``, or cannot be an array's shape at all."""
     if expect_shape is not None and tuple(shape) != tuple(expect_shape):
-        raise DataError(f"{path}: IDX header declares shape {shape}, expected {tuple(expect_shape)}"
-                        " (not the original file); refusing to read it")
+        raise DataError(
+            f"{path}: IDX header declares shape {shape}, expected {tuple(expect_shape)}"
+            " (not the original file); refusing to read it"
+        )
     n = math.prod(shape)
     if n > max_bytes:
-        raise DataError(f"{path}: IDX header declares shape {shape} = {n} bytes, more than the limit of"
-                        f" {max_bytes} bytes; refusing to allocate")
+        raise DataError(
+            f"{path}: IDX header declares shape {shape} = {n} bytes, more than the limit of"
+            f" {max_bytes} bytes; refusing to allocate"
+        )
     if math.prod(max(d, 1) for d in shape) > np.iinfo(np.intp).max:
         raise DataError(f"{path}: IDX header declares shape {shape}, too large for any array (even empty)")
     return n
@@ -262,7 +284,9 @@ def _drain(path: Path, stream: _Stream) -> None:
 
 def _check_length(path: Path, shape: tuple[int, ...], n: int, available: int) -> None:
     if available < n:
-        raise DataError(f"{path}: payload too short: header shape {shape} needs {n} bytes, "
-                        f"only {available} present (truncated file)")
+        raise DataError(
+            f"{path}: payload too short: header shape {shape} needs {n} bytes, "
+            f"only {available} present (truncated file)"
+        )
     if available > n:
         raise DataError(f"{path}: trailing garbage after the {n}-byte payload of shape {shape}")

@@ -50,8 +50,15 @@ def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = ""
             if n == 0:
                 continue
             dark = np.sqrt(np.nan_to_num(rates[i, j])) > 0.6
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=9,
-                    color="white" if dark else ("#b2182b" if i != j else "black"))
+            ax.text(
+                j,
+                i,
+                str(n),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if dark else ("#b2182b" if i != j else "black"),
+            )
     ax.set_xticks(range(k), [str(j) for j in range(k)])
     ax.set_yticks(range(k), [f"{i}  ({r:.1%})" if np.isfinite(r) else f"{i}  (-)" for i, r in enumerate(recall)])
     ax.set_xlabel("predicted digit", fontsize=11)
@@ -89,7 +96,7 @@ def mosaic(tiles: np.ndarray, *, cols: int, gap: int = 2, label_space: int = 0) 
     for i in range(n):
         r, c = divmod(i, cols)
         top, left = r * ch + gap + label_space, c * cw + gap
-        out[top:top + h, left:left + w] = tiles[i]
+        out[top : top + h, left : left + w] = tiles[i]
     return out
 
 
@@ -109,16 +116,31 @@ def weights_figure(images: np.ndarray, path: str | Path, *, title: str = "", max
     ax.imshow(grid, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     for i in range(n):
         r, c = divmod(i, cols)
-        ax.text(c * (side + gap) + gap + side / 2, r * (side + gap + label) + gap + label - 1, str(i),
-                ha="center", va="bottom", fontsize=6, color="#444")
+        ax.text(
+            c * (side + gap) + gap + side / 2,
+            r * (side + gap + label) + gap + label - 1,
+            str(i),
+            ha="center",
+            va="bottom",
+            fontsize=6,
+            color="#444",
+        )
     ax.set_axis_off()
     ax.set_title(title or f"first-layer weights of {n} hidden units (red +, blue \u2212)", fontsize=11)
     fig.tight_layout(pad=0.4)
     return save_figure(fig, path)
 
 
-def gallery_figure(images: np.ndarray, y_true: Sequence[int], y_pred: Sequence[int], confidence: Sequence[float],
-                   path: str | Path, *, title: str = "", cols: int = 12) -> list[Path]:
+def gallery_figure(
+    images: np.ndarray,
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    confidence: Sequence[float],
+    path: str | Path,
+    *,
+    title: str = "",
+    cols: int = 12,
+) -> list[Path]:
     """Misclassified digits, each captioned "true -> predicted" with the predicted class's probability."""
     images = np.asarray(images, dtype=np.float64)
     n, side = len(images), images.shape[1]
@@ -131,9 +153,15 @@ def gallery_figure(images: np.ndarray, y_true: Sequence[int], y_pred: Sequence[i
     ax.imshow(grid, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
     for i in range(n):
         r, c = divmod(i, cols)
-        ax.text(c * (side + gap) + gap + side / 2, r * (side + gap + label) + gap + label - 1.5,
-                f"{int(y_true[i])}\u2192{int(y_pred[i])} {float(confidence[i]):.0%}",
-                ha="center", va="bottom", fontsize=8, color="#b2182b")
+        ax.text(
+            c * (side + gap) + gap + side / 2,
+            r * (side + gap + label) + gap + label - 1.5,
+            f"{int(y_true[i])}\u2192{int(y_pred[i])} {float(confidence[i]):.0%}",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="#b2182b",
+        )
     ax.set_axis_off()
     ax.set_title(title or "misclassified validation digits: true\u2192predicted, confidence", fontsize=11)
     fig.tight_layout(pad=0.4)

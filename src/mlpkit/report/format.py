@@ -89,8 +89,14 @@ def machine(env: dict[str, Any]) -> str:
 def blas(env: dict[str, Any]) -> str:
     """The BLAS libraries a run used, with their thread counts."""
     libs = env.get("blas") or []
-    return "; ".join(f"{b.get('internal_api', '?')} {b.get('version', '')} ({b.get('num_threads', '?')} threads, "
-                     f"{b.get('architecture', '?')})" for b in libs) or "(not recorded)"
+    return (
+        "; ".join(
+            f"{b.get('internal_api', '?')} {b.get('version', '')} ({b.get('num_threads', '?')} threads, "
+            f"{b.get('architecture', '?')})"
+            for b in libs
+        )
+        or "(not recorded)"
+    )
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -38,8 +38,14 @@ def badge(text: str, cls: str, after: str = "") -> dict[str, str]:
     return {"text": text, "cls": cls, "after": after}
 
 
-def table(headers: Sequence[Cell] | None, rows: Iterable[Sequence[Cell]], *, numeric: Iterable[int] = (),
-          row_classes: Sequence[str] | None = None, cls: str = "") -> dict[str, Any]:
+def table(
+    headers: Sequence[Cell] | None,
+    rows: Iterable[Sequence[Cell]],
+    *,
+    numeric: Iterable[int] = (),
+    row_classes: Sequence[str] | None = None,
+    cls: str = "",
+) -> dict[str, Any]:
     """A table as template data.
 
     Parameters
@@ -60,10 +66,13 @@ def table(headers: Sequence[Cell] | None, rows: Iterable[Sequence[Cell]], *, num
     dict
         ``{"cls", "headers", "numeric", "rows": [{"cls", "cells"}]}`` for the ``table`` macro.
     """
-    body = [{"cls": (row_classes[i] if row_classes else "") or "", "cells": list(row)}
-            for i, row in enumerate(rows)]
-    return {"cls": cls, "headers": None if headers is None else list(headers), "numeric": sorted(set(numeric)),
-            "rows": body}
+    body = [{"cls": (row_classes[i] if row_classes else "") or "", "cells": list(row)} for i, row in enumerate(rows)]
+    return {
+        "cls": cls,
+        "headers": None if headers is None else list(headers),
+        "numeric": sorted(set(numeric)),
+        "rows": body,
+    }
 
 
 @dataclass
@@ -100,8 +109,13 @@ class Assets:
     def figure(self, paths: Sequence[Path], *, alt: str, caption: str = "", size: str = "wide") -> dict[str, Any]:
         """The PNG of ``paths`` as a data URI with its caption and download links (``figure`` macro)."""
         png = next(p for p in paths if p.suffix == ".png")
-        return {"src": png_data_uri(png.read_bytes()), "alt": alt, "caption": caption, "size": size,
-                "links": self.links(paths)}
+        return {
+            "src": png_data_uri(png.read_bytes()),
+            "alt": alt,
+            "caption": caption,
+            "size": size,
+            "links": self.links(paths),
+        }
 
 
 def png_data_uri(data: bytes) -> str:
@@ -122,12 +136,25 @@ def environment(packages: tuple[str, ...] = ()) -> jinja2.Environment:
 
     loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader(p, "templates") for p in packages]
     loaders.append(jinja2.PackageLoader("mlpkit.report", "templates"))
-    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
-def render_page(template: str, *, title: str, subtitle: str, nav: Sequence[tuple[str, str]],
-                packages: tuple[str, ...] = (), **context: Any) -> str:
+def render_page(
+    template: str,
+    *,
+    title: str,
+    subtitle: str,
+    nav: Sequence[tuple[str, str]],
+    packages: tuple[str, ...] = (),
+    **context: Any,
+) -> str:
     """Render ``template`` (which extends ``page.html.j2``) into a complete HTML page.
 
     Parameters
@@ -153,6 +180,13 @@ def render_page(template: str, *, title: str, subtitle: str, nav: Sequence[tuple
     from mlpkit import __version__
 
     page = environment(packages).get_template(template)
-    return page.render(title=title, subtitle=subtitle, nav=list(nav), csp=CSP, version=__version__,
-                       css=markupsafe.Markup(stylesheet()), generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                       **context)
+    return page.render(
+        title=title,
+        subtitle=subtitle,
+        nav=list(nav),
+        csp=CSP,
+        version=__version__,
+        css=markupsafe.Markup(stylesheet()),
+        generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        **context,
+    )

@@ -29,8 +29,9 @@ def new_figure(width: float, height: float, *, dpi: float | None = None) -> tupl
     return fig, fig.subplots()
 
 
-def smooth(steps: Sequence[float], values: Sequence[float],
-           window: int = SMOOTH_WINDOW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def smooth(
+    steps: Sequence[float], values: Sequence[float], window: int = SMOOTH_WINDOW
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std over consecutive windows of ``window`` steps; x is each window's last step."""
     y = np.asarray(values, dtype=np.float64)
     x = np.asarray(steps)
@@ -45,8 +46,15 @@ def _early_stop_step(metrics: dict[str, Any] | None) -> int | None:
     return None if not metrics else metrics.get("early_stop_step")
 
 
-def draw_loss(ax: Axes, history: dict[str, Any], *, label: str, color: str, window: int = SMOOTH_WINDOW,
-              metrics: dict[str, Any] | None = None) -> None:
+def draw_loss(
+    ax: Axes,
+    history: dict[str, Any],
+    *,
+    label: str,
+    color: str,
+    window: int = SMOOTH_WINDOW,
+    metrics: dict[str, Any] | None = None,
+) -> None:
     train, val = history["train"], history["validation"]
     x, mean, std = smooth(train["step"], train["loss"], window)
     ax.plot(x, mean, color=color, alpha=0.55, lw=1, label=f"{label} train (mean of {window} steps)")
@@ -57,8 +65,9 @@ def draw_loss(ax: Axes, history: dict[str, Any], *, label: str, color: str, wind
         ax.axvline(stop, color=color, ls=":", lw=1.2, label=f"{label} early stop (step {stop})")
 
 
-def draw_accuracy(ax: Axes, history: dict[str, Any], *, label: str, color: str,
-                  metrics: dict[str, Any] | None = None) -> None:
+def draw_accuracy(
+    ax: Axes, history: dict[str, Any], *, label: str, color: str, metrics: dict[str, Any] | None = None
+) -> None:
     val = history["validation"]
     ax.plot(val["step"], val["train_accuracy"], color=color, lw=1.2, ls="--", label=f"{label} train")
     ax.plot(val["step"], val["val_accuracy"], color=color, lw=2, label=f"{label} validation")
@@ -70,21 +79,29 @@ def draw_accuracy(ax: Axes, history: dict[str, Any], *, label: str, color: str,
 def _zoom(ax: Axes, kind: str, histories: Sequence[dict[str, Any]]) -> None:
     """Seed-like zoomed y-limits: loss from 0 to a robust top, accuracy near the top."""
     if kind == "loss":
-        vals = np.concatenate([np.asarray(h["validation"]["val_loss"], dtype=float) for h in histories]
-                              or [np.array([1.0])])
+        vals = np.concatenate(
+            [np.asarray(h["validation"]["val_loss"], dtype=float) for h in histories] or [np.array([1.0])]
+        )
         vals = vals[np.isfinite(vals)]
         top = float(np.percentile(vals, 95)) * 1.6 if len(vals) else 1.0
         ax.set_ylim(0, max(min(top, 1.0), 0.05))
     else:
-        vals = np.concatenate([np.asarray(h["validation"]["val_accuracy"], dtype=float) for h in histories]
-                              or [np.array([0.9])])
+        vals = np.concatenate(
+            [np.asarray(h["validation"]["val_accuracy"], dtype=float) for h in histories] or [np.array([0.9])]
+        )
         vals = vals[np.isfinite(vals)]
         low = float(np.percentile(vals, 5)) - 0.02 if len(vals) else 0.85
         ax.set_ylim(max(0.0, min(low, 0.95)), 1.0 + 1e-3)
 
 
-def comparison_figure(runs: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]], path: str | Path, *,
-                      kind: str, title: str = "", window: int = SMOOTH_WINDOW) -> list[Path]:
+def comparison_figure(
+    runs: Sequence[tuple[str, dict[str, Any], dict[str, Any] | None]],
+    path: str | Path,
+    *,
+    kind: str,
+    title: str = "",
+    window: int = SMOOTH_WINDOW,
+) -> list[Path]:
     """Overlay runs on one loss or accuracy figure, saved as PNG and SVG.
 
     Parameters
@@ -138,11 +155,13 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> l
     return written
 
 
-def run_figures(history: dict[str, Any], metrics: dict[str, Any] | None, out_dir: str | Path, *,
-                label: str) -> list[Path]:
+def run_figures(
+    history: dict[str, Any], metrics: dict[str, Any] | None, out_dir: str | Path, *, label: str
+) -> list[Path]:
     """loss.png/svg and accuracy.png/svg for one run."""
     out_dir = Path(out_dir)
     written = comparison_figure([(label, history, metrics)], out_dir / "loss", kind="loss", title=f"{label}: loss")
-    written += comparison_figure([(label, history, metrics)], out_dir / "accuracy", kind="accuracy",
-                                 title=f"{label}: accuracy")
+    written += comparison_figure(
+        [(label, history, metrics)], out_dir / "accuracy", kind="accuracy", title=f"{label}: accuracy"
+    )
     return written

@@ -34,34 +34,55 @@ MAX_WEIGHT_UNITS = 128
 
 def _confusion(cm: np.ndarray, label: str, tag: str, n: int, assets: Assets) -> dict[str, Any]:
     k = cm.shape[0]
-    fig = confusion_figure(cm, assets.path(f"{tag}-confusion"), title=f"{label}: confusion matrix ({n:,} validation images)")
+    fig = confusion_figure(
+        cm, assets.path(f"{tag}-confusion"), title=f"{label}: confusion matrix ({n:,} validation images)"
+    )
     rows = [[f"true {i}"] + [str(int(v)) for v in cm[i]] + [str(int(cm[i].sum()))] for i in range(k)]
     rows.append(["all"] + [str(int(v)) for v in cm.sum(axis=0)] + [str(int(cm.sum()))])
-    return {"figure": assets.figure(fig, alt=f"{label} confusion matrix", size="small",
-                                    caption="Rows: true digit (with its accuracy); columns: predicted digit. "
-                                            "Cell colour is the share of the row (square-root scale)."),
-            "total": int(cm.sum()),
-            "table": table(["", *[f"pred {j}" for j in range(k)], "total"], rows, numeric=range(1, k + 2),
-                           cls="confusion")}
+    return {
+        "figure": assets.figure(
+            fig,
+            alt=f"{label} confusion matrix",
+            size="small",
+            caption="Rows: true digit (with its accuracy); columns: predicted digit. "
+            "Cell colour is the share of the row (square-root scale).",
+        ),
+        "total": int(cm.sum()),
+        "table": table(["", *[f"pred {j}" for j in range(k)], "total"], rows, numeric=range(1, k + 2), cls="confusion"),
+    }
 
 
 def _per_class(cm: np.ndarray) -> dict[str, Any]:
     acc = per_class_accuracy(cm)
-    rows = [[str(i), f"{int(cm[i].sum()):,}", f"{int(cm[i, i]):,}", fmt(float(a), "acc") if np.isfinite(a) else "\u2013"]
-            for i, a in enumerate(acc)]
+    rows = [
+        [str(i), f"{int(cm[i].sum()):,}", f"{int(cm[i, i]):,}", fmt(float(a), "acc") if np.isfinite(a) else "\u2013"]
+        for i, a in enumerate(acc)
+    ]
     worst = int(np.nanargmin(acc)) if np.isfinite(acc).any() else None
-    return {"hardest": f"Hardest digit: {worst} ({acc[worst]:.2%} correct)." if worst is not None else "",
-            "table": table(["digit", "images", "correct", "accuracy"], rows, numeric=[1, 2, 3], cls="per-class")}
+    return {
+        "hardest": f"Hardest digit: {worst} ({acc[worst]:.2%} correct)." if worst is not None else "",
+        "table": table(["digit", "images", "correct", "accuracy"], rows, numeric=[1, 2, 3], cls="per-class"),
+    }
 
 
 def _pairs(cm: np.ndarray) -> dict[str, Any]:
     pairs = most_confused_pairs(cm, CONFUSED_PAIRS)
     errors = int(cm.sum() - np.trace(cm))
-    rows = [[str(t), str(p), f"{n:,}", f"{n / max(int(cm[t].sum()), 1):.2%}", f"{n / max(errors, 1):.1%}"]
-            for t, p, n in pairs]
-    return {"summary": f"{errors:,} of {int(cm.sum()):,} validation images are misclassified.",
-            "table": table(["true", "predicted as", "count", "share of the true digit", "share of all errors"], rows,
-                           numeric=[2, 3, 4], cls="pairs") if pairs else None}
+    rows = [
+        [str(t), str(p), f"{n:,}", f"{n / max(int(cm[t].sum()), 1):.2%}", f"{n / max(errors, 1):.1%}"]
+        for t, p, n in pairs
+    ]
+    return {
+        "summary": f"{errors:,} of {int(cm.sum()):,} validation images are misclassified.",
+        "table": table(
+            ["true", "predicted as", "count", "share of the true digit", "share of all errors"],
+            rows,
+            numeric=[2, 3, 4],
+            cls="pairs",
+        )
+        if pairs
+        else None,
+    }
 
 
 def _gallery(pred: dict[str, np.ndarray], label: str, tag: str, assets: Assets) -> dict[str, Any]:
@@ -72,11 +93,25 @@ def _gallery(pred: dict[str, np.ndarray], label: str, tag: str, assets: Assets) 
     index, images = index[:GALLERY_SIZE], images[:GALLERY_SIZE]
     y_true, y_pred = pred["y_true"][index], pred["y_pred"][index]
     conf = pred["proba"][index, y_pred]
-    digits = [{"true": int(t), "pred": int(p), "confidence": f"{c:.4f}", "percent": f"{c:.1%}", "index": int(i),
-               "src": png_data_uri(encode_png_gray(255 - np.asarray(img, dtype=np.uint8)))}
-              for img, t, p, c, i in zip(images, y_true, y_pred, conf, index)]
-    fig = gallery_figure(images, y_true, y_pred, conf, assets.path(f"{tag}-misclassified"),
-                         title=f"{label}: most confident mistakes (true\u2192predicted, confidence)")
+    digits = [
+        {
+            "true": int(t),
+            "pred": int(p),
+            "confidence": f"{c:.4f}",
+            "percent": f"{c:.1%}",
+            "index": int(i),
+            "src": png_data_uri(encode_png_gray(255 - np.asarray(img, dtype=np.uint8))),
+        }
+        for img, t, p, c, i in zip(images, y_true, y_pred, conf, index)
+    ]
+    fig = gallery_figure(
+        images,
+        y_true,
+        y_pred,
+        conf,
+        assets.path(f"{tag}-misclassified"),
+        title=f"{label}: most confident mistakes (true\u2192predicted, confidence)",
+    )
     return {"note": None, "digits": digits, "links": assets.links(fig), "count": len(index)}
 
 
@@ -85,42 +120,68 @@ def _weights(run: Run, label: str, tag: str, assets: Assets) -> dict[str, Any]:
         return {"note": "This run folder has no weights.npz.", "figure": None}
     try:
         weights = run.weights()
-    except Exception as exc:  # noqa: BLE001 - a damaged archive raises many kinds; all mean "unreadable"
+    except Exception as exc:
         raise MlpkitError(f"{run.path / 'weights.npz'} is unreadable: {type(exc).__name__}: {exc}") from None
     first = weights.get("layers.0.weight")
     images = pixel_weights(first) if first is not None else None
     if images is None:
         shape = None if first is None else tuple(first.shape)
         return {"note": f"The first layer ({shape}) does not take 28x28 images; nothing to draw.", "figure": None}
-    fig = weights_figure(images, assets.path(f"{tag}-weights"), max_units=MAX_WEIGHT_UNITS,
-                         title=f"{label}: first-layer weights of {len(images)} hidden units (red +, blue \u2212)")
+    fig = weights_figure(
+        images,
+        assets.path(f"{tag}-weights"),
+        max_units=MAX_WEIGHT_UNITS,
+        title=f"{label}: first-layer weights of {len(images)} hidden units (red +, blue \u2212)",
+    )
     extra = f" (the first {MAX_WEIGHT_UNITS} of {len(images)})" if len(images) > MAX_WEIGHT_UNITS else ""
-    return {"note": None, "figure": assets.figure(
-        fig, alt=f"{label} first-layer weights as images", size="medium",
-        caption=f"Each tile is one hidden unit's 784 input weights as a 28x28 image{extra}, scaled to its own "
-                "largest |w|: what the unit looks for (red) and against (blue).")}
+    return {
+        "note": None,
+        "figure": assets.figure(
+            fig,
+            alt=f"{label} first-layer weights as images",
+            size="medium",
+            caption=f"Each tile is one hidden unit's 784 input weights as a 28x28 image{extra}, scaled to its own "
+            "largest |w|: what the unit looks for (red) and against (blue).",
+        ),
+    }
 
 
-def run_context(k: int, run: Run, label: str, assets: Assets,
-                base_configs: BaseConfigs | None = None) -> dict[str, Any]:
+def run_context(
+    k: int, run: Run, label: str, assets: Assets, base_configs: BaseConfigs | None = None
+) -> dict[str, Any]:
     """Everything the per-run sections of run ``k`` (1-based) show, as template data."""
     tag = f"{k:02d}-{label}"
-    ctx: dict[str, Any] = {"k": k, "label": label, "name": run.name, "description": run.config.get("description", ""),
-                           "overrides": ", ".join(preset_overrides(run, base_configs)), "folder": str(run.path),
-                           "weights": _weights(run, label, tag, assets)}
+    ctx: dict[str, Any] = {
+        "k": k,
+        "label": label,
+        "name": run.name,
+        "description": run.config.get("description", ""),
+        "overrides": ", ".join(preset_overrides(run, base_configs)),
+        "folder": str(run.path),
+        "weights": _weights(run, label, tag, assets),
+    }
     pred = run.predictions()
     ctx["predictions"] = pred is not None
     if pred is not None:
         y_true, y_pred, proba = pred["y_true"], pred["y_pred"], pred["proba"]
         n_classes = int(max(proba.shape[1] if proba.ndim == 2 else 0, y_true.max() + 1, y_pred.max() + 1))
         cm = confusion_matrix(y_true, y_pred, n_classes)
-        ctx.update(confusion=_confusion(cm, label, tag, len(y_true), assets), per_class=_per_class(cm),
-                   pairs=_pairs(cm), gallery=_gallery(pred, label, tag, assets))
+        ctx.update(
+            confusion=_confusion(cm, label, tag, len(y_true), assets),
+            per_class=_per_class(cm),
+            pairs=_pairs(cm),
+            gallery=_gallery(pred, label, tag, assets),
+        )
     return ctx
 
 
-def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str | None = None,
-                 base_configs: BaseConfigs | None = None) -> Path:
+def build_report(
+    run_dirs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    title: str | None = None,
+    base_configs: BaseConfigs | None = None,
+) -> Path:
     """Write a self-contained HTML report of one or several run folders.
 
     Figures also land as PNG and SVG in ``<out-stem>_files/`` beside the page (figures there that
@@ -159,15 +220,25 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, title: str 
     names = labels(runs)
     assets = Assets(out)
     title = title or ("mlpkit report: " + ", ".join(names) if len(names) <= 4 else f"mlpkit report: {len(names)} runs")
-    nav = [("metrics", "Final metrics"), ("config", "Configuration"), ("curves", "Curves"),
-           ("environment", "Wall time and machine")]
+    nav = [
+        ("metrics", "Final metrics"),
+        ("config", "Configuration"),
+        ("curves", "Curves"),
+        ("environment", "Wall time and machine"),
+    ]
     nav += [(f"run-{k}", f"Run {k}: {name}") for k, name in enumerate(names, start=1)]
     subtitle = f"{len(runs)} run{'s' if len(runs) > 1 else ''}: " + ", ".join(str(r.path) for r in runs)
-    page = render_page("run_report.html.j2", title=title, subtitle=subtitle, nav=nav,
-                       metrics=metrics_table(runs, names), config=config_table(runs, names),
-                       curves=curves(runs, names, assets), environment=environment_table(runs, names),
-                       runs=[run_context(k, run, name, assets, base_configs)
-                             for k, (run, name) in enumerate(zip(runs, names), 1)])
+    page = render_page(
+        "run_report.html.j2",
+        title=title,
+        subtitle=subtitle,
+        nav=nav,
+        metrics=metrics_table(runs, names),
+        config=config_table(runs, names),
+        curves=curves(runs, names, assets),
+        environment=environment_table(runs, names),
+        runs=[run_context(k, run, name, assets, base_configs) for k, (run, name) in enumerate(zip(runs, names), 1)],
+    )
     atomic_write_text(out, page)
     assets.prune()
     return out

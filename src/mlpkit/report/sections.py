@@ -55,10 +55,14 @@ def epoch_of(metrics: dict[str, Any], step: Any) -> float | None:
 def metrics_table(runs: Sequence[Run], names: Sequence[str]) -> dict[str, Any]:
     """The final metrics of each run (one row per run) and a note per interrupted run."""
     headers = ["run"] + [title for _, title, _ in METRIC_COLUMNS]
-    rows = [[name] + [fmt(run.metrics.get(key), kind) for key, _, kind in METRIC_COLUMNS]
-            for run, name in zip(runs, names)]
-    notes = [f"{name} was interrupted; its numbers are those of the last completed step."
-             for run, name in zip(runs, names) if run.metrics.get("interrupted")]
+    rows = [
+        [name] + [fmt(run.metrics.get(key), kind) for key, _, kind in METRIC_COLUMNS] for run, name in zip(runs, names)
+    ]
+    notes = [
+        f"{name} was interrupted; its numbers are those of the last completed step."
+        for run, name in zip(runs, names)
+        if run.metrics.get("interrupted")
+    ]
     return {"table": table(headers, rows, numeric=range(1, len(headers)), cls="metrics"), "notes": notes}
 
 
@@ -81,16 +85,32 @@ def environment_table(runs: Sequence[Run], names: Sequence[str]) -> dict[str, An
     rows = []
     for run, name in zip(runs, names):
         e = run.environment
-        rows.append([name, fmt(run.metrics.get("wall_time_s"), "s"), machine(e), blas(e),
-                     fmt(e.get("threads") or "all"), e.get("python", DASH), e.get("numpy", DASH),
-                     e.get("mlpkit", DASH), fmt(e.get("seed", run.config.get("seed"))),
-                     e.get("started", DASH), str(run.path)])
-    return table(["run", "wall time", "machine", "BLAS", "threads", "Python", "NumPy", "mlpkit", "seed",
-                  "started", "folder"], rows, numeric=[1], cls="environment")
+        rows.append(
+            [
+                name,
+                fmt(run.metrics.get("wall_time_s"), "s"),
+                machine(e),
+                blas(e),
+                fmt(e.get("threads") or "all"),
+                e.get("python", DASH),
+                e.get("numpy", DASH),
+                e.get("mlpkit", DASH),
+                fmt(e.get("seed", run.config.get("seed"))),
+                e.get("started", DASH),
+                str(run.path),
+            ]
+        )
+    return table(
+        ["run", "wall time", "machine", "BLAS", "threads", "Python", "NumPy", "mlpkit", "seed", "started", "folder"],
+        rows,
+        numeric=[1],
+        cls="environment",
+    )
 
 
-def curves(runs: Sequence[Run], names: Sequence[str], assets: Assets, *, prefix: str = "",
-           title: str = "") -> list[dict[str, Any]]:
+def curves(
+    runs: Sequence[Run], names: Sequence[str], assets: Assets, *, prefix: str = "", title: str = ""
+) -> list[dict[str, Any]]:
     """The loss and the accuracy figure of ``runs`` overlaid, captioned (two ``figure`` values).
 
     Parameters
@@ -115,12 +135,20 @@ def curves(runs: Sequence[Run], names: Sequence[str], assets: Assets, *, prefix:
     head = f"{title}: " if title else ""
     loss = comparison_figure(series, assets.path(f"{prefix}loss"), kind="loss", title=f"{head}cross-entropy loss")
     acc = comparison_figure(series, assets.path(f"{prefix}accuracy"), kind="accuracy", title=f"{head}accuracy")
-    stops = [f"{name} at step {run.metrics['early_stop_step']:,}" for run, name in zip(runs, names)
-             if run.metrics.get("early_stop_step")]
-    stop_text = (" Early stopping (dotted line): " + "; ".join(stops) + ".") if stops else \
-        " Early stopping did not fire."
-    loss_cap = (f"Training loss: mean of each window of {SMOOTH_WINDOW} steps with a \u00b11 std band; validation "
-                f"loss as a solid line.{stop_text}")
+    stops = [
+        f"{name} at step {run.metrics['early_stop_step']:,}"
+        for run, name in zip(runs, names)
+        if run.metrics.get("early_stop_step")
+    ]
+    stop_text = (
+        (" Early stopping (dotted line): " + "; ".join(stops) + ".") if stops else " Early stopping did not fire."
+    )
+    loss_cap = (
+        f"Training loss: mean of each window of {SMOOTH_WINDOW} steps with a \u00b11 std band; validation "
+        f"loss as a solid line.{stop_text}"
+    )
     acc_cap = "Training accuracy dashed, validation accuracy solid, measured at every validation check."
-    return [assets.figure(loss, alt=f"{head}loss against gradient step", caption=loss_cap),
-            assets.figure(acc, alt=f"{head}accuracy against gradient step", caption=acc_cap)]
+    return [
+        assets.figure(loss, alt=f"{head}loss against gradient step", caption=loss_cap),
+        assets.figure(acc, alt=f"{head}accuracy against gradient step", caption=acc_cap),
+    ]

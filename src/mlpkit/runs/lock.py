@@ -58,10 +58,13 @@ class RunLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    raise RunFolderBusyError(f"run folder {self.folder} is in use by {self._owner(fd)};"
-                                             " wait for it to finish or stop it first") from None
-            info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                               "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
+                    raise RunFolderBusyError(
+                        f"run folder {self.folder} is in use by {self._owner(fd)};"
+                        " wait for it to finish or stop it first"
+                    ) from None
+            info = json.dumps(
+                {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            ).encode()
             os.ftruncate(fd, 0)
             os.pwrite(fd, info, 0)
         except BaseException:
@@ -91,6 +94,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         return self.acquire()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

@@ -36,8 +36,9 @@ def changed_keys(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[s
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any], *, where: str,
-                        allowed: Iterable[str] = SAFE_ON_RESUME) -> list[str]:
+def check_resume_config(
+    saved: Mapping[str, Any], current: Mapping[str, Any], *, where: str, allowed: Iterable[str] = SAFE_ON_RESUME
+) -> list[str]:
     """The changed keys that are allowed; ConfigError naming the others (with old -> new values).
 
     Parameters
@@ -56,6 +57,8 @@ def check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any], *,
     if refused:
         a, b = flatten(saved), flatten(current)
         detail = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in refused)
-        raise ConfigError(f"cannot resume {where} with a changed config ({detail}); only"
-                          f" {', '.join(sorted(allowed))} may change on resume. Start a new run instead")
+        raise ConfigError(
+            f"cannot resume {where} with a changed config ({detail}); only"
+            f" {', '.join(sorted(allowed))} may change on resume. Start a new run instead"
+        )
     return changed

@@ -30,8 +30,20 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "COMPARISONS", "Comparison", "SeedTask", "build_seed_report", "compare", "data_stats", "note", "preset_names",
-    "preset_text", "reference_presets", "run_checks", "seed_task_keys", "seed_tasks", "stated",
+    "COMPARISONS",
+    "Comparison",
+    "SeedTask",
+    "build_seed_report",
+    "compare",
+    "data_stats",
+    "note",
+    "preset_names",
+    "preset_text",
+    "reference_presets",
+    "run_checks",
+    "seed_task_keys",
+    "seed_tasks",
+    "stated",
 ]
 
 

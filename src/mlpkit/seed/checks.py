@@ -22,14 +22,19 @@ class ComparisonGroup:
 COMPARISONS = (
     ComparisonGroup("task2c-3a-3b-3c", ("task2c", "task3a", "task3b", "task3c"), "Tricks of the trade (task 3)"),
     ComparisonGroup("task3c-4a-4b", ("task3c", "task4a", "task4b"), "Hidden units: 64 vs 32 vs 128 (task 4a/4b)"),
-    ComparisonGroup("task3c-4d-4e", ("task3c", "task4d", "task4e"),
-                    "Depth: [64] vs [59,59] vs ten layers of 64 (task 4d/4e)"),
+    ComparisonGroup(
+        "task3c-4d-4e", ("task3c", "task4d", "task4e"), "Depth: [64] vs [59,59] vs ten layers of 64 (task 4d/4e)"
+    ),
     ComparisonGroup("task2c-shuffle", ("task2c", "task2c-noshuffle"), "Shuffling the training set (task 2c)"),
 )
 
 #: Acceptance bounds (preset, metric, lower bound on the final value).
-CHECKS = (("task3c", "val_accuracy", 0.955), ("task4a", "val_accuracy", 0.940),
-          ("task4b", "val_accuracy", 0.965), ("task4d", "val_accuracy", 0.955))
+CHECKS = (
+    ("task3c", "val_accuracy", 0.955),
+    ("task4a", "val_accuracy", 0.940),
+    ("task4b", "val_accuracy", 0.965),
+    ("task4d", "val_accuracy", 0.955),
+)
 #: Orderings (better, worse) of the best validation loss: each trick must help.
 ORDER_CHECKS = (("task3b", "task3a"), ("task3c", "task3a"), ("task3a", "task2c"))
 

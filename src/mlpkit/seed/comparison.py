@@ -15,12 +15,26 @@ from mlpkit.report.format import fmt
 from mlpkit.report.sections import history
 from mlpkit.runs.folder import Run
 
-METRIC_NAMES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
-                "train_accuracy": "training accuracy", "train_loss": "training loss",
-                "num_parameters": "parameter count", "early_stop_epoch": "early-stopping epoch",
-                "mean": "pixel mean", "std": "pixel standard deviation"}
-METRIC_KIND = {"val_accuracy": "acc", "train_accuracy": "acc", "val_loss": "loss", "train_loss": "loss",
-               "num_parameters": "int", "early_stop_epoch": "epoch", "mean": "full", "std": "full"}
+METRIC_NAMES = {
+    "val_accuracy": "validation accuracy",
+    "val_loss": "validation loss",
+    "train_accuracy": "training accuracy",
+    "train_loss": "training loss",
+    "num_parameters": "parameter count",
+    "early_stop_epoch": "early-stopping epoch",
+    "mean": "pixel mean",
+    "std": "pixel standard deviation",
+}
+METRIC_KIND = {
+    "val_accuracy": "acc",
+    "train_accuracy": "acc",
+    "val_loss": "loss",
+    "train_loss": "loss",
+    "num_parameters": "int",
+    "early_stop_epoch": "epoch",
+    "mean": "full",
+    "std": "full",
+}
 #: The validation accuracy whose first crossing measures "faster convergence".
 CONVERGENCE_THRESHOLD = 0.90
 
@@ -56,8 +70,11 @@ def compare(metric: str, ours: float | None, stated: float | None) -> Comparison
         return c
     if ours is None or (isinstance(ours, float) and not math.isfinite(ours)):
         c.verdict = "missing"
-        c.detail = f"ours is {ours}" if ours is not None else (
-            "early stopping did not fire" if metric == "early_stop_epoch" else "we have no value")
+        c.detail = (
+            f"ours is {ours}"
+            if ours is not None
+            else ("early stopping did not fire" if metric == "early_stop_epoch" else "we have no value")
+        )
         return c
     diff = float(ours) - float(stated)
     if metric.endswith("accuracy"):
@@ -91,13 +108,17 @@ def sentence(comparisons: Sequence[Comparison]) -> str:
     if not off:
         if len(judged) == 1:
             return f"Our {names} lands where the report's does ({judged[0].detail})."
-        return f"{'Both' if len(judged) == 2 else f'All {len(judged)}'} of our numbers land where the report's do ({names})."
-    parts = [f"our {c.name} {c.shown(c.ours)} is {c.verdict} than the report's {c.shown(c.stated)} ({c.detail})"
-             for c in off]
+        count = "Both" if len(judged) == 2 else f"All {len(judged)}"
+        return f"{count} of our numbers land where the report's do ({names})."
+    parts = [
+        f"our {c.name} {c.shown(c.ours)} is {c.verdict} than the report's {c.shown(c.stated)} ({c.detail})" for c in off
+    ]
     if len(judged) == 1:
         return parts[0][0].upper() + parts[0][1:] + "."
     agree = len(judged) - len(off)
-    return f"{agree} of {len(judged)} numbers {'matches' if agree == 1 else 'match'} the report; " + "; ".join(parts) + "."
+    return (
+        f"{agree} of {len(judged)} numbers {'matches' if agree == 1 else 'match'} the report; " + "; ".join(parts) + "."
+    )
 
 
 def short_verdict(comparisons: Sequence[Comparison]) -> str:
@@ -137,9 +158,11 @@ class Claim:
         return self.ours < self.base
 
     def sentence(self) -> str:
-        text = (f"{self.main}'s final validation loss {self.ours:.4g} is {'lower' if self.holds else 'not lower'} than "
-                f"{self.baseline}'s {self.base:.4g}"
-                f"{', as the report says' if self.holds else ', unlike what the report says'}.")
+        text = (
+            f"{self.main}'s final validation loss {self.ours:.4g} is {'lower' if self.holds else 'not lower'} than "
+            f"{self.baseline}'s {self.base:.4g}"
+            f"{', as the report says' if self.holds else ', unlike what the report says'}."
+        )
         return text + self._speed()
 
     def short(self) -> str:
@@ -159,8 +182,10 @@ class Claim:
             return f" It reaches {reach} at step {s_main:,}; {base} never does."
         if s_main == s_base:
             return f" It reaches {reach} at the same step as {base} (step {s_main:,})."
-        return (f" It reaches {reach} {'sooner' if s_main < s_base else 'later'} (step {s_main:,}) than {base} "
-                f"(step {s_base:,}).")
+        return (
+            f" It reaches {reach} {'sooner' if s_main < s_base else 'later'} (step {s_main:,}) than {base} "
+            f"(step {s_base:,})."
+        )
 
 
 def claim(main: str, baseline: str, runs: dict[str, Run]) -> Claim | None:
@@ -171,6 +196,11 @@ def claim(main: str, baseline: str, runs: dict[str, Run]) -> Claim | None:
     ours, base = runs[main].metrics.get("val_loss"), runs[baseline].metrics.get("val_loss")
     if ours is None or base is None:
         return None
-    return Claim(main, baseline, ours, base,
-                 steps_to(history(runs[main]), "val_accuracy", CONVERGENCE_THRESHOLD),
-                 steps_to(history(runs[baseline]), "val_accuracy", CONVERGENCE_THRESHOLD))
+    return Claim(
+        main,
+        baseline,
+        ours,
+        base,
+        steps_to(history(runs[main]), "val_accuracy", CONVERGENCE_THRESHOLD),
+        steps_to(history(runs[baseline]), "val_accuracy", CONVERGENCE_THRESHOLD),
+    )

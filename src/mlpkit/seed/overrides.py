@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mlpkit.report.provenance import preset_overrides
-from mlpkit.seed.presets import preset_config
 from mlpkit.runs.folder import Run
+from mlpkit.seed.presets import preset_config
 
 __all__ = ["common_overrides", "preset_overrides"]
 

@@ -65,15 +65,19 @@ def _data_size(task: SeedTask, ctx: _Context) -> str:
     data = ctx.summary.get("data") or {}
     if data.get("n_train") is None:
         return ""
-    return (f"Our statistics come from {data['n_train']:,} training images and are applied to all "
-            f"{data.get('n_val', 0):,} validation images as well.")
+    return (
+        f"Our statistics come from {data['n_train']:,} training images and are applied to all "
+        f"{data.get('n_val', 0):,} validation images as well."
+    )
 
 
 def _architecture(task: SeedTask, ctx: _Context) -> str:
     run = ctx.runs[str(task.main)]
     hidden = run.config.get("model", {}).get("hidden", [64])
-    return (f"{task.main} has hidden layers {list(hidden)} and 10 outputs; mlpkit counts every weight including the "
-            "input bias column.")
+    return (
+        f"{task.main} has hidden layers {list(hidden)} and 10 outputs; mlpkit counts every weight including the "
+        "input bias column."
+    )
 
 
 def _contrast(task: SeedTask, ctx: _Context) -> str:
@@ -81,9 +85,11 @@ def _contrast(task: SeedTask, ctx: _Context) -> str:
     if other not in ctx.runs:
         return ""
     ns, ms = ctx.runs[other].metrics, ctx.runs[str(task.main)].metrics
-    return (f"{task.contrast['change']} ({other}) training ends at validation loss {fmt(ns.get('val_loss'), 'loss')} "
-            f"and accuracy {fmt(ns.get('val_accuracy'), 'acc')}, against {fmt(ms.get('val_loss'), 'loss')} and "
-            f"{fmt(ms.get('val_accuracy'), 'acc')} {task.contrast['main']}.")
+    return (
+        f"{task.contrast['change']} ({other}) training ends at validation loss {fmt(ns.get('val_loss'), 'loss')} "
+        f"and accuracy {fmt(ns.get('val_accuracy'), 'acc')}, against {fmt(ms.get('val_loss'), 'loss')} and "
+        f"{fmt(ms.get('val_accuracy'), 'acc')} {task.contrast['main']}."
+    )
 
 
 def _early_stop(task: SeedTask, ctx: _Context) -> str:
@@ -96,7 +102,11 @@ def _early_stop(task: SeedTask, ctx: _Context) -> str:
 
 #: Remarks a task may ask for by name in tasks.toml ("extras"); each gets the task and the context.
 EXTRAS: dict[str, Callable[[SeedTask, _Context], str]] = {
-    "data_size": _data_size, "architecture": _architecture, "contrast": _contrast, "early_stop": _early_stop}
+    "data_size": _data_size,
+    "architecture": _architecture,
+    "contrast": _contrast,
+    "early_stop": _early_stop,
+}
 
 
 # ------------------------------------------------------------------ sections
@@ -109,15 +119,25 @@ def _verdict_cell(c: Comparison) -> Cell:
 
 
 def _numbers_table(comparisons: list[Comparison]) -> dict[str, Any]:
-    rows = [[c.name, c.shown(c.ours), c.shown(c.stated) if c.stated is not None else "(plot only)", _verdict_cell(c)]
-            for c in comparisons]
+    rows = [
+        [c.name, c.shown(c.ours), c.shown(c.stated) if c.stated is not None else "(plot only)", _verdict_cell(c)]
+        for c in comparisons
+    ]
     return table(["", "ours", "the report's", "comparison"], rows, numeric=[1, 2], cls="seed-numbers")
 
 
 def _task_context(task: SeedTask, ctx: _Context) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": task.key, "title": task.title, "quotes": list(task.quotes), "says": task.says,
-                           "absent": "", "figures": [],
-                           "overrides": "", "numbers": None, "verdict": ""}
+    out: dict[str, Any] = {
+        "key": task.key,
+        "title": task.title,
+        "quotes": list(task.quotes),
+        "says": task.says,
+        "absent": "",
+        "figures": [],
+        "overrides": "",
+        "numbers": None,
+        "verdict": "",
+    }
     comparisons: list[Comparison] = []
     ready = task.source == "data" or task.main in ctx.runs
     if task.source == "data":
@@ -132,15 +152,22 @@ def _task_context(task: SeedTask, ctx: _Context) -> dict[str, Any]:
         if present:
             key = tuple(present)
             if key not in ctx.figures:  # tasks overlaying the same runs share one pair of figures
-                ctx.figures[key] = curves([ctx.runs[p] for p in present], present, ctx.assets,
-                                          prefix=f"task{task.key}-", title=" vs ".join(present))
+                ctx.figures[key] = curves(
+                    [ctx.runs[p] for p in present],
+                    present,
+                    ctx.assets,
+                    prefix=f"task{task.key}-",
+                    title=" vs ".join(present),
+                )
             out["figures"] = ctx.figures[key]
         if ready:
             run = ctx.runs[str(task.main)]
             changed = preset_overrides(run, preset_config)
             if changed:
-                out["overrides"] = (f"{task.main} ran with settings that differ from the preset "
-                                    f"({', '.join(changed)}), so its numbers need not land where the report's do.")
+                out["overrides"] = (
+                    f"{task.main} ran with settings that differ from the preset "
+                    f"({', '.join(changed)}), so its numbers need not land where the report's do."
+                )
             reference = stated(str(task.main))
             comparisons = [compare(k, _our_value(run, k), reference.get(k)) for k in task.metrics]
     remarks = [EXTRAS[name](task, ctx) for name in task.extras] if ready else []
@@ -160,16 +187,44 @@ def _overview(ctx: _Context) -> dict[str, Any]:
         run = ctx.runs.get(name)
         m = run.metrics if run else (entry or {}).get("metrics") or {}
         ref = stated(name)
-        rows.append([name, fmt(m.get("val_accuracy"), "acc"), fmt(ref.get("val_accuracy"), "acc"),
-                     fmt(m.get("val_loss"), "loss"), fmt(ref.get("val_loss"), "loss"),
-                     fmt(m.get("train_loss"), "loss"), fmt(ref.get("train_loss"), "loss"),
-                     fmt(m.get("num_parameters"), "int"), fmt(m.get("early_stop_step"), "int"),
-                     fmt(m.get("wall_time_s"), "s"), "; ".join([note(name), *ctx.measured.get(name, [])]).strip("; ")])
-    presets = table(["preset", "val acc", "report", "val loss", "report", "train loss", "report", "parameters",
-                     "early stop step", "wall time", "note"], rows, numeric=range(1, 10), cls="overview")
+        rows.append(
+            [
+                name,
+                fmt(m.get("val_accuracy"), "acc"),
+                fmt(ref.get("val_accuracy"), "acc"),
+                fmt(m.get("val_loss"), "loss"),
+                fmt(ref.get("val_loss"), "loss"),
+                fmt(m.get("train_loss"), "loss"),
+                fmt(ref.get("train_loss"), "loss"),
+                fmt(m.get("num_parameters"), "int"),
+                fmt(m.get("early_stop_step"), "int"),
+                fmt(m.get("wall_time_s"), "s"),
+                "; ".join([note(name), *ctx.measured.get(name, [])]).strip("; "),
+            ]
+        )
+    presets = table(
+        [
+            "preset",
+            "val acc",
+            "report",
+            "val loss",
+            "report",
+            "train loss",
+            "report",
+            "parameters",
+            "early stop step",
+            "wall time",
+            "note",
+        ],
+        rows,
+        numeric=range(1, 10),
+        cls="overview",
+    )
     checks = ctx.summary.get("checks") or []
-    rows = [[c.get("check", ""), fmt(c.get("value")), badge("passed", "ok") if c.get("passed") else badge("failed", "off")]
-            for c in checks]
+    rows = [
+        [c.get("check", ""), fmt(c.get("value")), badge("passed", "ok") if c.get("passed") else badge("failed", "off")]
+        for c in checks
+    ]
     return {"presets": presets, "checks": table(["check", "value", "result"], rows, cls="checks") if checks else None}
 
 
@@ -179,12 +234,15 @@ def _about(ctx: _Context, reproduce_dir: Path) -> dict[str, Any]:
     wall = ctx.summary.get("wall_time_s")
     images = f"{fmt(data.get('n_train'), 'int')} training images, {fmt(data.get('n_val'), 'int')} validation images"
     versions = f"{env.get('mlpkit', __version__)} / {env.get('numpy', '?')} / {env.get('python', '?')}"
-    rows = [["data", images],
-            ["total wall time", fmt(wall, "s") if wall is not None else DASH],
-            ["machine", machine(env)], ["BLAS", blas(env)],
-            ["mlpkit / NumPy / Python", versions],
-            ["folder", str(reproduce_dir)],
-            ["settings changed from the presets", common_overrides(ctx.runs)]]
+    rows = [
+        ["data", images],
+        ["total wall time", fmt(wall, "s") if wall is not None else DASH],
+        ["machine", machine(env)],
+        ["BLAS", blas(env)],
+        ["mlpkit / NumPy / Python", versions],
+        ["folder", str(reproduce_dir)],
+        ["settings changed from the presets", common_overrides(ctx.runs)],
+    ]
     return table(None, rows, cls="about")
 
 
@@ -222,9 +280,16 @@ def build_seed_report(reproduce_dir: str | Path, out: str | Path) -> Path:
     ctx = _Context(summary=summary, runs=runs, assets=Assets(out), missing=missing)
     tasks = [_task_context(task, ctx) for task in seed_tasks()]
     nav = [("overview", "Overview")] + [(f"task-{t['key']}", f"Task {t['key']}") for t in tasks]
-    page = render_page("seed_report.html.j2", packages=("mlpkit.seed",), title="mlpkit reproduces the seed report",
-                       subtitle=f"from {reproduce_dir}", nav=nav, about=_about(ctx, reproduce_dir),
-                       overview=_overview(ctx), tasks=tasks)
+    page = render_page(
+        "seed_report.html.j2",
+        packages=("mlpkit.seed",),
+        title="mlpkit reproduces the seed report",
+        subtitle=f"from {reproduce_dir}",
+        nav=nav,
+        about=_about(ctx, reproduce_dir),
+        overview=_overview(ctx),
+        tasks=tasks,
+    )
     atomic_write_text(out, page)
     ctx.assets.prune()
     return out

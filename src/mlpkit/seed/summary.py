@@ -37,11 +37,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"Normalization: mean {d['mean']!r} (report {report['mean']!r}), std {d['std']!r} (report {report['std']!r}).",
         f"Total wall time: {summary['wall_time_s']:.1f} s.",
         "",
-        ("Ours = final weights after training (whole training set for train loss/accuracy);"
-         " report = the numbers the seed report states."),
+        (
+            "Ours = final weights after training (whole training set for train loss/accuracy);"
+            " report = the numbers the seed report states."
+        ),
         "",
-        ("| preset | params | train loss (ours / report) | train acc | val loss (ours / report) | val acc (ours / report)"
-         " | best val loss @ step | early stop step (epoch) | wall s |"),
+        (
+            "| preset | params | train loss (ours / report) | train acc | val loss (ours / report)"
+            " | val acc (ours / report) | best val loss @ step | early stop step (epoch) | wall s |"
+        ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, entry in summary["presets"].items():
@@ -53,8 +57,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {m['num_parameters']} | {_fmt(m['train_loss'])} / {_fmt(r.get('train_loss'))} "
             f"| {_fmt(m['train_accuracy'])} / {_fmt(r.get('train_accuracy'))} "
-            f"| {_fmt(m['val_loss'])} / {_fmt(r.get('val_loss'))} | {_fmt(m['val_accuracy'])} / {_fmt(r.get('val_accuracy'))} "
-            f"| {_fmt(m['best_val_loss'])} @ {m['best_val_loss_step']} | {stop_txt} | {m['wall_time_s']:.1f} |")
+            f"| {_fmt(m['val_loss'])} / {_fmt(r.get('val_loss'))} "
+            f"| {_fmt(m['val_accuracy'])} / {_fmt(r.get('val_accuracy'))} "
+            f"| {_fmt(m['best_val_loss'])} @ {m['best_val_loss_step']} | {stop_txt} | {m['wall_time_s']:.1f} |"
+        )
     lines += ["", "## Acceptance checks", ""]
     for c in summary["checks"]:
         value = c["value"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from mlpkit.core.errors import ConfigError, MlpkitError
 from mlpkit.core.fileio import atomic_write_json, atomic_write_text
+from mlpkit.data.prepare import PreparedData
 from mlpkit.report.format import flat_config, fmt
 from mlpkit.report.plots import comparison_figure
 from mlpkit.runs.config import Config, load_config, with_overrides
@@ -26,7 +27,6 @@ from mlpkit.seed.checks import COMPARISONS, run_checks
 from mlpkit.seed.reference import reference_presets
 from mlpkit.seed.report import build_seed_report
 from mlpkit.seed.summary import reference_entry, summary_markdown
-from mlpkit.data.prepare import PreparedData
 from mlpkit.workflows.configs import preset_names, resolve_config
 from mlpkit.workflows.experiment import check_experiment, data_key, experiment_data, run_experiment
 
@@ -48,15 +48,17 @@ class Planned:
 
 
 def _has_content(run_dir: Path) -> bool:
-    return run_dir.is_dir() and any(not (p.name.startswith(".") and p.name.endswith(".tmp"))
-                                    for p in run_dir.iterdir())
+    return run_dir.is_dir() and any(not (p.name.startswith(".") and p.name.endswith(".tmp")) for p in run_dir.iterdir())
 
 
 def config_changes(before: Config, after: Config) -> list[str]:
     """``key: old -> new`` for every setting that differs (the keys in IGNORED_KEYS aside)."""
     old, new = flat_config(before.to_dict()), flat_config(after.to_dict())
-    return [f"{k}: {fmt(old.get(k))} -> {fmt(new.get(k))}" for k in {**old, **new}
-            if k not in IGNORED_KEYS and old.get(k) != new.get(k)]
+    return [
+        f"{k}: {fmt(old.get(k))} -> {fmt(new.get(k))}"
+        for k in {**old, **new}
+        if k not in IGNORED_KEYS and old.get(k) != new.get(k)
+    ]
 
 
 def plan(out: Path, configs: Mapping[str, Config], *, force: bool = False) -> list[Planned]:
@@ -84,8 +86,10 @@ def plan(out: Path, configs: Mapping[str, Config], *, force: bool = False) -> li
         else:
             planned.append(Planned(name, cfg, run_dir, "keep" if (run_dir / "metrics.json").exists() else "resume"))
     if refused and not force:
-        raise ConfigError(f"{out} already holds runs made with another config: {', '.join(refused)}. Nothing was "
-                          "changed; replace them with force=True (--force) or choose another output folder")
+        raise ConfigError(
+            f"{out} already holds runs made with another config: {', '.join(refused)}. Nothing was "
+            "changed; replace them with force=True (--force) or choose another output folder"
+        )
     return planned
 
 
@@ -101,9 +105,17 @@ def folder_runs(out: Path) -> dict[str, Run]:
     return dict(sorted(runs.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
-def reproduce_all(out: str | Path, *, presets: list[str] | None = None, overrides: list[str] | None = None,
-                  data_dir: str | Path | None = None, threads: int | None = None, progress: bool | None = None,
-                  force: bool = False, log: Callable[[str], None] = print) -> Path:
+def reproduce_all(
+    out: str | Path,
+    *,
+    presets: list[str] | None = None,
+    overrides: list[str] | None = None,
+    data_dir: str | Path | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Run the seed report's experiments and write what compares them with the report.
 
     Parameters
@@ -148,7 +160,9 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
         raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(preset_names())}")
     extra = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
     configs = {n: with_overrides(resolve_config(n), extra) for n in names}  # all validated before any work
-    todo = plan(out, configs, force=force) if out.exists() else [Planned(n, c, out / n, "run") for n, c in configs.items()]
+    todo = (
+        plan(out, configs, force=force) if out.exists() else [Planned(n, c, out / n, "run") for n, c in configs.items()]
+    )
     for item in todo:  # every run that will train is checked before the first one starts
         if item.action != "keep":
             check_experiment(item.config, item.run_dir, data_dir=data_dir, resume=item.action != "run")
@@ -171,17 +185,22 @@ def reproduce_all(out: str | Path, *, presets: list[str] | None = None, override
             log(f"[{name}] replacing the run made with another config ({'; '.join(item.changed)})")
             shutil.rmtree(item.run_dir)
         log(f"[{name}] {cfg.description}" + (f" (with {', '.join(extra)})" if extra else ""))
-        result = run_experiment(cfg, item.run_dir, data=data_for(cfg), progress=progress, log=log,
-                                resume=item.action == "resume")
+        result = run_experiment(
+            cfg, item.run_dir, data=data_for(cfg), progress=progress, log=log, resume=item.action == "resume"
+        )
         m = result.metrics
-        log(f"[{name}] val acc {m['val_accuracy']:.4f}  val loss {m['val_loss']:.4f}  train loss {m['train_loss']:.4f}"
-            f"  early stop {m['early_stop_step']}  {m['wall_time_s']:.1f} s")
+        log(
+            f"[{name}] val acc {m['val_accuracy']:.4f}  val loss {m['val_loss']:.4f}  train loss {m['train_loss']:.4f}"
+            f"  early stop {m['early_stop_step']}  {m['wall_time_s']:.1f} s"
+        )
         if result.interrupted:
             log("interrupted: stopping the reproduction here")
             break
     runs = folder_runs(out)
     first = data_for(next(iter(configs.values())))  # already prepared unless every run was kept
-    kept_time = sum(runs[i.name].metrics.get("wall_time_s") or 0.0 for i in todo if i.action == "keep" and i.name in runs)
+    kept_time = sum(
+        runs[i.name].metrics.get("wall_time_s") or 0.0 for i in todo if i.action == "keep" and i.name in runs
+    )
     summary = {
         "data": {"mean": first.mean, "std": first.std, "n_train": len(first.y_train), "n_val": len(first.y_val)},
         "wall_time_s": time.perf_counter() - start + kept_time,
