@@ -14,11 +14,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mlpkit.engine import blas
-from mlpkit.engine import kernels
+from mlpkit.engine import cblas, dense_kernels
 from mlpkit.nn.activations import Activation, sigmoid, sigmoid_derivative
 from mlpkit.train.callbacks import Callback, History
-from mlpkit.engine.compiled import ENV_VAR, compiled_steps
+from mlpkit.engine.planner import ENV_VAR, compiled_steps
 from mlpkit.core.errors import ConfigError, DivergenceError
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
@@ -142,13 +141,13 @@ def test_fast_tanh_is_within_5_ulp_of_float64_tanh_and_keeps_specials():
     x = np.concatenate([np.linspace(-12, 12, 400_001), np.random.default_rng(0).normal(scale=3, size=100_000)])
     x = x.astype(np.float32)
     got = x.copy()
-    kernels.tanh32(got)
+    dense_kernels.tanh32(got)
     truth = np.tanh(x.astype(np.float64))
     ulp = np.spacing(np.abs(truth).astype(np.float32)).astype(np.float64)
     assert np.max(np.abs(got - truth) / ulp) <= 5
     assert np.max(np.abs(got - truth)) < 3e-7
     special = np.array([0.0, -0.0, 1e-30, np.inf, -np.inf, np.nan], dtype=np.float32)
-    kernels.tanh32(special)
+    dense_kernels.tanh32(special)
     assert special[0] == 0 and np.signbit(special[1]) and special[2] == np.float32(1e-30)
     assert special[3] == pytest.approx(1, abs=3e-7) and special[4] == pytest.approx(-1, abs=3e-7)
     assert np.isnan(special[5])
@@ -159,13 +158,13 @@ def test_accuracy_counts_ties_and_nan_like_argmax():
                       dtype=np.float32)
     for labels in ([1, 0, 1, 0, 0], [2, 3, 2, 3, 1]):
         labels = np.array(labels, dtype=np.intp)
-        _, hits = kernels._xent_and_hits(logits, labels)
+        _, hits = dense_kernels.xent_and_hits(logits, labels)
         assert hits == np.count_nonzero(np.argmax(logits, axis=1) == labels)
 
 
 def test_blas_routines_are_found_and_multiply_correctly():
     for dtype in ("float32", "float64"):
-        found = blas.routines(dtype)
+        found = cblas.routines(dtype)
         assert found is not None, f"no CBLAS gemm/axpy for {dtype} in NumPy's BLAS"
     rng = np.random.default_rng(1)
     model = MLP([7], n_features=5, n_classes=3, bias="per_layer", dtype="float64").init_weights(rng)

@@ -15,13 +15,11 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from mlpkit.engine import blas
-from mlpkit.engine import kernels
-from mlpkit.engine import memory
-from mlpkit.engine import simd
-from mlpkit.train import trainer as trainer_module
+from mlpkit.engine import cblas, dense_kernels, memory, planner, simd, sparse_kernels, threads
 from mlpkit.train.callbacks import History
-from mlpkit.engine.compiled import CompiledEvaluation, compiled_steps, sparse_arguments
+from mlpkit.engine.compiled import CompiledEvaluation, sparse_arguments
+from mlpkit.engine.evaluator import Evaluator
+from mlpkit.engine.planner import compiled_steps
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.engine.sparse import (
@@ -31,7 +29,7 @@ from mlpkit.engine.sparse import (
     index_dtype,
     sparse_rows,
 )
-from mlpkit.train.trainer import Evaluator, Trainer
+from mlpkit.train.trainer import Trainer
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
 
@@ -106,12 +104,12 @@ def test_index_dtype_widens_past_65536_columns():
 # -------------------------------------------------------------------------- kernels
 @njit
 def _product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k):
-    kernels._sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k)
+    sparse_kernels.sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, k)
 
 
 @njit
 def _gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, k):
-    kernels._sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, k)
+    sparse_kernels.sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, k)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -126,8 +124,8 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
     fan_in, w_off = x.shape[1], 5
     params = rng.normal(size=w_off + fan_in * n + 3).astype(dtype)
     w = params[w_off : w_off + fan_in * n].reshape(fan_in, n)
-    k = kernels.constants(np.dtype(dtype))
-    gemm = blas.gemm(dtype)
+    k = dense_kernels.constants(np.dtype(dtype))
+    gemm = cblas.gemm(dtype)
     tol = 1e-12 if dtype == "float64" else 2e-4
     rows = np.array([44, 0, 7, 7, 30], dtype=np.intp)
     out = np.full((len(rows), n), np.nan, dtype=dtype)
@@ -153,7 +151,7 @@ def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alph
     want = dst.astype(np.float64).copy()
     w = want[w_off : w_off + fan_in * n].reshape(fan_in, n)
     w[...] = beta * w + alpha * (x[rows].astype(np.float64).T @ delta)
-    k = kernels.constants(np.dtype(dtype))
+    k = dense_kernels.constants(np.dtype(dtype))
     _gradient(sparse_arguments(sp, np.dtype(dtype)), rows, len(rows), delta, dst, w_off, fan_in, n,
               dst.dtype.type(alpha), dst.dtype.type(beta), k)
     np.testing.assert_allclose(dst, want, rtol=0, atol=1e-12 if dtype == "float64" else 1e-4)
@@ -234,7 +232,7 @@ def test_evaluator_on_the_sparse_form_equals_the_dense_evaluation():
     with Evaluator(model, max_rows=5000, chunk=700) as ev:
         dense = ev.evaluate_many([(x, y), (x[:900], y[:900])])
         ev.use_sparse(x, sparse_rows(x))
-        assert ev._sparse_of(x) is not None and ev._sparse_of(x.copy()) is None  # this very array only
+        assert ev.sparse_of(x) is not None and ev.sparse_of(x.copy()) is None  # this very array only
         sparse = ev.evaluate_many([(x, y), (x[:900], y[:900])])
         with pytest.raises(ValueError, match="sparse inputs of shape"):
             ev.use_sparse(x[:10], sparse_rows(x))
@@ -261,9 +259,9 @@ def test_when_the_trainer_uses_the_sparse_form(monkeypatch):
     assert t.engine_used == "compiled" and not t.sparse_used
 
     # large steps with BLAS on two threads: the steps stay dense (the sparse kernels use one thread)
-    monkeypatch.setattr(trainer_module, "SMALL_STEP_MACS", 0)
-    monkeypatch.setattr(trainer_module._Blas, "threads", lambda self: 2)
-    monkeypatch.setattr(trainer_module._Blas, "limit", lambda self, n: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(planner, "SMALL_STEP_MACS", 0)
+    monkeypatch.setattr(threads.BlasThreads, "threads", lambda self: 2)
+    monkeypatch.setattr(threads.BlasThreads, "limit", lambda self, n: __import__("contextlib").nullcontext())
     t, _ = _fit(True, epochs=1)
     assert t.engine_used == "compiled" and not t.sparse_used
 

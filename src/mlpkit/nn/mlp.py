@@ -44,8 +44,22 @@ def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
     return resolved
 
 
+@dataclass(frozen=True)
+class LayerLayout:
+    """Where one layer lives in the flat parameter buffer (element offsets).
+
+    The model's ``layout`` is the single description of that buffer: the parameter views,
+    the gradients and the compiled kernels all take it from there.
+    """
+
+    weight_offset: int  # W (fan_in, fan_out), C-ordered, starts here
+    fan_in: int
+    fan_out: int
+    bias_offset: int | None  # b (fan_out,) starts here; None: the layer has no bias
+
+
 @dataclass
-class _Rows:
+class BatchViews:
     """Views of a :class:`Workspace` for one row count (built once, then reused)."""
 
     outputs: list[np.ndarray]
@@ -65,26 +79,26 @@ class Workspace:
     def __init__(self, capacity: int, widths: Sequence[int], dtype: np.dtype, *,
                  input_width: int | None = None) -> None:
         self.capacity = capacity
-        k = widths[-1]
-        self._logits = np.empty(capacity * k, dtype=dtype)
+        n_classes = widths[-1]
+        self._logits = np.empty(capacity * n_classes, dtype=dtype)
         self.outputs = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]
-        self.outputs.append(self._logits.reshape(k, capacity).T)
+        self.outputs.append(self._logits.reshape(n_classes, capacity).T)
         self.deltas = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # dL/dz, hidden layers
         self.scratch = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # f'(a), hidden layers
-        self.loss = LossScratch(capacity, k, dtype)
+        self.loss = LossScratch(capacity, n_classes, dtype)
         self.inputs = None if input_width is None else np.empty((capacity, input_width), dtype=dtype)
         self.labels = None if input_width is None else np.empty(capacity, dtype=np.intp)
-        self._rows: dict[int, _Rows] = {}
+        self._rows: dict[int, BatchViews] = {}
 
-    def rows(self, n: int) -> _Rows:
+    def rows(self, n: int) -> BatchViews:
         """The buffers cut to the first ``n`` rows (cached per ``n``)."""
         rows = self._rows.get(n)
         if rows is None:
             if not 0 < n <= self.capacity:
                 raise InputError(f"a batch of {n} rows does not fit this workspace (capacity {self.capacity})")
-            k = self.outputs[-1].shape[1]
-            logits_t = self._logits[: k * n].reshape(k, n)
-            rows = _Rows(outputs=[o[:n] for o in self.outputs[:-1]] + [logits_t.T],
+            n_classes = self.outputs[-1].shape[1]
+            logits_t = self._logits[: n_classes * n].reshape(n_classes, n)
+            rows = BatchViews(outputs=[o[:n] for o in self.outputs[:-1]] + [logits_t.T],
                          deltas=[d[:n] for d in self.deltas], scratch=[s[:n] for s in self.scratch],
                          logits_t=logits_t)
             self._rows[n] = rows
@@ -92,7 +106,32 @@ class Workspace:
 
 
 class MLP:
-    """A multilayer perceptron classifier with hand-written backpropagation."""
+    """A multilayer perceptron classifier with hand-written backpropagation.
+
+    Parameters
+    ----------
+    hidden : sequence of int
+        Sizes of the hidden layers, first to last (``[64]``; at least one).
+    n_features : int, default 784
+        Features of a raw input (before the bias column).
+    n_classes : int, default 10
+        Output classes; the last layer returns their logits.
+    activation : str, default "sigmoid"
+        Hidden-layer activation, by name (see :data:`mlpkit.nn.activations.ACTIVATIONS`).
+    bias : {"input_column", "per_layer"}, default "input_column"
+        The seed's bias trick (a constant 1 appended to every input) or a bias vector per layer.
+    dtype : {"float32", "float64"}, default "float32"
+        Parameters, activations and prepared inputs use it.
+
+    Raises
+    ------
+    ConfigError
+        A size, name or dtype that is not one of the valid ones.
+
+    Notes
+    -----
+    The weights start at zero: call :meth:`init_weights` before training.
+    """
 
     def __init__(
         self,
@@ -121,7 +160,11 @@ class MLP:
         self.input_width = self.n_features + (1 if bias == "input_column" else 0)
         sizes = [self.input_width, *self.hidden, self.n_classes]
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
-        self._flat = aligned_zeros(sum(int(np.prod(s)) for s in self._parameter_shapes()), self.dtype)
+        self.layout = self._make_layout()
+        last = self.layout[-1]
+        size = (last.bias_offset + last.fan_out) if last.bias_offset is not None else \
+            last.weight_offset + last.fan_in * last.fan_out
+        self._flat = aligned_zeros(size, self.dtype)
         views = self._views_of(self._flat)
         per = 2 if bias == "per_layer" else 1
         self.weights = views[::per]
@@ -132,21 +175,33 @@ class MLP:
     def num_layers(self) -> int:
         return len(self.shapes)
 
-    def _parameter_shapes(self) -> list[tuple[int, ...]]:
-        shapes: list[tuple[int, ...]] = []
+    def _make_layout(self) -> tuple[LayerLayout, ...]:
+        """Layer after layer: W_i, then b_i when every layer has a bias, nothing between."""
+        layers, offset = [], 0
         for fan_in, fan_out in self.shapes:
-            shapes.append((fan_in, fan_out))
+            weight_offset = offset
+            offset += fan_in * fan_out
+            bias_offset = None
             if self.bias == "per_layer":
-                shapes.append((fan_out,))
-        return shapes
+                bias_offset = offset
+                offset += fan_out
+            layers.append(LayerLayout(weight_offset, fan_in, fan_out, bias_offset))
+        return tuple(layers)
+
+    @property
+    def flat_parameters(self) -> np.ndarray:
+        """Every parameter in one 1-D buffer (``ALIGNMENT``-aligned), laid out as ``layout`` says;
+        ``parameters()`` are views of it, so writing either changes both."""
+        return self._flat
 
     def _views_of(self, flat: np.ndarray) -> list[np.ndarray]:
-        """Consecutive views of ``flat`` shaped like the parameters, in ``parameters()`` order."""
-        views, offset = [], 0
-        for shape in self._parameter_shapes():
-            size = int(np.prod(shape))
-            views.append(flat[offset : offset + size].reshape(shape))
-            offset += size
+        """Views of ``flat`` shaped like the parameters, in ``parameters()`` order, where ``layout`` puts them."""
+        views = []
+        for layer in self.layout:
+            w = layer.weight_offset
+            views.append(flat[w : w + layer.fan_in * layer.fan_out].reshape(layer.fan_in, layer.fan_out))
+            if layer.bias_offset is not None:
+                views.append(flat[layer.bias_offset : layer.bias_offset + layer.fan_out])
         return views
 
     def init_weights(self, rng: np.random.Generator, initializer: str = "uniform") -> "MLP":

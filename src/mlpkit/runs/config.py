@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from mlpkit.nn.activations import ACTIVATIONS
-from mlpkit.engine.compiled import ENGINES
+from mlpkit.engine.planner import ENGINES
 from mlpkit.data.mnist import SPLITS
 from mlpkit.core.errors import ConfigError
 from mlpkit.nn.initializers import INITIALIZERS

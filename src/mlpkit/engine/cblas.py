@@ -1,8 +1,8 @@
 """CBLAS ``gemm`` and ``axpy`` of the BLAS library NumPy uses, as ctypes functions for compiled code.
 
 Why NumPy's library: it is already loaded, its thread count is what ``--threads`` and
-threadpoolctl control, and for the seed's small products it was measured faster than the
-one SciPy bundles (which Numba's ``np.dot`` calls). Wheels of NumPy on Linux and Windows
+:mod:`mlpkit.engine.threads` control, and for the seed's small products it was measured
+faster than the one SciPy bundles (which Numba's ``np.dot`` calls). Wheels of NumPy on Linux and Windows
 bundle OpenBLAS with ``scipy_``-prefixed, 64-bit-integer symbols; other builds may expose
 plain ``cblas_sgemm``. Every candidate is checked on a small product before it is used, and
 when none is found :func:`routines` returns None and training keeps to the NumPy path.
@@ -18,6 +18,8 @@ import numpy as np
 from numba import types as nb_types
 from numba.core.types import WrapperAddressProtocol
 from numba.core.typing.typeof import typeof_impl
+
+from mlpkit.engine.threads import blas_libraries
 
 #: Symbol names to try: the 64-bit-integer CBLAS interface (NumPy's wheels and ILP64 builds).
 #: The kernels pass sizes as 64-bit integers, so a 32-bit-integer ``cblas_sgemm`` is not used.
@@ -58,10 +60,8 @@ def _signatures(real):
 
 def _blas_paths() -> list[str]:
     """Shared libraries of the BLAS NumPy loaded, NumPy's own first."""
-    from threadpoolctl import threadpool_info
-
     np.linalg.inv(np.eye(2))  # make sure NumPy's BLAS is loaded
-    paths = [info["filepath"] for info in threadpool_info() if info.get("user_api") == "blas"]
+    paths = [info["filepath"] for info in blas_libraries()]
     return sorted(paths, key=lambda p: "numpy" not in p)
 
 
