@@ -46,7 +46,7 @@ class Routine(WrapperAddressProtocol):
 @typeof_impl.register(Routine)
 def _typeof_routine(value: Routine, context) -> nb_types.FunctionType:
     """The type made once: Numba's generic typing of such objects builds a new one per call
-    (~25 microseconds each, and a little memory that is never freed)."""
+    (slow, and a little memory that is never freed, per call)."""
     return value.numba_type
 
 

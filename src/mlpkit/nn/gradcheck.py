@@ -53,8 +53,36 @@ def check_gradients(
 ) -> GradCheckResult:
     """Compare backprop gradients with central differences (L(w+e) - L(w-e)) / 2e.
 
-    ``x`` are prepared inputs (float64, bias column if the model uses one). Every entry of
-    every parameter is checked unless ``max_per_parameter`` picks a random subset.
+    Parameters
+    ----------
+    model : MLP
+        A float64 model; its weights are perturbed one at a time and put back.
+    x : ndarray
+        Prepared inputs (float64, with the bias column if the model uses one).
+    y : ndarray
+        Integer labels.
+    epsilon : float, default 1e-3
+        The finite-difference step (the seed's check).
+    tolerance : float, default 1e-3
+        The largest error that passes, in the units of ``mode``.
+    mode : {"absolute", "relative"}, default "absolute"
+        ``|a - n|``, or ``|a - n| / max(|a| + |n|, scale_floor)`` (see the module docstring).
+    max_per_parameter : int, optional
+        Check this many random entries of each parameter array (default: every entry).
+    rng : numpy.random.Generator, optional
+        Draws those entries (default: seed 0).
+    scale_floor : float, default 1e-5
+        The relative mode's smallest denominator.
+
+    Returns
+    -------
+    GradCheckResult
+        The worst errors, where they are, how many entries were checked, and ``passed``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown mode, or a model that is not float64.
     """
     if mode not in ("absolute", "relative"):
         raise ConfigError(f"gradcheck mode must be 'absolute' or 'relative', got {mode!r}")
