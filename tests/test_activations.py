@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpkit.nn.activations import ACTIVATIONS, get_activation
 from mlpkit.core.errors import ConfigError
+from mlpkit.nn.activations import ACTIVATIONS, get_activation
 
 REFERENCE = {
     "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
@@ -61,7 +61,8 @@ def test_each_builtin_names_its_own_kernel_code_and_new_ones_have_none():
 
 def test_the_improved_sigmoid_constants_are_the_kernels():
     from mlpkit.engine import dense_kernels as dk
-    from mlpkit.nn.activations import IMPROVED_SIGMOID_A as A, IMPROVED_SIGMOID_B as B
+    from mlpkit.nn.activations import IMPROVED_SIGMOID_A as A
+    from mlpkit.nn.activations import IMPROVED_SIGMOID_B as B
 
     consts = dk.constants(np.dtype(np.float64), lr=0.25, momentum=0.5)
     assert (consts[dk.ISIG_A], consts[dk.ISIG_B]) == (A, B) and A == 1.7159 and B == 2 / 3

@@ -15,14 +15,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mlpkit.train.callbacks import Callback, History
-from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
 from mlpkit.core.arrays import ALIGNMENT, flat_span
-from mlpkit.nn.mlp import MLP
 from mlpkit.engine.evaluator import Evaluator
 from mlpkit.engine.numpy_steps import BLOCKED_MIN, BlockedSGDUpdate
 from mlpkit.engine.threads import WorkerPool
+from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
+from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, History
 from mlpkit.train.trainer import Trainer
 
 A, B = 1.7159, 2.0 / 3.0

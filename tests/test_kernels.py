@@ -14,16 +14,16 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from tolerances import float64_run_tolerance, float64_sum_tolerance
 
-from mlpkit.engine import cblas, dense_kernels
-from mlpkit.nn.activations import Activation, sigmoid, sigmoid_derivative
-from mlpkit.train.callbacks import Callback, History
-from mlpkit.engine.planner import ENV_VAR, compiled_steps
 from mlpkit.core.errors import ConfigError, DivergenceError
+from mlpkit.engine import cblas, dense_kernels
+from mlpkit.engine.planner import ENV_VAR, compiled_steps
+from mlpkit.nn.activations import Activation, sigmoid, sigmoid_derivative
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, History
 from mlpkit.train.trainer import Trainer
-from tolerances import float64_run_tolerance, float64_sum_tolerance
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
 

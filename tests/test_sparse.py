@@ -14,14 +14,12 @@ import numpy as np
 import pytest
 from numba import njit
 from numba.core.errors import TypingError
+from tolerances import assert_within, float64_run_tolerance, float64_sum_tolerance, sum_error_bound
 
 from mlpkit.engine import cblas, dense_kernels, memory, planner, simd, sparse_kernels, sparse_reference, threads
-from mlpkit.train.callbacks import History
 from mlpkit.engine.compiled import CompiledEvaluation, sparse_arguments
 from mlpkit.engine.evaluator import Evaluator
 from mlpkit.engine.planner import compiled_steps
-from mlpkit.nn.mlp import MLP
-from mlpkit.optim.sgd import SGD
 from mlpkit.engine.sparse import (
     FEATURE_BLOCK,
     MAX_DENSITY,
@@ -29,8 +27,10 @@ from mlpkit.engine.sparse import (
     index_dtype,
     sparse_rows,
 )
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import History
 from mlpkit.train.trainer import Trainer
-from tolerances import assert_within, float64_run_tolerance, float64_sum_tolerance, sum_error_bound
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
 

@@ -5,10 +5,10 @@ import threading
 import numpy as np
 import pytest
 
-from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History
 from mlpkit.core.errors import ConfigError
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History
 from mlpkit.train.trainer import Trainer
 
 

@@ -6,9 +6,7 @@ engine loads it on first use) nor matplotlib.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from mlpkit.core.errors import (  # noqa: E402
+from mlpkit.core.errors import (
     CheckpointError,
     ConfigError,
     DataError,
@@ -16,11 +14,13 @@ from mlpkit.core.errors import (  # noqa: E402
     InputError,
     MlpkitError,
 )
-from mlpkit.data.mnist import load_mnist  # noqa: E402
-from mlpkit.nn.mlp import MLP  # noqa: E402
-from mlpkit.optim.sgd import SGD  # noqa: E402
-from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar  # noqa: E402
-from mlpkit.train.trainer import Trainer  # noqa: E402
+from mlpkit.data.mnist import load_mnist
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
+from mlpkit.train.trainer import Trainer
+
+__version__ = "0.1.0"
 
 __all__ = [
     "MLP",

@@ -30,7 +30,26 @@ _HOMES = {
     "sparse_rows": "sparse",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "BlasThreads",
+    "CompiledEvaluation",
+    "CompiledSteps",
+    "ENGINES",
+    "EVAL_CHUNK",
+    "EnginePlan",
+    "Evaluator",
+    "NumpySteps",
+    "SparseRows",
+    "StepRunner",
+    "WorkerPool",
+    "blas_threads",
+    "check_engine",
+    "limit_blas_threads",
+    "plan_engine",
+    "sparse_rows",
+    "why_not",
+]
+assert sorted(__all__) == sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:

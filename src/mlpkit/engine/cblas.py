@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 
-import numba.experimental.function_type  # noqa: F401  (registers Routine's type with Numba)
+import numba.experimental.function_type  # noqa: F401 -- registers the type of first-class C functions
 import numpy as np
 from numba import types as nb_types
 from numba.core.types import WrapperAddressProtocol
@@ -32,7 +32,7 @@ class Routine(WrapperAddressProtocol):
 
     def __init__(self, fn, signature) -> None:
         self._fn = fn  # keeps the library loaded
-        self._address = ctypes.cast(fn, ctypes.c_void_p).value
+        self._address = int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
         self._signature = signature
         self.numba_type = nb_types.FunctionType(signature)
 

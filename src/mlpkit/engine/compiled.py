@@ -112,7 +112,8 @@ class CompiledSteps:
         width = sum(fan_out for _, fan_out in model.shapes)
         self._scratch = np.empty(2 * batch_size * width, dtype=dtype)  # outputs, then deltas
         self._plan = np.zeros(4, dtype=np.int64)
-        self._code = model.activation.kernel_code
+        assert model.activation.kernel_code is not None, "why_not() is checked first"
+        self._code: int = model.activation.kernel_code
         self._xb = np.empty((batch_size, model.input_width), dtype=dtype)
         self._yb = np.empty(batch_size, dtype=np.intp)
         self.losses = np.empty(0, dtype=np.float64)

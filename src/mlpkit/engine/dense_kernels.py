@@ -25,7 +25,7 @@ from mlpkit.nn.activations import (
 
 #: Reassociation lets LLVM vectorize the reductions (softmax sums, bias gradients) and
 #: contraction allows fused multiply-adds. No "no-NaN"/"no-inf" flags: divergence must show.
-FAST = dict(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+FAST = {"nogil": True, "fastmath": {"reassoc", "contract"}, "error_model": "numpy"}
 
 #: Where each constant sits in the array ``constants`` makes: 1/2, 1, the improved sigmoid's
 #: A, B, A^2 and B/A (f = A tanh(B z)), 0, then the learning rate and momentum of a run.

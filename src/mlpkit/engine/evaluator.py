@@ -10,7 +10,8 @@ import numpy as np
 
 from mlpkit.engine.threads import BlasThreads, WorkerPool
 from mlpkit.nn.losses import cross_entropy_sum_and_hits
-from mlpkit.nn.mlp import MLP, Workspace
+from mlpkit.nn.mlp import MLP
+from mlpkit.nn.workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.engine.compiled import CompiledEvaluation
@@ -57,8 +58,8 @@ class Evaluator:
 
         self.model = model
         self.chunk = max(1, min(chunk or EVAL_CHUNK, max_rows))
-        self._blas = BlasThreads()
-        workers = self._blas.threads() if workers is None else workers
+        self._blas_threads = BlasThreads()
+        workers = self._blas_threads.threads() if workers is None else workers
         self.workspaces = [model.workspace(self.chunk) for _ in range(max(1, workers))]
         self.pool = WorkerPool(len(self.workspaces))
         # the compiled chunk evaluation, when it applies; one scratch buffer per worker
@@ -106,7 +107,7 @@ class Evaluator:
         datasets = [(x, np.ascontiguousarray(y, dtype=np.intp)) for x, y in datasets]  # as the kernel takes them
         sparse = [self.sparse_of(x) for x, _ in datasets]
         chunk, evaluate_chunk = self.chunk, self._chunk
-        jobs = []  # (dataset index, first row) of every chunk, datasets one after the other
+        jobs: list[tuple[int, int]] = []  # (dataset index, first row) of every chunk, datasets one after the other
         for d, (x, _) in enumerate(datasets):
             jobs.extend((d, s) for s in range(0, len(x), chunk))
         results: list[tuple[float, int]] = [(0.0, 0)] * len(jobs)
@@ -118,7 +119,7 @@ class Evaluator:
                 x, y = datasets[d]
                 results[j] = evaluate_chunk(x[s : s + chunk], y[s : s + chunk], ws, sparse[d], s)
 
-        with self._blas.limit(1):
+        with self._blas_threads.limit(1):
             self.pool.run_each(work, self.workspaces[: self.pool.workers])
         totals = [[0.0, 0] for _ in datasets]
         for (d, _), (loss_sum, hits) in zip(jobs, results):  # in chunk order, as model.evaluate adds
@@ -131,7 +132,7 @@ class Evaluator:
         self._sparse.clear()
         self.pool.close()
 
-    def __enter__(self) -> "Evaluator":
+    def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc: object) -> None:

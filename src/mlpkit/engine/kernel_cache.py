@@ -82,8 +82,9 @@ def cache_root() -> Path:
 
     engine = _PACKAGE / "engine"
     subpath = "mlpkit-" + _CacheLocator.get_suitable_cache_subpath(str(engine / "kernels.py"))
-    if config.CACHE_DIR:
-        return Path(config.CACHE_DIR) / subpath
+    user_dir = getattr(config, "CACHE_DIR", "")  # NUMBA_CACHE_DIR
+    if user_dir:
+        return Path(user_dir) / subpath
     in_tree = engine / "__pycache__"
     if _writable(in_tree):
         return in_tree
@@ -146,12 +147,12 @@ def _cache_classes() -> type:
             return str(self._lineno)
 
         @classmethod
-        def from_function(cls, py_func: Callable[..., Any], py_file: str) -> "KernelLocator | None":
+        def from_function(cls, py_func: Callable[..., Any], py_file: str) -> KernelLocator | None:
             directory = _prepared_directory()
             return None if directory is None else cls(py_func, directory, current_digest())
 
     class KernelCacheImpl(CompileResultCacheImpl):
-        _locator_classes = [KernelLocator]
+        _locator_classes = [KernelLocator]  # type: ignore[list-item]  # noqa: RUF012 (Numba's own pattern)
 
     class KernelCache(FunctionCache):
         _impl_class = KernelCacheImpl

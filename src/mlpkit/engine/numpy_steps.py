@@ -103,6 +103,7 @@ class NumpySteps:
         losses, bs, ws, grads = self.losses, self.batch_size, self._ws, self._grads
         loss_and_gradients, update, take = self.model.loss_and_gradients, self._update, np.take
         x, y, full_x, full_y = self.x, self.y, ws.inputs, ws.labels
+        assert full_x is not None and full_y is not None  # a workspace made with_batch
         for s in range(n_steps):
             k = first_step + s
             idx = order[k * bs : (k + 1) * bs]

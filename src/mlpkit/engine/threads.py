@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ContextManager, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -30,7 +31,7 @@ class BlasThreads:
         """The thread limit in force now (the largest over the loaded BLAS libraries; 1 if none)."""
         return max([lib.num_threads for lib in self._libraries.lib_controllers] or [1])
 
-    def limit(self, n: int) -> ContextManager[Any]:
+    def limit(self, n: int) -> AbstractContextManager[Any]:
         """A context manager: at most ``n`` BLAS threads inside it (a no-op when already so)."""
         if self.threads() <= n:
             return contextlib.nullcontext()

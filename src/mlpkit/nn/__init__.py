@@ -4,16 +4,17 @@ from mlpkit.nn.activations import ACTIVATIONS, Activation, get_activation
 from mlpkit.nn.gradcheck import GradCheckResult, check_gradients
 from mlpkit.nn.initializers import INITIALIZERS, get_initializer
 from mlpkit.nn.losses import LossScratch, cross_entropy, cross_entropy_sum_and_hits, softmax, softmax_cross_entropy
-from mlpkit.nn.mlp import MLP, LayerLayout, Workspace
+from mlpkit.nn.mlp import MLP, LayerLayout
+from mlpkit.nn.workspace import Workspace
 
 __all__ = [
     "ACTIVATIONS",
+    "INITIALIZERS",
+    "MLP",
     "Activation",
     "GradCheckResult",
-    "INITIALIZERS",
     "LayerLayout",
     "LossScratch",
-    "MLP",
     "Workspace",
     "check_gradients",
     "cross_entropy",

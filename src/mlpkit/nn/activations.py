@@ -8,8 +8,8 @@ All functions can work in place (``out=``) so the training loop allocates nothin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

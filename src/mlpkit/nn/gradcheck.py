@@ -12,6 +12,7 @@ The model is evaluated in float64 either way so the check tests the maths, not r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,10 +92,10 @@ def check_gradients(
     ws = model.workspace(len(x))
     grads = model.new_gradients()
     model.loss_and_gradients(x, y, ws, grads)
-    worst = (0.0, 0.0, "", ())
+    worst: tuple[float, float, str, tuple[int, ...]] = (0.0, 0.0, "", ())
     count = 0
     for name, param, grad in zip(model.parameter_names(), model.parameters(), grads):
-        indices = np.ndindex(param.shape)
+        indices: Iterable[tuple[int, ...]] = np.ndindex(param.shape)
         if max_per_parameter is not None and param.size > max_per_parameter:
             rng = rng or np.random.default_rng(0)
             flat = rng.choice(param.size, size=max_per_parameter, replace=False)

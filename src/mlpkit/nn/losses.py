@@ -67,7 +67,7 @@ class LossScratch:
         self._rows: dict[tuple[int, bool], LossViews] = {}
 
     @classmethod
-    def for_logits(cls, logits: np.ndarray) -> "LossScratch":
+    def for_logits(cls, logits: np.ndarray) -> LossScratch:
         return cls(logits.shape[0], logits.shape[1], logits.dtype)
 
     def rows(self, n: int, transposed: bool) -> LossViews:

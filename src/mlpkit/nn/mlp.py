@@ -17,16 +17,17 @@ layer with a handful of whole-buffer operations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from mlpkit.nn.activations import get_activation
 from mlpkit.core.arrays import aligned_zeros, input_array
 from mlpkit.core.errors import CheckpointError, ConfigError, InputError
+from mlpkit.nn.activations import get_activation
 from mlpkit.nn.initializers import get_initializer
-from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
+from mlpkit.nn.losses import cross_entropy_sum_and_hits, softmax_cross_entropy
+from mlpkit.nn.workspace import Workspace
 
 BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -56,53 +57,6 @@ class LayerLayout:
     fan_in: int
     fan_out: int
     bias_offset: int | None  # b (fan_out,) starts here; None: the layer has no bias
-
-
-@dataclass
-class BatchViews:
-    """Views of a :class:`Workspace` for one row count (built once, then reused)."""
-
-    outputs: list[np.ndarray]
-    deltas: list[np.ndarray]
-    scratch: list[np.ndarray]
-    logits_t: np.ndarray  # (K, n) C-ordered; outputs[-1] is its transpose
-
-
-class Workspace:
-    """Buffers for one maximum batch size; smaller batches use leading-row views.
-
-    ``outputs`` holds a_1 .. a_L (last = logits, (capacity, K)); the logits live in a
-    C-ordered (K, capacity) buffer and are handed out as its transpose, so that the
-    row-wise softmax reductions over K classes are vectorized across rows.
-    """
-
-    def __init__(self, capacity: int, widths: Sequence[int], dtype: np.dtype, *,
-                 input_width: int | None = None) -> None:
-        self.capacity = capacity
-        n_classes = widths[-1]
-        self._logits = np.empty(capacity * n_classes, dtype=dtype)
-        self.outputs = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]
-        self.outputs.append(self._logits.reshape(n_classes, capacity).T)
-        self.deltas = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # dL/dz, hidden layers
-        self.scratch = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # f'(a), hidden layers
-        self.loss = LossScratch(capacity, n_classes, dtype)
-        self.inputs = None if input_width is None else np.empty((capacity, input_width), dtype=dtype)
-        self.labels = None if input_width is None else np.empty(capacity, dtype=np.intp)
-        self._rows: dict[int, BatchViews] = {}
-
-    def rows(self, n: int) -> BatchViews:
-        """The buffers cut to the first ``n`` rows (cached per ``n``)."""
-        rows = self._rows.get(n)
-        if rows is None:
-            if not 0 < n <= self.capacity:
-                raise InputError(f"a batch of {n} rows does not fit this workspace (capacity {self.capacity})")
-            n_classes = self.outputs[-1].shape[1]
-            logits_t = self._logits[: n_classes * n].reshape(n_classes, n)
-            rows = BatchViews(outputs=[o[:n] for o in self.outputs[:-1]] + [logits_t.T],
-                         deltas=[d[:n] for d in self.deltas], scratch=[s[:n] for s in self.scratch],
-                         logits_t=logits_t)
-            self._rows[n] = rows
-        return rows
 
 
 class MLP:
@@ -204,7 +158,7 @@ class MLP:
                 views.append(flat[layer.bias_offset : layer.bias_offset + layer.fan_out])
         return views
 
-    def init_weights(self, rng: np.random.Generator, initializer: str = "uniform") -> "MLP":
+    def init_weights(self, rng: np.random.Generator, initializer: str = "uniform") -> MLP:
         """Draw every weight matrix (first layer first) from ``initializer``; biases start at 0."""
         init = get_initializer(initializer)
         for w, (fan_in, fan_out) in zip(self.weights, self.shapes):
@@ -346,6 +300,7 @@ class MLP:
         biased = self.biases is not None
         per = 2 if biased else 1
         backprop = self.activation.backprop
+        assert backprop is not None  # Activation.__post_init__ always sets it
         delta = dlogits
         for i in range(self.num_layers - 1, -1, -1):
             a_in = x if i == 0 else rows.outputs[i - 1]
