@@ -141,3 +141,10 @@ def test_layout_is_where_the_parameters_live(bias):
         for lay in model.layout]
     grads = model.new_gradients()
     assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
+
+
+def test_describe_lines_up_ten_hidden_layers():
+    """task4e: layer numbers reach 10; every row's columns stay where row 0's are."""
+    rows = [line for line in MLP([64] * 10).describe().splitlines() if line.lstrip().startswith("layer")]
+    assert len(rows) == 11 and rows[-1].lstrip().startswith("layer 10:")
+    assert len({row.index("->") for row in rows}) == 1 and len({row.index("params") for row in rows}) == 1

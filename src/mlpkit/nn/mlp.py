@@ -33,6 +33,11 @@ BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def _all_finite(x: np.ndarray, rows: int = 4096) -> bool:
+    """np.isfinite(x).all() in row blocks: no boolean temporary the size of the data."""
+    return all(np.isfinite(x[i : i + rows]).all() for i in range(0, len(x), rows))
+
+
 def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
     """float32 or float64, by name or dtype; anything else is a ConfigError."""
     if isinstance(dtype, str):
@@ -210,13 +215,14 @@ class MLP:
     def describe(self) -> str:
         """A human-readable table of layers and parameter counts."""
         lines = [f"MLP ({self.activation.name} hidden, softmax output, {self.dtype.name}, bias={self.bias})"]
+        digits = len(str(self.num_layers - 1))  # layer numbers right-aligned: the columns line up
         for i, (fan_in, fan_out) in enumerate(self.shapes):
             kind = "hidden" if i < self.num_layers - 1 else "output"
             n_bias = fan_out if self.biases is not None else 0
             note = " (incl. bias column)" if i == 0 and self.bias == "input_column" else ""
             act = self.activation.name if kind == "hidden" else "softmax"
             lines.append(
-                f"  layer {i}: {fan_in:>5} -> {fan_out:<5} {kind:<6} {act:<16}"
+                f"  layer {i:>{digits}}: {fan_in:>5} -> {fan_out:<5} {kind:<6} {act:<16}"
                 f" {fan_in * fan_out + n_bias:>9,} params{note}"
             )
         lines.append(f"  total parameters: {self.num_parameters} ({self.num_parameters:,})")
@@ -239,11 +245,27 @@ class MLP:
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise InputError(f"inputs contain {bad} NaN or infinite values")
+        if x.dtype.itemsize > self.dtype.itemsize:  # would the cast overflow to inf?
+            largest, limit = max(abs(float(x.max())), abs(float(x.min()))), float(np.finfo(self.dtype).max)
+            if largest > limit:
+                raise InputError(f"inputs hold values up to {largest:.3g}, beyond what {self.dtype.name} can hold"
+                                 f" ({limit:.3g}): scale them, or use dtype='float64'")
         if self.bias == "input_column":
             out = input_array(x.shape[0], self.n_features, self.dtype, bias_column=True)
             out[:, : self.n_features] = x
             return out
         return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def check_prepared(self, x: np.ndarray, what: str = "inputs") -> None:
+        """Raise a clear InputError unless ``x`` looks like ``prepare_inputs``'s output: a 2-D
+        array of ``input_width`` columns, not empty, of finite floats (``what`` names it)."""
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.input_width:
+            raise InputError(f"{what} must come from model.prepare_inputs: shape (samples,"
+                             f" {self.input_width}), got {np.shape(x)}")
+        if len(x) == 0:
+            raise InputError(f"{what} are empty (0 samples)")
+        if not np.issubdtype(x.dtype, np.floating) or not _all_finite(x):
+            raise InputError(f"{what} must be finite floats (dtype {x.dtype}); see model.prepare_inputs")
 
     def check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
         """Integer labels (N,) in [0, n_classes), as intp for fast indexing."""
@@ -340,7 +362,12 @@ class MLP:
         return total_loss / len(x), correct / len(x)
 
     def predict_logits(self, x: np.ndarray, *, prepared: bool = False) -> np.ndarray:
-        x = x if prepared else self.prepare_inputs(x)
+        """Logits (N, n_classes) of raw inputs, or of prepared ones (``prepared=True``, checked
+        to be finite: a NaN would come back as a NaN probability and class 0)."""
+        if prepared:
+            self.check_prepared(x)
+        else:
+            x = self.prepare_inputs(x)
         ws = self.workspace(min(len(x), 8192))
         out = np.empty((len(x), self.n_classes), dtype=self.dtype)
         for start in range(0, len(x), ws.capacity):

@@ -50,8 +50,11 @@ class Callback:
     ``on_steps_end`` is called after each run of steps (the compiled engine runs many per
     call); its default calls ``on_step_end`` once per step. A callback that overrides
     ``on_step_end`` but not ``on_steps_end`` makes every run one step long, so it sees the
-    trainer as it is after each step.
+    trainer as it is after each step. ``needs_validation``: the callback only makes sense
+    with validation checks (the trainer refuses a fit without them).
     """
+
+    needs_validation = False
 
     def on_train_begin(self, trainer: TrainerView) -> None: ...
 
@@ -142,6 +145,8 @@ class EarlyStopping(Callback):
         Give the model the best weights back when training ends (not after Ctrl-C: the
         checkpoint saved then must hold the current weights to resume exactly).
     """
+
+    needs_validation = True
 
     def __init__(self, *, patience: int, min_delta: float = 0.0, monitor: str = "val_loss",
                  restore_best_weights: bool = False) -> None:

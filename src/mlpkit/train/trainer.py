@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpkit.core.errors import ConfigError, DivergenceError, InputError
+from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, InputError
 from mlpkit.engine.evaluator import EVAL_CHUNK
 from mlpkit.engine.planner import SEGMENT_STEPS, EnginePlan, check_engine, plan_engine
 from mlpkit.nn.mlp import MLP
@@ -36,23 +36,27 @@ class TrainState:
     diverged: bool = False
     aborted: bool = False  # stopped by an exception mid-step (e.g. a second Ctrl-C): never saved
     last_finite_loss: float | None = None
+    first_loss: float | None = None  # the run's first training loss: the scale of an exploding loss
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _all_finite(x: np.ndarray, rows: int = 4096) -> bool:
-    """np.isfinite(x).all() in row blocks: no boolean temporary the size of the data."""
-    return all(np.isfinite(x[i : i + rows]).all() for i in range(0, len(x), rows))
+#: A training loss above EXPLODED_FACTOR x the run's first loss, and above EXPLODED_MIN, is a
+#: divergence (cross-entropy that large means logits apart by hundreds: the learning rate is
+#: far too high), reported as for a NaN. Checked once per run of steps, not per step.
+EXPLODED_FACTOR = 1e4
+EXPLODED_MIN = 1e3
+
+
+def _count(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``, or a ConfigError naming it (bools and 2.5 are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 def _check_prepared(model: MLP, x: np.ndarray, y: np.ndarray, which: str) -> np.ndarray:
     """Clear errors for arrays that did not come from ``model.prepare_inputs``; the labels as intp."""
-    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != model.input_width:
-        raise InputError(f"{which} inputs must come from model.prepare_inputs: shape (samples,"
-                         f" {model.input_width}), got {np.shape(x)}")
-    if len(x) == 0:
-        raise InputError(f"{which} inputs are empty (0 samples)")
-    if not np.issubdtype(x.dtype, np.floating) or not _all_finite(x):
-        raise InputError(f"{which} inputs must be finite floats (dtype {x.dtype}); see model.prepare_inputs")
+    model.check_prepared(x, f"{which} inputs")
     return model.check_labels(y, len(x))
 
 
@@ -127,20 +131,16 @@ class Trainer:
         eval_chunk: int = EVAL_CHUNK,
         engine: str = "auto",
     ) -> None:
-        if epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {epochs}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.optimizer = optimizer
         self.rng = rng
-        self.epochs = epochs
-        self.batch_size = batch_size
+        self.epochs = _count("epochs", epochs, 1)
+        self.batch_size = _count("batch_size", batch_size, 1)
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.validations_per_epoch = validations_per_epoch
+        self.validations_per_epoch = _count("validations_per_epoch", validations_per_epoch, 0)
         self.callbacks = list(callbacks)
-        self.eval_chunk = eval_chunk
+        self.eval_chunk = _count("eval_chunk", eval_chunk, 1)
         self.engine = check_engine(engine)
         self.segment_steps = SEGMENT_STEPS
         self.sparse_inputs = True
@@ -153,26 +153,49 @@ class Trainer:
         self.validate_every = 0
 
     # ------------------------------------------------------------------ geometry
-    def _schedule(self, n_train: int) -> None:
+    def _schedule(self, n_train: int, validation: bool) -> None:
         if self.batch_size > n_train:
             raise ConfigError(f"batch_size {self.batch_size} is larger than the training set ({n_train} samples)")
         full, rest = divmod(n_train, self.batch_size)
         self.steps_per_epoch = full if (self.drop_last or rest == 0) else full + 1
         self.total_steps = self.steps_per_epoch * self.epochs
-        # validations_per_epoch = 0: no validation at all
-        vpe = self.validations_per_epoch
+        # no validation data, or validations_per_epoch = 0: no validation at all
+        vpe = self.validations_per_epoch if validation else 0
         self.validate_every = max(1, self.steps_per_epoch // vpe) if vpe > 0 else 0
 
+    def _check_start(self, n_train: int) -> None:
+        """What would make this fit meaningless or unsafe, refused before any work."""
+        if not any(w.any() for w in self.model.weights):
+            raise ConfigError("the model's weights are all zero: call model.init_weights(rng) (or load weights)"
+                              " before training; from zero every hidden unit learns the same thing")
+        needs = [type(cb).__name__ for cb in self.callbacks if getattr(cb, "needs_validation", False)]
+        if needs and not self.validate_every:
+            raise ConfigError(f"{needs[0]} watches validation checks and this fit has none: pass x_val and y_val"
+                              " to fit (with validations_per_epoch >= 1), or leave it out")
+        state = self.state
+        if state.step_in_epoch and state.perm is not None:  # resuming mid-epoch: the kernels index with perm
+            perm = np.asarray(state.perm)
+            if (perm.shape != (n_train,) or not np.issubdtype(perm.dtype, np.integer)
+                    or not np.array_equal(np.sort(perm), np.arange(n_train))):
+                raise CheckpointError(f"the saved sample order is not an order of the {n_train} training samples")
+        if not (0 <= state.step_in_epoch <= self.steps_per_epoch and 0 <= state.epoch <= self.epochs
+                and state.step == state.epoch * self.steps_per_epoch + state.step_in_epoch):
+            raise CheckpointError(f"the training state's position (epoch {state.epoch}, step {state.step}, step in epoch"
+                                  f" {state.step_in_epoch}) does not fit {self.epochs} epochs of"
+                                  f" {self.steps_per_epoch} steps")
+
     # ---------------------------------------------------------------------- fit
-    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> TrainState:
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
+            y_val: np.ndarray | None = None) -> TrainState:
         """Train until ``epochs`` are done, early stopping fires, Ctrl-C, or divergence.
 
         Parameters
         ----------
-        x_train, x_val : ndarray
-            Inputs prepared by ``model.prepare_inputs`` (dtype, bias column).
-        y_train, y_val : ndarray
-            Integer labels.
+        x_train, y_train : ndarray
+            Inputs prepared by ``model.prepare_inputs`` (dtype, bias column), integer labels.
+        x_val, y_val : ndarray, optional
+            The validation set, prepared alike; without it there are no validation checks
+            (and callbacks that watch them, such as EarlyStopping, are refused).
 
         Returns
         -------
@@ -183,8 +206,14 @@ class Trainer:
         ------
         InputError
             Arrays that did not come from ``model.prepare_inputs``, or bad labels.
+        ConfigError
+            A model whose weights were never initialized, a batch larger than the training
+            set, or EarlyStopping without validation checks.
+        CheckpointError
+            A loaded state (``load_state_dict``) whose position or sample order does not fit.
         DivergenceError
-            A non-finite loss or weight; raised after the callbacks' ``on_train_end`` ran, so
+            A non-finite loss or weight, or a loss above ``EXPLODED_FACTOR`` x the first loss
+            (and above ``EXPLODED_MIN``); raised after the callbacks' ``on_train_end`` ran, so
             the history and the last good checkpoint are on disk.
 
         Notes
@@ -195,11 +224,15 @@ class Trainer:
         """
         model, state = self.model, self.state
         y_train = _check_prepared(model, x_train, y_train, "training")
-        y_val = _check_prepared(model, x_val, y_val, "validation")
-        self._schedule(len(x_train))
+        if (x_val is None) != (y_val is None):
+            raise InputError("pass both x_val and y_val, or neither (no validation)")
+        if x_val is not None:
+            y_val = _check_prepared(model, x_val, y_val, "validation")
+        self._schedule(len(x_train), validation=x_val is not None)
+        self._check_start(len(x_train))
         plan = plan_engine(model, self.optimizer, batch_size=self.batch_size, x_train=x_train, y_train=y_train,
                            x_val=x_val, engine=self.engine, sparse_inputs=self.sparse_inputs,
-                           validation=self.validations_per_epoch > 0, eval_chunk=self.eval_chunk)
+                           validation=self.validate_every > 0, eval_chunk=self.eval_chunk)
         self.engine_used, self.sparse_used = plan.engine, plan.sparse_steps
         self.stop_training = False
         state.interrupted = state.aborted = False
@@ -231,7 +264,7 @@ class Trainer:
         return self.stop_training
 
     def _run(self, plan: EnginePlan, interrupt: InterruptRequest, x_train: np.ndarray, y_train: np.ndarray,
-             x_val: np.ndarray, y_val: np.ndarray) -> None:
+             x_val: np.ndarray | None, y_val: np.ndarray | None) -> None:
         """The one loop: epochs, and in each, runs of steps that end at validations, epoch
         ends, ``segment_steps``, and after every step when a callback has only ``on_step_end``."""
         state, steps, every = self.state, plan.steps, self.validate_every
@@ -250,6 +283,16 @@ class Trainer:
                 if every:
                     n = min(n, every - state.step % every)
                 applied = steps.run(state.perm, k, n)
+                what = f"loss is {float(steps.losses[applied])}" if applied < n else ""
+                if applied:
+                    if state.first_loss is None:
+                        state.first_loss = float(steps.losses[0])
+                    limit = max(EXPLODED_MIN, EXPLODED_FACTOR * state.first_loss)
+                    if steps.losses[:applied].max() > limit:  # once per run: no per-step cost
+                        bad = int(np.argmax(steps.losses[:applied] > limit))
+                        what = (f"loss {float(steps.losses[bad]):.4g} exploded (above {EXPLODED_FACTOR:.0e} x the"
+                                f" first loss {state.first_loss:.4g})")
+                        applied = bad  # report the run as it was before that step
                 if applied:
                     first = state.step + 1
                     state.step += applied
@@ -258,8 +301,8 @@ class Trainer:
                     state.last_finite_loss = float(losses[-1])
                     for cb in hooked:
                         cb.on_steps_end(self, first, losses)
-                if applied < n:
-                    raise self._divergence(state.step + 1, f"loss is {float(steps.losses[applied])}")
+                if what:
+                    raise self._divergence(state.step + 1, what)
                 if every and state.step % every == 0:
                     self._validate(plan, x_train, y_train, x_val, y_val)
             if state.step_in_epoch >= self.steps_per_epoch:
@@ -276,9 +319,10 @@ class Trainer:
             f"training diverged at step {step}: {what} (last finite loss {state.last_finite_loss});"
             " lower the learning rate", step=step, last_finite_loss=state.last_finite_loss)
 
-    def _validate(self, plan: EnginePlan, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-                  y_val: np.ndarray) -> None:
+    def _validate(self, plan: EnginePlan, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None,
+                  y_val: np.ndarray | None) -> None:
         state = self.state
+        assert x_val is not None and y_val is not None  # validate_every is 0 without them
         for i, p in enumerate(self.model.parameters()):
             if not np.isfinite(p).all():
                 raise self._divergence(state.step, f"{self.model.parameter_names()[i]} has non-finite values")
@@ -302,6 +346,7 @@ class Trainer:
             "step_in_epoch": s.step_in_epoch,
             "perm": None if s.perm is None else s.perm.copy(),
             "last_finite_loss": s.last_finite_loss,
+            "first_loss": s.first_loss,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         }
 
@@ -313,6 +358,7 @@ class Trainer:
             epoch=int(state["epoch"]), step=int(state["step"]), step_in_epoch=int(state["step_in_epoch"]),
             perm=None if state["perm"] is None else np.asarray(state["perm"]),
             last_finite_loss=state["last_finite_loss"],
+            first_loss=state.get("first_loss"),  # absent from older checkpoints: the next loss sets it
         )
         saved = state["callbacks"]
         for cb in self.callbacks:
