@@ -106,7 +106,8 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
     from mlpkit.nn.mlp import MLP
     from mlpkit.optim.sgd import SGD
     from mlpkit.engine.sparse import sparse_rows
-    from mlpkit.train.trainer import Evaluator, Trainer
+    from mlpkit.engine.evaluator import Evaluator
+    from mlpkit.train.trainer import Trainer
 
     model = MLP(list(w.hidden), activation=w.activation, bias=w.bias, dtype="float32")
     rng = np.random.default_rng(seed)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpkit.nn.activations import ACTIVATIONS, get_activation
 from mlpkit.core.errors import ConfigError
+from mlpkit.nn.activations import ACTIVATIONS, get_activation
 
 REFERENCE = {
     "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
@@ -46,3 +46,26 @@ def test_sigmoid_does_not_overflow():
 def test_unknown_activation_lists_valid_names():
     with pytest.raises(ConfigError, match="valid: improved_sigmoid, relu, sigmoid, tanh"):
         get_activation("swish")
+
+
+def test_each_builtin_names_its_own_kernel_code_and_new_ones_have_none():
+    from mlpkit.nn import activations
+
+    codes = {name: act.kernel_code for name, act in ACTIVATIONS.items()}
+    assert codes == {"sigmoid": activations.KERNEL_SIGMOID, "improved_sigmoid": activations.KERNEL_IMPROVED_SIGMOID,
+                     "tanh": activations.KERNEL_TANH, "relu": activations.KERNEL_RELU}
+    assert len(set(codes.values())) == len(codes)  # one kernel per formula
+    custom = activations.Activation("mine", activations.tanh, activations.tanh_derivative)
+    assert custom.kernel_code is None  # the compiled engine refuses it (tests/test_kernels.py)
+
+
+def test_the_improved_sigmoid_constants_are_the_kernels():
+    from mlpkit.engine import dense_kernels as dk
+    from mlpkit.nn.activations import IMPROVED_SIGMOID_A as A
+    from mlpkit.nn.activations import IMPROVED_SIGMOID_B as B
+
+    consts = dk.constants(np.dtype(np.float64), lr=0.25, momentum=0.5)
+    assert (consts[dk.ISIG_A], consts[dk.ISIG_B]) == (A, B) and A == 1.7159 and B == 2 / 3
+    assert consts[dk.ISIG_A_SQUARED] == A * A and consts[dk.ISIG_B_OVER_A] == B / A
+    assert (consts[dk.HALF], consts[dk.ONE], consts[dk.ZERO]) == (0.5, 1.0, 0.0)
+    assert (consts[dk.LR], consts[dk.MOMENTUM]) == (0.25, 0.5)

@@ -123,3 +123,26 @@ def test_cli_reports_divergence_without_a_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     assert (out / "history.json").exists() and (out / "diverged.json").exists()
     assert list((out / "checkpoints").glob("step-*.npz"))
+
+
+@pytest.mark.parametrize("engine", ["numpy", "compiled"])
+def test_an_exploding_loss_stops_like_a_nan(engine: str) -> None:
+    """lr 1e3 with sigmoid units: the loss jumps by orders of magnitude and stays finite (no NaN
+    ever comes); it is stopped as a divergence at the first loss above 1e4 x the first one."""
+    from mlpkit.train.trainer import EXPLODED_FACTOR, EXPLODED_MIN
+
+    rng = np.random.default_rng(0)
+    model = MLP([32], n_features=10, n_classes=4, activation="sigmoid", dtype="float32")
+    x = model.prepare_inputs(rng.normal(size=(256, 10)) * 50)
+    y = rng.integers(0, 4, size=256)
+    model.init_weights(rng, "fan_in_normal")
+    history = History()
+    trainer = Trainer(model, SGD(model.parameters(), lr=1e3, momentum=0.9), rng=rng, epochs=20, batch_size=16,
+                      callbacks=[history], engine=engine)
+    with pytest.raises(DivergenceError, match="exploded") as info:
+        trainer.fit(x, y, x, y)
+    err, losses = info.value, history.train_loss
+    limit = max(EXPLODED_MIN, EXPLODED_FACTOR * losses[0])
+    assert np.isfinite(losses).all() and (losses <= limit).all()
+    assert err.step == len(losses) + 1 and err.last_finite_loss == losses[-1]
+    assert trainer.state.diverged and trainer.state.first_loss == losses[0]

@@ -15,12 +15,15 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mlpkit.train.callbacks import Callback, History
-from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
 from mlpkit.core.arrays import ALIGNMENT, flat_span
+from mlpkit.engine.evaluator import Evaluator
+from mlpkit.engine.numpy_steps import BLOCKED_MIN, BlockedSGDUpdate
+from mlpkit.engine.threads import WorkerPool
+from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
 from mlpkit.nn.mlp import MLP
-from mlpkit.optim.sgd import BLOCKED_MIN, SGD
-from mlpkit.train.trainer import Evaluator, Trainer
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, History
+from mlpkit.train.trainer import Trainer
 
 A, B = 1.7159, 2.0 / 3.0
 ACTIVATIONS = {  # f(z), f'(z) from z
@@ -188,7 +191,7 @@ def test_evaluator_threads_give_the_numbers_of_evaluate():
     for engine in ("numpy", "auto"):
         for workers in (1, 2, 3):
             with Evaluator(model, max_rows=1000, chunk=64, workers=workers, engine=engine) as ev:
-                assert (ev._compiled is not None) == (engine == "auto")
+                assert ev.compiled == (engine == "auto")
                 full, part = ev.evaluate(x, y), ev.evaluate(x[:130], y[:130])
                 both = ev.evaluate_many([(x[:130], y[:130]), (x, y)])  # one job, as a validation runs
                 assert both == [part, full]
@@ -240,25 +243,38 @@ def test_loss_is_the_same_for_every_memory_layout():
 
 
 def test_flat_blocked_and_threaded_sgd_are_bit_identical():
-    """One flat update, a per-array loop, and blocks shared by threads: the same numbers."""
+    """SGD.step on one flat buffer, SGD.step per array, and the NumPy engine's blocked update on
+    one and on two threads: the same numbers, bit for bit."""
     rng = np.random.default_rng(6)
     model = MLP([400, 300], n_features=784, n_classes=10, bias="per_layer").init_weights(rng, "fan_in_normal")
     assert model.num_parameters > BLOCKED_MIN
-    loose = [p.copy() for p in model.parameters()]  # separate arrays: the per-array loop
-    twin = MLP([400, 300], n_features=784, n_classes=10, bias="per_layer")
-    twin.load_state_dict(model.state_dict())
-    opts = [SGD(model.parameters(), lr=0.1, momentum=0.9, threads=2),
-            SGD(twin.parameters(), lr=0.1, momentum=0.9, threads=1), SGD(loose, lr=0.1, momentum=0.9)]
+    twins = []
     for _ in range(3):
-        grads = model.new_gradients()
+        twin = MLP([400, 300], n_features=784, n_classes=10, bias="per_layer")
+        twin.load_state_dict(model.state_dict())
+        twins.append(twin)
+    loose = [p.copy() for p in model.parameters()]  # separate arrays: the per-array loop
+    flat = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    per_array = SGD(loose, lr=0.1, momentum=0.9)
+    grads = model.new_gradients()
+    blocked = []
+    for twin, workers in zip(twins[:2], (1, 2)):
+        opt = SGD(twin.parameters(), lr=0.1, momentum=0.9)
+        blocked.append((opt, BlockedSGDUpdate(opt, flat_span(grads), WorkerPool(workers))))
+    assert len(blocked[1][1].parts) == 2
+    for _ in range(3):
         for g in grads:
             g[...] = rng.normal(size=g.shape)
-        for opt in opts:
-            opt.step(grads)
-    for a, b, c in zip(model.parameters(), twin.parameters(), loose):
-        assert np.array_equal(a, b) and np.array_equal(a, c)
-    for a, c in zip(opts[0].velocity, opts[2].velocity):
-        assert np.array_equal(a, c)
+        flat.step(grads)
+        per_array.step(grads)
+        for _, update in blocked:
+            update(grads)
+    for arrays in ([t.parameters() for t in twins[:2]] + [loose]):
+        assert all(np.array_equal(a, b) for a, b in zip(model.parameters(), arrays))
+    for opt in [per_array] + [opt for opt, _ in blocked]:
+        assert all(np.array_equal(a, b) for a, b in zip(flat.velocity, opt.velocity))
+    for _, update in blocked:
+        update.pool.close()
 
 
 class _AllocationProbe(Callback):
@@ -314,6 +330,6 @@ def test_parameters_and_gradients_share_one_buffer_each():
         base = arrays[0].base
         assert all(a.base is base for a in arrays)
         assert flat_span(arrays).size == model.num_parameters  # consecutive, nothing between them
-    assert model._flat.ctypes.data % ALIGNMENT == 0
+    assert model.flat_parameters.ctypes.data % ALIGNMENT == 0
     model.weights[1][...] = 7.0  # views: writing through the list reaches the flat buffer
     assert (model.state_dict()["layers.1.weight"] == 7.0).all()

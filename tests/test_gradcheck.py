@@ -107,3 +107,39 @@ def test_seed_gradient_check_every_parameter(mnist_batch):
     result = check_gradients(model, model.prepare_inputs(x_raw), y, epsilon=1e-3, tolerance=1e-3)
     assert result.num_checked == 50880
     assert result.passed, result
+
+
+def _small_model(rng, activation="sigmoid"):
+    model = MLP([7, 5], n_features=9, n_classes=4, activation=activation, dtype="float64")
+    model.init_weights(rng, "uniform")
+    x = model.prepare_inputs(rng.normal(size=(30, 9)) * 2)
+    return model, x, rng.integers(0, 4, 30)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_relative_mode_passes_correct_gradients_at_the_seeds_epsilon(activation):
+    """epsilon 1e-3 (the CLI's default): entries whose own gradient is near zero used to fail
+    (their central difference is off by epsilon^2 |d3L/dw3| / 6, not by a fraction of their gradient)."""
+    model, x, y = _small_model(np.random.default_rng(5), activation)
+    result = check_gradients(model, x, y, epsilon=1e-3, tolerance=1e-5, mode="relative")
+    assert result.num_checked == model.num_parameters
+    assert result.passed, result
+
+
+@pytest.mark.parametrize("factor", [1.01, 1.5, -1.0])
+def test_relative_mode_fails_a_wrong_gradient_by_orders_of_magnitude(factor):
+    from mlpkit.nn import activations
+
+    model, x, y = _small_model(np.random.default_rng(6))
+    model.activation = activations.Activation(
+        "sigmoid", activations.sigmoid, lambda a, out=None: activations.sigmoid_derivative(a, out=out) * factor)
+    result = check_gradients(model, x, y, epsilon=1e-3, tolerance=1e-5, mode="relative")
+    assert not result.passed and result.max_rel_error > 1e-3  # orders of magnitude above a correct one
+    assert result.worst_parameter in ("layers.0.weight", "layers.1.weight")
+
+
+def test_both_modes_report_the_same_largest_errors():
+    model, x, y = _small_model(np.random.default_rng(7))
+    a = check_gradients(model, x, y, epsilon=1e-3, mode="absolute")
+    r = check_gradients(model, x, y, epsilon=1e-3, mode="relative", tolerance=1e-5)
+    assert (a.max_abs_error, a.max_rel_error) == (r.max_abs_error, r.max_rel_error)

@@ -108,3 +108,43 @@ def test_float64_and_float32_agree(rng):
 def test_describe_lists_layers():
     text = MLP([59, 59]).describe()
     assert "785 -> 59" in text and "59 -> 10" in text and "50386" in text
+
+
+@pytest.mark.parametrize("bias", ["input_column", "per_layer"])
+def test_layout_is_where_the_parameters_live(bias):
+    """MLP.layout is the one description of the flat buffer: parameters, gradients and the
+    compiled kernels (mlpkit.engine.compiled.kernel_layout) all read it."""
+    from mlpkit.engine.compiled import kernel_layout
+
+    model = MLP([5, 4], n_features=6, n_classes=3, bias=bias)
+    flat = model.flat_parameters
+    assert flat.size == model.num_parameters and flat.ndim == 1
+    per = 2 if bias == "per_layer" else 1
+    end = 0
+    for i, layer in enumerate(model.layout):
+        assert (layer.fan_in, layer.fan_out) == model.shapes[i] and layer.weight_offset == end
+        w = model.parameters()[per * i]
+        w[...] = i + 1
+        assert (flat[layer.weight_offset : layer.weight_offset + w.size] == i + 1).all()
+        end = layer.weight_offset + w.size
+        if bias == "per_layer":
+            assert layer.bias_offset == end
+            model.biases[i][...] = -(i + 1)
+            assert (flat[layer.bias_offset : layer.bias_offset + layer.fan_out] == -(i + 1)).all()
+            end += layer.fan_out
+        else:
+            assert layer.bias_offset is None
+    assert end == flat.size
+    rows = kernel_layout(model)
+    assert rows.dtype == np.int64 and rows.tolist() == [
+        [lay.weight_offset, lay.fan_in, lay.fan_out, -1 if lay.bias_offset is None else lay.bias_offset]
+        for lay in model.layout]
+    grads = model.new_gradients()
+    assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
+
+
+def test_describe_lines_up_ten_hidden_layers():
+    """task4e: layer numbers reach 10; every row's columns stay where row 0's are."""
+    rows = [line for line in MLP([64] * 10).describe().splitlines() if line.lstrip().startswith("layer")]
+    assert len(rows) == 11 and rows[-1].lstrip().startswith("layer 10:")
+    assert len({row.index("->") for row in rows}) == 1 and len({row.index("params") for row in rows}) == 1

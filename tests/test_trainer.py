@@ -1,10 +1,14 @@
+import os
+import signal
+import threading
+
 import numpy as np
 import pytest
 
-from mlpkit.train.callbacks import Callback, EarlyStopping, History
 from mlpkit.core.errors import ConfigError
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History
 from mlpkit.train.trainer import Trainer
 
 
@@ -92,17 +96,62 @@ def test_restore_best_weights(rng):
     assert loss == pytest.approx(stopper.best, rel=1e-5)
 
 
-def test_keyboard_interrupt_stops_cleanly(rng):
+def test_ctrl_c_stops_cleanly_after_the_current_step(rng):
+    """The first SIGINT is a request: training stops between two steps, keeps every step done
+    and says so; the previous handler is back afterwards."""
     history = History()
+    seen = []
 
-    class Interrupt(Callback):
+    class CtrlC(Callback):
         def on_step_end(self, trainer, step, loss):
+            seen.append(step)
             if step == 7:
-                raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)
 
-    trainer, x, y = make(rng, callbacks=[history, Interrupt()])
+    before = signal.getsignal(signal.SIGINT)
+    trainer, x, y = make(rng, callbacks=[history, CtrlC()])
     state = trainer.fit(x[:300], y[:300], x[300:], y[300:])
-    assert state.interrupted and state.step == 7 and history.num_steps == 7
+    assert state.interrupted and not state.aborted and state.step == 7 and history.num_steps == 7
+    assert seen == list(range(1, 8))
+    assert signal.getsignal(signal.SIGINT) is before
+    state = trainer.fit(x[:300], y[:300], x[300:], y[300:])  # fit again: it goes on to the end
+    assert not state.interrupted and state.step == 3 * 18 and history.num_steps == 54
+
+
+def test_a_second_ctrl_c_interrupts_at_once_and_nothing_is_saved(rng, tmp_path):
+    class CtrlCTwice(Callback):
+        def on_step_end(self, trainer, step, loss):
+            if step == 4:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+
+    ended = []
+
+    class End(Callback):
+        def on_train_end(self, trainer):
+            ended.append(trainer.state.step)
+
+    before = signal.getsignal(signal.SIGINT)
+    trainer, x, y = make(rng, callbacks=[CtrlCTwice(), End(), Checkpointer(tmp_path, every=0)])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(x[:300], y[:300], x[300:], y[300:])
+    assert trainer.state.aborted and trainer.state.interrupted and ended == [4]
+    assert list(tmp_path.glob("step-*.npz")) == []  # a torn state is never saved
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_outside_the_main_thread_no_handler_is_installed(rng):
+    before = signal.getsignal(signal.SIGINT)
+    result = {}
+    trainer, x, y = make(rng, epochs=1)
+
+    def train():
+        result["state"] = trainer.fit(x[:300], y[:300], x[300:], y[300:])
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    thread.join()
+    assert result["state"].step == 18 and signal.getsignal(signal.SIGINT) is before
 
 
 def test_batch_larger_than_training_set(rng):

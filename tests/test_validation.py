@@ -291,3 +291,83 @@ def test_model_constructor_refuses_bad_arguments(kwargs: dict, message: str) -> 
 def test_optimizer_refuses_bad_hyperparameters(lr: float, momentum: float, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         SGD([np.zeros(3)], lr=lr, momentum=momentum)
+
+
+# ------------------------------------------------------------- API traps (issue 11)
+def test_fit_refuses_a_model_whose_weights_were_never_initialized(model: MLP) -> None:
+    x, y = model.prepare_inputs(_x()), np.array([0, 1, 2, 0, 1])
+    fresh = MLP([8], n_features=6, n_classes=3, activation="tanh")
+    with pytest.raises(ConfigError, match=r"weights are all zero: call model.init_weights\(rng\)"):
+        _trainer(fresh).fit(x, y, x, y)
+    fresh.load_state_dict(model.state_dict())  # loaded weights count as initialized
+    assert _trainer(fresh).fit(x, y, x, y).step == 2
+
+
+def test_validation_data_is_optional(model: MLP) -> None:
+    from mlpkit.train.callbacks import EarlyStopping, History
+
+    x, y = model.prepare_inputs(_x()), np.array([0, 1, 2, 0, 1])
+    history = History()
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), epochs=3, batch_size=2,
+                      callbacks=[history])
+    assert trainer.fit(x, y).step == 6
+    assert history.num_steps == 6 and history.validation["step"] == [] and trainer.validate_every == 0
+    with pytest.raises(ConfigError, match="EarlyStopping watches validation checks and this fit has none"):
+        Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), epochs=1, batch_size=2,
+                callbacks=[EarlyStopping(patience=2)]).fit(x, y)
+    with pytest.raises(InputError, match="pass both x_val and y_val, or neither"):
+        _trainer(model).fit(x, y, x, None)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 2.5}, r"epochs must be an integer >= 1, got 2\.5"),
+    ({"batch_size": 32.0}, r"batch_size must be an integer >= 1, got 32\.0"),
+    ({"epochs": True}, "epochs must be an integer >= 1, got True"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"validations_per_epoch": -1}, "validations_per_epoch must be an integer >= 0"),
+    ({"validations_per_epoch": 1.5}, "validations_per_epoch must be an integer >= 0"),
+])
+def test_trainer_refuses_counts_that_are_not_integers(model: MLP, kwargs: dict, message: str) -> None:
+    args = {"epochs": 1, "batch_size": 2, **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), **args)
+
+
+def test_predict_on_prepared_inputs_refuses_nan(model: MLP) -> None:
+    x = model.prepare_inputs(_x())
+    assert model.predict(x, prepared=True).shape == (5,)
+    x[2, 1] = np.nan
+    with pytest.raises(InputError, match="inputs must be finite floats"):
+        model.predict(x, prepared=True)
+    with pytest.raises(InputError, match="must come from model.prepare_inputs"):
+        model.predict_proba(x[:, :3], prepared=True)
+
+
+def test_prepare_inputs_refuses_values_beyond_the_model_dtype() -> None:
+    raw = np.zeros((2, 7))
+    raw[1, 3] = -1e39  # finite in float64, -inf in float32
+    with pytest.raises(InputError, match=r"values up to 1e\+39, beyond what float32 can hold"):
+        MLP([4], n_features=7, n_classes=3).prepare_inputs(raw)
+    assert np.isfinite(MLP([4], n_features=7, n_classes=3, dtype="float64").prepare_inputs(raw)).all()
+    raw[1, 3] = 3e38  # still fits float32
+    assert np.isfinite(MLP([4], n_features=7, n_classes=3).prepare_inputs(raw)).all()
+
+
+def test_a_tampered_position_or_sample_order_is_refused(model: MLP) -> None:
+    from mlpkit.core.errors import CheckpointError
+
+    x, y = model.prepare_inputs(_x()), np.array([0, 1, 2, 0, 1])
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), epochs=2, batch_size=1,
+                      validations_per_epoch=0)
+    saved = trainer.state_dict()
+    saved.update(step=2, step_in_epoch=2, perm=np.array([0, 1, 2, 3, 7]))  # 7: past the 5 samples
+    trainer.load_state_dict(saved)
+    with pytest.raises(CheckpointError, match="sample order is not an order of the 5 training samples"):
+        trainer.fit(x, y)
+    saved.update(perm=np.array([4, 3, 2, 1, 0]), step_in_epoch=9, step=9)
+    trainer.load_state_dict(saved)
+    with pytest.raises(CheckpointError, match="does not fit 2 epochs of 5 steps"):
+        trainer.fit(x, y)
+    saved.update(step_in_epoch=2, step=2)
+    trainer.load_state_dict(saved)
+    assert trainer.fit(x, y).step == 10

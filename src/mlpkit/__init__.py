@@ -1,10 +1,12 @@
-"""mlpkit: multilayer perceptrons from scratch in NumPy, with hand-written backpropagation."""
+"""mlpkit: multilayer perceptrons from scratch in NumPy, with hand-written backpropagation.
+
+The public API is re-exported here. Importing mlpkit does not import Numba (the compiled
+engine loads it on first use) nor matplotlib.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from mlpkit.core.errors import (  # noqa: E402
+from mlpkit.core.errors import (
     CheckpointError,
     ConfigError,
     DataError,
@@ -12,17 +14,29 @@ from mlpkit.core.errors import (  # noqa: E402
     InputError,
     MlpkitError,
 )
-from mlpkit.nn.mlp import MLP  # noqa: E402
-from mlpkit.optim.sgd import SGD  # noqa: E402
+from mlpkit.data.mnist import load_mnist
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
+from mlpkit.train.trainer import Trainer
+
+__version__ = "0.1.0"
 
 __all__ = [
     "MLP",
     "SGD",
+    "Callback",
     "CheckpointError",
+    "Checkpointer",
     "ConfigError",
     "DataError",
     "DivergenceError",
+    "EarlyStopping",
+    "History",
     "InputError",
     "MlpkitError",
+    "ProgressBar",
+    "Trainer",
     "__version__",
+    "load_mnist",
 ]

@@ -5,7 +5,7 @@ column holds the same number. So X @ W = V @ W + base @ W, where ``base @ W`` is
 (computed once per weight update) and V is sparse: only 19% of a row's entries are not zero.
 The first layer's products (forward, and the weight gradient X^T delta = V^T delta +
 base sum(delta)) then cost about a fifth of the dense ones; the compiled engine runs them
-with :mod:`mlpkit.engine.simd`'s loops. Nothing is approximated: V holds ``x - base`` for every
+with :mod:`mlpkit.engine.simd`'s loops (:mod:`mlpkit.engine.sparse_kernels`). Nothing is approximated: V holds ``x - base`` for every
 entry that is not exactly ``base``.
 
 ``base`` is each column's most common value, as far as two candidates tell: its smallest
@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from mlpkit.engine.kernel_cache import kernel_jit
 
 #: Above this fraction of entries that differ from their column's base, dense BLAS wins
 #: (measured: at MNIST's 19% the sparse first layer is 2-5x faster than dense).
@@ -81,7 +82,7 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY) -> SparseRows |
     _choose_base(x, base)
     if not np.isfinite(base).all():
         return None
-    _count(x, base, counts)
+    _count_differing(x, base, counts)
     total = int(counts.sum())
     if total > max_density * x.size:
         return None
@@ -95,7 +96,7 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY) -> SparseRows |
     return SparseRows(blocks=blocks, indices=indices, values=values, base=base, block=FEATURE_BLOCK)
 
 
-@njit(cache=True, nogil=True)
+@kernel_jit(nogil=True)
 def _choose_base(x, base):
     """base[c] = whichever of column c's minimum and majority-vote candidate occurs more often."""
     n = x.shape[1]
@@ -123,20 +124,20 @@ def _choose_base(x, base):
         base[c] = low[c] if n_low[c] >= n_vote[c] else vote[c]
 
 
-@njit(cache=True, nogil=True)
-def _count(x, base, counts):
+@kernel_jit(nogil=True)
+def _count_differing(x, base, counts):
     """counts[r] = entries of row r that differ from base (NaN differs); counts[-1] = 0."""
     for r in range(x.shape[0]):
         row = x[r]
-        k = 0
+        differing = 0
         for c in range(x.shape[1]):
             if row[c] != base[c]:
-                k += 1
-        counts[r] = k
+                differing += 1
+        counts[r] = differing
     counts[x.shape[0]] = 0
 
 
-@njit(cache=True, nogil=True)
+@kernel_jit(nogil=True)
 def _fill(x, base, starts, block, blocks, indices, values):
     n_blocks = blocks.shape[1] - 1
     for r in range(x.shape[0]):

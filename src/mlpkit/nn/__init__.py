@@ -1,1 +1,26 @@
-"""nn"""
+"""The network: activations, losses, initializers, the MLP (whose layout is the single source), gradient checks."""
+
+from mlpkit.nn.activations import ACTIVATIONS, Activation, get_activation
+from mlpkit.nn.gradcheck import GradCheckResult, check_gradients
+from mlpkit.nn.initializers import INITIALIZERS, get_initializer
+from mlpkit.nn.losses import LossScratch, cross_entropy, cross_entropy_sum_and_hits, softmax, softmax_cross_entropy
+from mlpkit.nn.mlp import MLP, LayerLayout
+from mlpkit.nn.workspace import Workspace
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITIALIZERS",
+    "MLP",
+    "Activation",
+    "GradCheckResult",
+    "LayerLayout",
+    "LossScratch",
+    "Workspace",
+    "check_gradients",
+    "cross_entropy",
+    "cross_entropy_sum_and_hits",
+    "get_activation",
+    "get_initializer",
+    "softmax",
+    "softmax_cross_entropy",
+]

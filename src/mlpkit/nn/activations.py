@@ -8,8 +8,8 @@ All functions can work in place (``out=``) so the training loop allocates nothin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -18,8 +18,13 @@ from mlpkit.core.errors import ConfigError
 ArrayFn = Callable[..., np.ndarray]
 
 #: LeCun's scaled tanh, f(x) = A tanh(B x) with A = 1.7159, B = 2/3 ("Efficient BackProp").
+#: Defined here only: the compiled kernels take them from here too.
 IMPROVED_SIGMOID_A = 1.7159
 IMPROVED_SIGMOID_B = 2.0 / 3.0
+
+#: Kernel codes: how the compiled engine (mlpkit.engine.kernels) names each built-in activation.
+#: An activation whose ``kernel_code`` is None runs on the NumPy engine only.
+KERNEL_SIGMOID, KERNEL_IMPROVED_SIGMOID, KERNEL_TANH, KERNEL_RELU = 0, 1, 2, 3
 
 
 def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -110,14 +115,29 @@ def relu_backprop(delta: np.ndarray, a: np.ndarray, scratch: np.ndarray) -> np.n
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation by name: forward f(z), f'(z) from a = f(z), and delta *= f'(z) in place."""
+    """An activation by name: forward f(z), f'(z) from a = f(z), and delta *= f'(z) in place.
+
+    Parameters
+    ----------
+    name : str
+        The name configs use (``"improved_sigmoid"``).
+    forward : callable
+        ``forward(z, out=None)``: f(z), in place when ``out`` is ``z``.
+    derivative : callable
+        ``derivative(a, out=None)``: f'(z) written from the output a = f(z).
+    backprop : callable, optional
+        ``backprop(delta, a, scratch)``: delta *= f'(z) in place; built from ``derivative``
+        when not given (the named activations give a fused version of the same formula).
+    kernel_code : int, optional
+        The compiled engine's code for this very formula (``KERNEL_*``); None (the default,
+        and right for any new activation): the NumPy engine trains models that use it.
+    """
 
     name: str
     forward: ArrayFn
     derivative: ArrayFn
-    #: delta *= f'(z) in place given a = f(z) and a scratch array; built from ``derivative``
-    #: when not given (the named activations give a fused version of the same formula).
     backprop: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+    kernel_code: int | None = None
 
     def __post_init__(self) -> None:
         if self.backprop is None:
@@ -133,10 +153,11 @@ class Activation:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("sigmoid", sigmoid, sigmoid_derivative, sigmoid_backprop),
-        Activation("improved_sigmoid", improved_sigmoid, improved_sigmoid_derivative, improved_sigmoid_backprop),
-        Activation("tanh", tanh, tanh_derivative, tanh_backprop),
-        Activation("relu", relu, relu_derivative, relu_backprop),
+        Activation("sigmoid", sigmoid, sigmoid_derivative, sigmoid_backprop, KERNEL_SIGMOID),
+        Activation("improved_sigmoid", improved_sigmoid, improved_sigmoid_derivative, improved_sigmoid_backprop,
+                   KERNEL_IMPROVED_SIGMOID),
+        Activation("tanh", tanh, tanh_derivative, tanh_backprop, KERNEL_TANH),
+        Activation("relu", relu, relu_derivative, relu_backprop, KERNEL_RELU),
     )
 }
 

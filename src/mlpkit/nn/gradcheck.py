@@ -3,15 +3,26 @@
 Two modes:
 - ``"absolute"`` (the seed's check): central differences with epsilon 1e-3 on every
   weight; each |analytic - numeric| must be <= tolerance (1e-3 in the assignment).
-- ``"relative"``: |a - n| / max(|a| + |n|, scale_floor) <= tolerance (e.g. 1e-5). The floor
-  (default 1e-5) keeps gradients near zero, where the finite difference is dominated by
-  float64 rounding of the loss (~1e-16 * loss / epsilon), from producing meaningless ratios.
+- ``"relative"``: |a - n| / max(|a| + |n|, floor) <= tolerance (e.g. 1e-6), where ``floor``
+  is the largest analytic gradient of that parameter array (or ``scale_floor``, 1e-5, where
+  that is smaller). Why a floor of that size: a central difference is off by about
+  epsilon^2 |d^3L/dw^3| / 6 plus float64 rounding of the loss (~1e-16 * loss / epsilon),
+  whatever the gradient's size, so an entry whose own gradient is near zero would get a
+  large ratio from correct maths. Measured against its array's scale, a correct entry stays
+  orders of magnitude below a wrong one (a wrong formula is off by a fraction of the
+  gradients themselves). ``scale_floor`` covers arrays whose gradients all vanish (the early
+  layers of deep nets), where the rounding dominates.
+
+The largest absolute and the largest relative error are reported in both modes (each over
+all entries); the location is that of the mode's largest error.
 
 The model is evaluated in float64 either way so the check tests the maths, not rounding.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +50,13 @@ def _loss(model: MLP, x: np.ndarray, y: np.ndarray, ws) -> float:
     return loss
 
 
+def _larger(current: float, new: float) -> float:
+    """The larger of two errors, a NaN being larger than anything (and the first NaN kept)."""
+    if math.isnan(current):
+        return current
+    return new if math.isnan(new) or new > current else current
+
+
 def check_gradients(
     model: MLP,
     x: np.ndarray,
@@ -53,8 +71,37 @@ def check_gradients(
 ) -> GradCheckResult:
     """Compare backprop gradients with central differences (L(w+e) - L(w-e)) / 2e.
 
-    ``x`` are prepared inputs (float64, bias column if the model uses one). Every entry of
-    every parameter is checked unless ``max_per_parameter`` picks a random subset.
+    Parameters
+    ----------
+    model : MLP
+        A float64 model; its weights are perturbed one at a time and put back.
+    x : ndarray
+        Prepared inputs (float64, with the bias column if the model uses one).
+    y : ndarray
+        Integer labels.
+    epsilon : float, default 1e-3
+        The finite-difference step (the seed's check).
+    tolerance : float, default 1e-3
+        The largest error that passes, in the units of ``mode``.
+    mode : {"absolute", "relative"}, default "absolute"
+        ``|a - n|``, or ``|a - n| / max(|a| + |n|, floor)`` (see the module docstring).
+    max_per_parameter : int, optional
+        Check this many random entries of each parameter array (default: every entry).
+    rng : numpy.random.Generator, optional
+        Draws those entries (default: seed 0).
+    scale_floor : float, default 1e-5
+        The relative mode's smallest floor: above the float64 rounding of a central
+        difference (~1e-16 * loss / epsilon), for arrays whose gradients vanish (deep nets).
+
+    Returns
+    -------
+    GradCheckResult
+        The worst errors, where they are, how many entries were checked, and ``passed``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown mode, or a model that is not float64.
     """
     if mode not in ("absolute", "relative"):
         raise ConfigError(f"gradcheck mode must be 'absolute' or 'relative', got {mode!r}")
@@ -63,10 +110,12 @@ def check_gradients(
     ws = model.workspace(len(x))
     grads = model.new_gradients()
     model.loss_and_gradients(x, y, ws, grads)
-    worst = (0.0, 0.0, "", ())
+    max_abs = max_rel = worst_error = -1.0
+    where: tuple[str, tuple[int, ...]] = ("", ())
     count = 0
     for name, param, grad in zip(model.parameter_names(), model.parameters(), grads):
-        indices = np.ndindex(param.shape)
+        floor = max(scale_floor, float(np.abs(grad).max(initial=0.0)))
+        indices: Iterable[tuple[int, ...]] = np.ndindex(param.shape)
         if max_per_parameter is not None and param.size > max_per_parameter:
             rng = rng or np.random.default_rng(0)
             flat = rng.choice(param.size, size=max_per_parameter, replace=False)
@@ -81,12 +130,12 @@ def check_gradients(
             numeric = (plus - minus) / (2 * epsilon)
             analytic = float(grad[idx])
             abs_err = abs(analytic - numeric)
-            rel_err = abs_err / max(abs(analytic) + abs(numeric), scale_floor)
-            key = abs_err if mode == "absolute" else rel_err
-            if key > (worst[0] if mode == "absolute" else worst[1]) or count == 0:
-                worst = (abs_err, rel_err, name, tuple(int(i) for i in idx))
+            rel_err = abs_err / max(abs(analytic) + abs(numeric), floor)
+            max_abs, max_rel = _larger(max_abs, abs_err), _larger(max_rel, rel_err)
+            error = abs_err if mode == "absolute" else rel_err
+            if _larger(worst_error, error) is not worst_error:
+                worst_error, where = error, (name, tuple(int(i) for i in idx))
             count += 1
-    error = worst[0] if mode == "absolute" else worst[1]
-    return GradCheckResult(max_abs_error=worst[0], max_rel_error=worst[1], worst_parameter=worst[2],
-                           worst_index=worst[3], num_checked=count, passed=error <= tolerance,
-                           mode=mode, tolerance=tolerance)
+    return GradCheckResult(max_abs_error=max(max_abs, 0.0), max_rel_error=max(max_rel, 0.0),
+                           worst_parameter=where[0], worst_index=where[1], num_checked=count,
+                           passed=bool(0 <= worst_error <= tolerance), mode=mode, tolerance=tolerance)

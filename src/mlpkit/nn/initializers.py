@@ -5,7 +5,7 @@ Shapes are (fan_in, fan_out): a layer computes x @ W.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -38,7 +38,7 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 @dataclass
-class _Rows:
+class LossViews:
     """Views of a :class:`LossScratch` for one row count and one memory order.
 
     The loss works on the C-ordered 2-D array behind the logits: (N, K) with the classes
@@ -64,13 +64,13 @@ class LossScratch:
         self._sums = np.empty(self.capacity, self.dtype)
         self._onehot = np.empty(self.capacity * self.n_classes, bool)
         self._ties = np.empty(self.capacity * self.n_classes, bool)
-        self._rows: dict[tuple[int, bool], _Rows] = {}
+        self._rows: dict[tuple[int, bool], LossViews] = {}
 
     @classmethod
-    def for_logits(cls, logits: np.ndarray) -> "LossScratch":
+    def for_logits(cls, logits: np.ndarray) -> LossScratch:
         return cls(logits.shape[0], logits.shape[1], logits.dtype)
 
-    def rows(self, n: int, transposed: bool) -> _Rows:
+    def rows(self, n: int, transposed: bool) -> LossViews:
         """Cached views for ``n`` rows; ``transposed``: the logits are a (K, n) array's ``.T``."""
         rows = self._rows.get((n, transposed))
         if rows is None:
@@ -78,7 +78,7 @@ class LossScratch:
                 raise ValueError(f"{n} rows exceed the loss scratch capacity {self.capacity}")
             k = self.n_classes
             shape, per_row, classes = ((k, n), (1, n), (k, 1)) if transposed else ((n, k), (n, 1), (1, k))
-            rows = _Rows(axis=0 if transposed else 1, rowmax=self._rowmax[:n].reshape(per_row),
+            rows = LossViews(axis=0 if transposed else 1, rowmax=self._rowmax[:n].reshape(per_row),
                          sums=self._sums[:n].reshape(per_row), classes=np.arange(k).reshape(classes),
                          onehot=self._onehot[: n * k].reshape(shape), ties=self._ties[: n * k].reshape(shape))
             self._rows[(n, transposed)] = rows

@@ -17,19 +17,25 @@ layer with a handful of whole-buffer operations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from mlpkit.nn.activations import get_activation
 from mlpkit.core.arrays import aligned_zeros, input_array
 from mlpkit.core.errors import CheckpointError, ConfigError, InputError
+from mlpkit.nn.activations import get_activation
 from mlpkit.nn.initializers import get_initializer
-from mlpkit.nn.losses import LossScratch, cross_entropy_sum_and_hits, softmax_cross_entropy
+from mlpkit.nn.losses import cross_entropy_sum_and_hits, softmax_cross_entropy
+from mlpkit.nn.workspace import Workspace
 
 BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _all_finite(x: np.ndarray, rows: int = 4096) -> bool:
+    """np.isfinite(x).all() in row blocks: no boolean temporary the size of the data."""
+    return all(np.isfinite(x[i : i + rows]).all() for i in range(0, len(x), rows))
 
 
 def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
@@ -44,55 +50,47 @@ def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
     return resolved
 
 
-@dataclass
-class _Rows:
-    """Views of a :class:`Workspace` for one row count (built once, then reused)."""
+@dataclass(frozen=True)
+class LayerLayout:
+    """Where one layer lives in the flat parameter buffer (element offsets).
 
-    outputs: list[np.ndarray]
-    deltas: list[np.ndarray]
-    scratch: list[np.ndarray]
-    logits_t: np.ndarray  # (K, n) C-ordered; outputs[-1] is its transpose
-
-
-class Workspace:
-    """Buffers for one maximum batch size; smaller batches use leading-row views.
-
-    ``outputs`` holds a_1 .. a_L (last = logits, (capacity, K)); the logits live in a
-    C-ordered (K, capacity) buffer and are handed out as its transpose, so that the
-    row-wise softmax reductions over K classes are vectorized across rows.
+    The model's ``layout`` is the single description of that buffer: the parameter views,
+    the gradients and the compiled kernels all take it from there.
     """
 
-    def __init__(self, capacity: int, widths: Sequence[int], dtype: np.dtype, *,
-                 input_width: int | None = None) -> None:
-        self.capacity = capacity
-        k = widths[-1]
-        self._logits = np.empty(capacity * k, dtype=dtype)
-        self.outputs = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]
-        self.outputs.append(self._logits.reshape(k, capacity).T)
-        self.deltas = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # dL/dz, hidden layers
-        self.scratch = [np.empty((capacity, w), dtype=dtype) for w in widths[:-1]]  # f'(a), hidden layers
-        self.loss = LossScratch(capacity, k, dtype)
-        self.inputs = None if input_width is None else np.empty((capacity, input_width), dtype=dtype)
-        self.labels = None if input_width is None else np.empty(capacity, dtype=np.intp)
-        self._rows: dict[int, _Rows] = {}
-
-    def rows(self, n: int) -> _Rows:
-        """The buffers cut to the first ``n`` rows (cached per ``n``)."""
-        rows = self._rows.get(n)
-        if rows is None:
-            if not 0 < n <= self.capacity:
-                raise InputError(f"a batch of {n} rows does not fit this workspace (capacity {self.capacity})")
-            k = self.outputs[-1].shape[1]
-            logits_t = self._logits[: k * n].reshape(k, n)
-            rows = _Rows(outputs=[o[:n] for o in self.outputs[:-1]] + [logits_t.T],
-                         deltas=[d[:n] for d in self.deltas], scratch=[s[:n] for s in self.scratch],
-                         logits_t=logits_t)
-            self._rows[n] = rows
-        return rows
+    weight_offset: int  # W (fan_in, fan_out), C-ordered, starts here
+    fan_in: int
+    fan_out: int
+    bias_offset: int | None  # b (fan_out,) starts here; None: the layer has no bias
 
 
 class MLP:
-    """A multilayer perceptron classifier with hand-written backpropagation."""
+    """A multilayer perceptron classifier with hand-written backpropagation.
+
+    Parameters
+    ----------
+    hidden : sequence of int
+        Sizes of the hidden layers, first to last (``[64]``; at least one).
+    n_features : int, default 784
+        Features of a raw input (before the bias column).
+    n_classes : int, default 10
+        Output classes; the last layer returns their logits.
+    activation : str, default "sigmoid"
+        Hidden-layer activation, by name (see :data:`mlpkit.nn.activations.ACTIVATIONS`).
+    bias : {"input_column", "per_layer"}, default "input_column"
+        The seed's bias trick (a constant 1 appended to every input) or a bias vector per layer.
+    dtype : {"float32", "float64"}, default "float32"
+        Parameters, activations and prepared inputs use it.
+
+    Raises
+    ------
+    ConfigError
+        A size, name or dtype that is not one of the valid ones.
+
+    Notes
+    -----
+    The weights start at zero: call :meth:`init_weights` before training.
+    """
 
     def __init__(
         self,
@@ -121,7 +119,11 @@ class MLP:
         self.input_width = self.n_features + (1 if bias == "input_column" else 0)
         sizes = [self.input_width, *self.hidden, self.n_classes]
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
-        self._flat = aligned_zeros(sum(int(np.prod(s)) for s in self._parameter_shapes()), self.dtype)
+        self.layout = self._make_layout()
+        last = self.layout[-1]
+        size = (last.bias_offset + last.fan_out) if last.bias_offset is not None else \
+            last.weight_offset + last.fan_in * last.fan_out
+        self._flat = aligned_zeros(size, self.dtype)
         views = self._views_of(self._flat)
         per = 2 if bias == "per_layer" else 1
         self.weights = views[::per]
@@ -132,24 +134,36 @@ class MLP:
     def num_layers(self) -> int:
         return len(self.shapes)
 
-    def _parameter_shapes(self) -> list[tuple[int, ...]]:
-        shapes: list[tuple[int, ...]] = []
+    def _make_layout(self) -> tuple[LayerLayout, ...]:
+        """Layer after layer: W_i, then b_i when every layer has a bias, nothing between."""
+        layers, offset = [], 0
         for fan_in, fan_out in self.shapes:
-            shapes.append((fan_in, fan_out))
+            weight_offset = offset
+            offset += fan_in * fan_out
+            bias_offset = None
             if self.bias == "per_layer":
-                shapes.append((fan_out,))
-        return shapes
+                bias_offset = offset
+                offset += fan_out
+            layers.append(LayerLayout(weight_offset, fan_in, fan_out, bias_offset))
+        return tuple(layers)
+
+    @property
+    def flat_parameters(self) -> np.ndarray:
+        """Every parameter in one 1-D buffer (``ALIGNMENT``-aligned), laid out as ``layout`` says;
+        ``parameters()`` are views of it, so writing either changes both."""
+        return self._flat
 
     def _views_of(self, flat: np.ndarray) -> list[np.ndarray]:
-        """Consecutive views of ``flat`` shaped like the parameters, in ``parameters()`` order."""
-        views, offset = [], 0
-        for shape in self._parameter_shapes():
-            size = int(np.prod(shape))
-            views.append(flat[offset : offset + size].reshape(shape))
-            offset += size
+        """Views of ``flat`` shaped like the parameters, in ``parameters()`` order, where ``layout`` puts them."""
+        views = []
+        for layer in self.layout:
+            w = layer.weight_offset
+            views.append(flat[w : w + layer.fan_in * layer.fan_out].reshape(layer.fan_in, layer.fan_out))
+            if layer.bias_offset is not None:
+                views.append(flat[layer.bias_offset : layer.bias_offset + layer.fan_out])
         return views
 
-    def init_weights(self, rng: np.random.Generator, initializer: str = "uniform") -> "MLP":
+    def init_weights(self, rng: np.random.Generator, initializer: str = "uniform") -> MLP:
         """Draw every weight matrix (first layer first) from ``initializer``; biases start at 0."""
         init = get_initializer(initializer)
         for w, (fan_in, fan_out) in zip(self.weights, self.shapes):
@@ -201,13 +215,14 @@ class MLP:
     def describe(self) -> str:
         """A human-readable table of layers and parameter counts."""
         lines = [f"MLP ({self.activation.name} hidden, softmax output, {self.dtype.name}, bias={self.bias})"]
+        digits = len(str(self.num_layers - 1))  # layer numbers right-aligned: the columns line up
         for i, (fan_in, fan_out) in enumerate(self.shapes):
             kind = "hidden" if i < self.num_layers - 1 else "output"
             n_bias = fan_out if self.biases is not None else 0
             note = " (incl. bias column)" if i == 0 and self.bias == "input_column" else ""
             act = self.activation.name if kind == "hidden" else "softmax"
             lines.append(
-                f"  layer {i}: {fan_in:>5} -> {fan_out:<5} {kind:<6} {act:<16}"
+                f"  layer {i:>{digits}}: {fan_in:>5} -> {fan_out:<5} {kind:<6} {act:<16}"
                 f" {fan_in * fan_out + n_bias:>9,} params{note}"
             )
         lines.append(f"  total parameters: {self.num_parameters} ({self.num_parameters:,})")
@@ -230,11 +245,27 @@ class MLP:
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise InputError(f"inputs contain {bad} NaN or infinite values")
+        if x.dtype.itemsize > self.dtype.itemsize:  # would the cast overflow to inf?
+            largest, limit = max(abs(float(x.max())), abs(float(x.min()))), float(np.finfo(self.dtype).max)
+            if largest > limit:
+                raise InputError(f"inputs hold values up to {largest:.3g}, beyond what {self.dtype.name} can hold"
+                                 f" ({limit:.3g}): scale them, or use dtype='float64'")
         if self.bias == "input_column":
             out = input_array(x.shape[0], self.n_features, self.dtype, bias_column=True)
             out[:, : self.n_features] = x
             return out
         return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def check_prepared(self, x: np.ndarray, what: str = "inputs") -> None:
+        """Raise a clear InputError unless ``x`` looks like ``prepare_inputs``'s output: a 2-D
+        array of ``input_width`` columns, not empty, of finite floats (``what`` names it)."""
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.input_width:
+            raise InputError(f"{what} must come from model.prepare_inputs: shape (samples,"
+                             f" {self.input_width}), got {np.shape(x)}")
+        if len(x) == 0:
+            raise InputError(f"{what} are empty (0 samples)")
+        if not np.issubdtype(x.dtype, np.floating) or not _all_finite(x):
+            raise InputError(f"{what} must be finite floats (dtype {x.dtype}); see model.prepare_inputs")
 
     def check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
         """Integer labels (N,) in [0, n_classes), as intp for fast indexing."""
@@ -291,6 +322,7 @@ class MLP:
         biased = self.biases is not None
         per = 2 if biased else 1
         backprop = self.activation.backprop
+        assert backprop is not None  # Activation.__post_init__ always sets it
         delta = dlogits
         for i in range(self.num_layers - 1, -1, -1):
             a_in = x if i == 0 else rows.outputs[i - 1]
@@ -330,7 +362,12 @@ class MLP:
         return total_loss / len(x), correct / len(x)
 
     def predict_logits(self, x: np.ndarray, *, prepared: bool = False) -> np.ndarray:
-        x = x if prepared else self.prepare_inputs(x)
+        """Logits (N, n_classes) of raw inputs, or of prepared ones (``prepared=True``, checked
+        to be finite: a NaN would come back as a NaN probability and class 0)."""
+        if prepared:
+            self.check_prepared(x)
+        else:
+            x = self.prepare_inputs(x)
         ws = self.workspace(min(len(x), 8192))
         out = np.empty((len(x), self.n_classes), dtype=self.dtype)
         for start in range(0, len(x), ws.capacity):

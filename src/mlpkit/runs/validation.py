@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpkit.core.errors import ConfigError
 from mlpkit.data.splits import SPLITS
-from mlpkit.engine.compiled import ENGINES
+from mlpkit.engine.planner import ENGINES
 from mlpkit.nn.activations import ACTIVATIONS
 from mlpkit.nn.initializers import INITIALIZERS
 from mlpkit.nn.mlp import BIAS_MODES, DTYPES

@@ -1,7 +1,8 @@
 """Training callbacks: the loop emits logs, callbacks record, stop, save and display.
 
 Each callback may implement ``state_dict``/``load_state_dict`` so that a checkpoint holds
-everything needed to resume exactly.
+everything needed to resume exactly. Callbacks see the trainer only through
+:class:`TrainerView`, the few things they read or set (this module does not import the trainer).
 """
 
 from __future__ import annotations
@@ -9,32 +10,67 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from mlpkit.train.trainer import Trainer
+from mlpkit.nn.mlp import MLP
+
+
+class TrainingStateView(Protocol):
+    """What callbacks read of ``trainer.state`` (a :class:`~mlpkit.train.trainer.TrainState`)."""
+
+    step: int  # completed gradient steps
+    interrupted: bool  # stopped by Ctrl-C (between two steps: resumable)
+    diverged: bool  # stopped by a non-finite loss or weight
+    aborted: bool  # stopped by an exception mid-step: the state may be torn, never save it
+
+
+class TrainerView(Protocol):
+    """What callbacks read of a :class:`~mlpkit.train.trainer.Trainer`, and ``stop_training``,
+    which they may set to end training after the current run of steps."""
+
+    stop_training: bool
+    total_steps: int
+    steps_per_epoch: int
+    validate_every: int
+
+    @property
+    def model(self) -> MLP: ...
+
+    @property
+    def state(self) -> TrainingStateView: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
 
 
 class Callback:
-    """Hooks called by :class:`~mlpkit.train.trainer.Trainer`; all optional."""
+    """Hooks called by :class:`~mlpkit.train.trainer.Trainer`; all optional.
 
-    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    ``on_steps_end`` is called after each run of steps (the compiled engine runs many per
+    call); its default calls ``on_step_end`` once per step. A callback that overrides
+    ``on_step_end`` but not ``on_steps_end`` makes every run one step long, so it sees the
+    trainer as it is after each step. ``needs_validation``: the callback only makes sense
+    with validation checks (the trainer refuses a fit without them).
+    """
 
-    def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None: ...
+    needs_validation = False
 
-    def on_steps_end(self, trainer: "Trainer", first_step: int, losses: np.ndarray) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None: ...
+
+    def on_step_end(self, trainer: TrainerView, step: int, loss: float) -> None: ...
+
+    def on_steps_end(self, trainer: TrainerView, first_step: int, losses: np.ndarray) -> None:
         """Steps ``first_step ..`` ended with these losses (the compiled path runs many steps
         per call and reports them afterwards). Default: ``on_step_end`` for each."""
         for i, loss in enumerate(losses.tolist()):
             self.on_step_end(trainer, first_step + i, loss)
 
-    def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None: ...
+    def on_validation_end(self, trainer: TrainerView, logs: dict[str, float]) -> None: ...
 
-    def on_epoch_end(self, trainer: "Trainer", epoch: int) -> None: ...
+    def on_epoch_end(self, trainer: TrainerView, epoch: int) -> None: ...
 
-    def on_train_end(self, trainer: "Trainer") -> None: ...
+    def on_train_end(self, trainer: TrainerView) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -45,7 +81,8 @@ class Callback:
 class History(Callback):
     """Training loss at every step and the metrics of every validation check.
 
-    Per-step losses go into a preallocated float64 array (no per-step Python allocation).
+    Per-step losses go into a preallocated float64 array (no per-step Python allocation);
+    ``train_loss`` and ``validation`` (lists per key of ``VALIDATION_KEYS``) hold them.
     """
 
     VALIDATION_KEYS = ("step", "epoch", "val_loss", "val_accuracy", "train_loss", "train_accuracy")
@@ -55,21 +92,21 @@ class History(Callback):
         self.num_steps = 0
         self.validation: dict[str, list[float]] = {k: [] for k in self.VALIDATION_KEYS}
 
-    def on_train_begin(self, trainer: "Trainer") -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         if len(self.step_loss) < trainer.total_steps:
             grown = np.full(trainer.total_steps, np.nan)
             grown[: self.num_steps] = self.step_loss[: self.num_steps]
             self.step_loss = grown
 
-    def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None:
+    def on_step_end(self, trainer: TrainerView, step: int, loss: float) -> None:
         self.step_loss[self.num_steps] = loss
         self.num_steps += 1
 
-    def on_steps_end(self, trainer: "Trainer", first_step: int, losses: np.ndarray) -> None:
+    def on_steps_end(self, trainer: TrainerView, first_step: int, losses: np.ndarray) -> None:
         self.step_loss[self.num_steps : self.num_steps + len(losses)] = losses
         self.num_steps += len(losses)
 
-    def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, logs: dict[str, float]) -> None:
         for key in self.VALIDATION_KEYS:
             self.validation[key].append(logs[key])
 
@@ -95,9 +132,21 @@ class History(Callback):
 class EarlyStopping(Callback):
     """Stop when the monitored value has not improved by ``min_delta`` for ``patience`` checks.
 
-    Counted in validation checks, as the seed report does (patience 50). With
-    ``restore_best_weights`` the model gets the best weights back when training ends.
+    Parameters
+    ----------
+    patience : int
+        Validation checks without improvement before training stops (counted in checks, as
+        the seed report does: patience 50).
+    min_delta : float, default 0.0
+        An improvement is a decrease by more than this.
+    monitor : str, default "val_loss"
+        The validation log to watch (lower is better).
+    restore_best_weights : bool, default False
+        Give the model the best weights back when training ends (not after Ctrl-C: the
+        checkpoint saved then must hold the current weights to resume exactly).
     """
+
+    needs_validation = True
 
     def __init__(self, *, patience: int, min_delta: float = 0.0, monitor: str = "val_loss",
                  restore_best_weights: bool = False) -> None:
@@ -107,7 +156,7 @@ class EarlyStopping(Callback):
         self.restore_best_weights = restore_best_weights
         self.reset()
 
-    def on_train_begin(self, trainer: "Trainer") -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         if self.stopped_step is not None:  # resumed after early stopping had already fired
             trainer.stop_training = True
 
@@ -118,7 +167,7 @@ class EarlyStopping(Callback):
         self.stopped_step: int | None = None
         self.best_weights: list[np.ndarray] | None = None
 
-    def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, logs: dict[str, float]) -> None:
         value = logs[self.monitor]
         if value < self.best - self.min_delta:
             self.best, self.best_step, self.wait = value, int(logs["step"]), 0
@@ -130,7 +179,7 @@ class EarlyStopping(Callback):
             self.stopped_step = int(logs["step"])
             trainer.stop_training = True
 
-    def on_train_end(self, trainer: "Trainer") -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         # not on Ctrl-C: the checkpoint saved next must hold the current weights to resume exactly
         if self.restore_best_weights and self.best_weights is not None and not trainer.state.interrupted:
             for p, best in zip(trainer.model.parameters(), self.best_weights):
@@ -152,7 +201,12 @@ class EarlyStopping(Callback):
 class ProgressBar(Callback):
     """A tqdm bar over gradient steps with the live loss and latest validation metrics.
 
-    Quiet when stderr is not a terminal (CI logs, pipes), unless forced.
+    Parameters
+    ----------
+    enabled : bool, optional
+        Show the bar; default: only when stderr is a terminal (quiet in CI logs and pipes).
+    description : str, default "train"
+        The bar's label.
     """
 
     def __init__(self, *, enabled: bool | None = None, description: str = "train") -> None:
@@ -161,7 +215,7 @@ class ProgressBar(Callback):
         self.bar = None
         self._postfix: dict[str, str] = {}
 
-    def on_train_begin(self, trainer: "Trainer") -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         if not self.enabled:
             return
         from tqdm.auto import tqdm
@@ -169,24 +223,24 @@ class ProgressBar(Callback):
         self.bar = tqdm(total=trainer.total_steps, initial=trainer.state.step, desc=self.description,
                         unit="step", dynamic_ncols=True, leave=True, mininterval=0.2)
 
-    def on_step_end(self, trainer: "Trainer", step: int, loss: float) -> None:
+    def on_step_end(self, trainer: TrainerView, step: int, loss: float) -> None:
         if self.bar is not None:
             self.bar.update(1)
             if step % 25 == 0:
                 self._postfix["loss"] = f"{loss:.4f}"
                 self.bar.set_postfix(self._postfix, refresh=False)
 
-    def on_steps_end(self, trainer: "Trainer", first_step: int, losses: np.ndarray) -> None:
+    def on_steps_end(self, trainer: TrainerView, first_step: int, losses: np.ndarray) -> None:
         if self.bar is not None and len(losses):
             self._postfix["loss"] = f"{losses[-1]:.4f}"
             self.bar.set_postfix(self._postfix, refresh=False)
             self.bar.update(len(losses))
 
-    def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, logs: dict[str, float]) -> None:
         if self.bar is not None:
             self._postfix.update(val_loss=f"{logs['val_loss']:.4f}", val_acc=f"{logs['val_accuracy']:.4f}")
 
-    def on_train_end(self, trainer: "Trainer") -> None:
+    def on_train_end(self, trainer: TrainerView) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -195,8 +249,17 @@ class ProgressBar(Callback):
 class Checkpointer(Callback):
     """Save the trainer's full state at the start, every ``every`` validation checks and at the end.
 
-    Keeps the ``keep`` newest files so that a corrupt latest checkpoint can fall back on the
-    one before. Nothing is saved after a divergence: the last good checkpoint stays the latest.
+    Nothing is saved after a divergence or an abort (an exception mid-step, e.g. a second
+    Ctrl-C): the last good checkpoint stays the latest.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Where the ``step-NNNNNNNNN.npz`` files go.
+    every : int
+        Save every this many validation checks (0: only at the start and the end).
+    keep : int, default 2
+        The newest files kept, so that a corrupt latest checkpoint can fall back on the one before.
     """
 
     def __init__(self, directory, *, every: int, keep: int = 2) -> None:
@@ -214,7 +277,7 @@ class Checkpointer(Callback):
         """Training wall time so far, across resumes."""
         return self.elapsed_before + time.perf_counter() - self._started
 
-    def _save(self, trainer: "Trainer") -> None:
+    def _save(self, trainer: TrainerView) -> None:
         from mlpkit.train.checkpoint import save_checkpoint
 
         path = self.directory / f"step-{trainer.state.step:09d}.npz"
@@ -222,18 +285,19 @@ class Checkpointer(Callback):
         for old in sorted(self.directory.glob("step-*.npz"))[: -self.keep]:
             old.unlink(missing_ok=True)
 
-    def on_train_begin(self, trainer: "Trainer") -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         self._started = time.perf_counter()
         if self.every and trainer.state.step == 0:  # a good state to fall back on from the start
             self._save(trainer)
 
-    def on_validation_end(self, trainer: "Trainer", logs: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, logs: dict[str, float]) -> None:
         self._checks += 1
         if self.every and self._checks % self.every == 0:
             self._save(trainer)
 
-    def on_train_end(self, trainer: "Trainer") -> None:
-        if not trainer.state.diverged and trainer.state.step > 0:
+    def on_train_end(self, trainer: TrainerView) -> None:
+        state = trainer.state
+        if not state.diverged and not state.aborted and state.step > 0:
             self._save(trainer)
 
     def state_dict(self) -> dict[str, Any]:

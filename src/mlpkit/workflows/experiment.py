@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,48 +134,6 @@ def _thread_limit(threads: int | None):
     return threadpool_limits(limits=threads)
 
 
-class _StopOnInterrupt(Callback):
-    """Turns the first Ctrl-C into a clean stop at the end of the current step.
-
-    A KeyboardInterrupt raised in the middle of a step (say, between the weight update and the
-    step counter) would leave a state that cannot be resumed exactly; a flag read between steps
-    cannot. A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    @contextlib.contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            self.requested = True
-            signal.signal(signal.SIGINT, previous)  # the next Ctrl-C is not deferred
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _check(self, trainer: Trainer) -> None:
-        if self.requested:
-            trainer.stop_training = True
-            trainer.state.interrupted = True
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        self._check(trainer)
-
-    def on_step_end(self, trainer: Trainer, step: int, loss: float) -> None:
-        self._check(trainer)
-
-    def on_steps_end(self, trainer: Trainer, first_step: int, losses) -> None:
-        self._check(trainer)
-
-
 def run_experiment(
     cfg: Config,
     run_dir: str | Path,
@@ -246,10 +202,9 @@ def run_experiment(
         stopper = EarlyStopping(patience=t.early_stopping_patience, min_delta=t.early_stopping_min_delta,
                                 restore_best_weights=t.restore_best_weights) if t.early_stopping_patience else None
         callbacks: list[Callback] = [history] + ([stopper] if stopper else [])
-        interrupt = _StopOnInterrupt()
         checkpointer = Checkpointer(run_dir / schema.CHECKPOINTS, every=t.checkpoint_every)
         callbacks += [checkpointer,
-                      ProgressBar(enabled=progress, description=cfg.name), interrupt]
+                      ProgressBar(enabled=progress, description=cfg.name)]
         trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
                           shuffle=cfg.data.shuffle, drop_last=t.drop_last,
                           validations_per_epoch=t.validations_per_epoch, callbacks=callbacks, engine=t.engine)
@@ -280,8 +235,7 @@ def run_experiment(
         start = time.perf_counter()
         error: DivergenceError | None = None
         try:
-            with interrupt.installed():
-                state = trainer.fit(data.x_train, data.y_train, data.x_val, data.y_val)
+            state = trainer.fit(data.x_train, data.y_train, data.x_val, data.y_val)  # Ctrl-C: a clean stop
         except DivergenceError as exc:
             error, state = exc, trainer.state
         wall = elapsed_before + time.perf_counter() - start

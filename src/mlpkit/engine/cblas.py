@@ -1,8 +1,8 @@
 """CBLAS ``gemm`` and ``axpy`` of the BLAS library NumPy uses, as ctypes functions for compiled code.
 
 Why NumPy's library: it is already loaded, its thread count is what ``--threads`` and
-threadpoolctl control, and for the seed's small products it was measured faster than the
-one SciPy bundles (which Numba's ``np.dot`` calls). Wheels of NumPy on Linux and Windows
+:mod:`mlpkit.engine.threads` control, and for the seed's small products it was measured
+faster than the one SciPy bundles (which Numba's ``np.dot`` calls). Wheels of NumPy on Linux and Windows
 bundle OpenBLAS with ``scipy_``-prefixed, 64-bit-integer symbols; other builds may expose
 plain ``cblas_sgemm``. Every candidate is checked on a small product before it is used, and
 when none is found :func:`routines` returns None and training keeps to the NumPy path.
@@ -13,11 +13,13 @@ from __future__ import annotations
 import ctypes
 import functools
 
-import numba.experimental.function_type  # noqa: F401  (registers Routine's type with Numba)
+import numba.experimental.function_type  # noqa: F401 -- registers the type of first-class C functions
 import numpy as np
 from numba import types as nb_types
 from numba.core.types import WrapperAddressProtocol
 from numba.core.typing.typeof import typeof_impl
+
+from mlpkit.engine.threads import blas_libraries
 
 #: Symbol names to try: the 64-bit-integer CBLAS interface (NumPy's wheels and ILP64 builds).
 #: The kernels pass sizes as 64-bit integers, so a 32-bit-integer ``cblas_sgemm`` is not used.
@@ -30,7 +32,7 @@ class Routine(WrapperAddressProtocol):
 
     def __init__(self, fn, signature) -> None:
         self._fn = fn  # keeps the library loaded
-        self._address = ctypes.cast(fn, ctypes.c_void_p).value
+        self._address = int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
         self._signature = signature
         self.numba_type = nb_types.FunctionType(signature)
 
@@ -44,7 +46,7 @@ class Routine(WrapperAddressProtocol):
 @typeof_impl.register(Routine)
 def _typeof_routine(value: Routine, context) -> nb_types.FunctionType:
     """The type made once: Numba's generic typing of such objects builds a new one per call
-    (~25 microseconds each, and a little memory that is never freed)."""
+    (slow, and a little memory that is never freed, per call)."""
     return value.numba_type
 
 
@@ -58,10 +60,8 @@ def _signatures(real):
 
 def _blas_paths() -> list[str]:
     """Shared libraries of the BLAS NumPy loaded, NumPy's own first."""
-    from threadpoolctl import threadpool_info
-
     np.linalg.inv(np.eye(2))  # make sure NumPy's BLAS is loaded
-    paths = [info["filepath"] for info in threadpool_info() if info.get("user_api") == "blas"]
+    paths = [info["filepath"] for info in blas_libraries()]
     return sorted(paths, key=lambda p: "numpy" not in p)
 
 

@@ -1,0 +1,211 @@
+"""The engine planner: given a model, an optimizer and the arrays of one ``fit``, choose how to run it.
+
+It decides compiled or NumPy steps, dense or sparse inputs, how many BLAS threads the steps
+use and how long a run of steps may be, and hands back an :class:`EnginePlan` with a step
+runner and an evaluator. The training loop (:mod:`mlpkit.train.trainer`) only calls them.
+
+Engines: ``"auto"`` (compiled when it applies), ``"compiled"`` (required: an error says why
+not), ``"numpy"`` (never). ``MLPKIT_ENGINE=numpy`` turns ``"auto"`` into ``"numpy"``.
+Importing this module does not import Numba.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from mlpkit.core.errors import ConfigError
+from mlpkit.engine import memory
+from mlpkit.engine.evaluator import EVAL_CHUNK, Evaluator
+from mlpkit.engine.threads import BlasThreads
+from mlpkit.nn.mlp import MLP
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
+    from mlpkit.engine.sparse import SparseRows
+
+ENGINES = ("auto", "compiled", "numpy")
+#: Set to "numpy" to turn the compiled path off wherever the engine is "auto" (e.g. to compare).
+ENV_VAR = "MLPKIT_ENGINE"
+#: A training step whose largest matrix product has fewer multiply-adds than this runs its
+#: BLAS calls on one thread: for products this small, waking and joining a second thread
+#: costs more than it saves, and far more when another process holds the other core.
+SMALL_STEP_MACS = 4_000_000
+#: The longest run of steps per call of a runner (runs also end at validations and epoch
+#: ends), and the most forward multiply-adds a run may hold: both keep Ctrl-C and the
+#: progress bar responsive, for small and for large models.
+SEGMENT_STEPS = 512
+SEGMENT_MACS = 1_000_000_000
+
+
+class StepRunner(Protocol):
+    """What the training loop needs of an engine's steps."""
+
+    losses: np.ndarray
+
+    def run(self, order: np.ndarray, first_step: int, n_steps: int) -> int:
+        """Apply up to ``n_steps`` steps; return how many (see ``CompiledSteps.run``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is one of ``ENGINES``, else a ConfigError listing them."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    return engine
+
+
+def _wants_compiled(engine: str) -> bool:
+    engine = check_engine(engine)
+    return engine == "compiled" or (engine == "auto" and os.environ.get(ENV_VAR, "").strip().lower() != "numpy")
+
+
+def compiled_evaluation(engine: str, model: MLP) -> CompiledEvaluation | None:
+    """A :class:`~mlpkit.engine.compiled.CompiledEvaluation` for ``model``, or None for NumPy."""
+    if not _wants_compiled(engine):
+        return None
+    from mlpkit.engine.compiled import CompiledEvaluation, model_reason
+
+    reason = model_reason(model)
+    if reason is None:
+        return CompiledEvaluation(model)
+    if engine == "compiled":
+        raise ConfigError(f"engine 'compiled' cannot evaluate this model: {reason}")
+    return None
+
+
+def compiled_steps(engine: str, model: MLP, optimizer: object, batch_size: int, x: np.ndarray,
+                   y: np.ndarray, sparse: SparseRows | None = None) -> CompiledSteps | None:
+    """A :class:`~mlpkit.engine.compiled.CompiledSteps` for this fit, or None for NumPy."""
+    if not _wants_compiled(engine):
+        return None
+    from mlpkit.engine.compiled import CompiledSteps, why_not
+
+    reason = why_not(model, optimizer, batch_size, x)
+    if reason is None:
+        return CompiledSteps(model, optimizer, batch_size, x, y, sparse)  # type: ignore[arg-type]
+    if engine == "compiled":
+        raise ConfigError(f"engine 'compiled' cannot train this run: {reason}")
+    return None
+
+
+def step_macs(model: MLP, batch_size: int) -> int:
+    """Multiply-adds of a step's largest matrix product."""
+    return batch_size * max(fan_in * fan_out for fan_in, fan_out in model.shapes)
+
+
+def segment_steps(model: MLP, batch_size: int) -> int:
+    """The longest run of steps: ``SEGMENT_STEPS``, fewer for steps of much work."""
+    forward = batch_size * sum(fan_in * fan_out for fan_in, fan_out in model.shapes)
+    return max(1, min(SEGMENT_STEPS, SEGMENT_MACS // max(1, forward)))
+
+
+@dataclass
+class EnginePlan:
+    """How one ``fit`` runs: the step runner, the evaluator, and what was decided.
+
+    Use :meth:`running` around the steps and :meth:`close` once at the end.
+    """
+
+    engine: str  # "compiled" or "numpy": which runner ``steps`` is
+    steps: StepRunner
+    evaluator: Evaluator
+    sparse_steps: bool  # whether the steps read the sparse form of the training inputs
+    step_threads: int | None  # the BLAS thread limit while steps run (None: as set outside)
+    segment_steps: int  # the longest run of steps a call should ask for
+    _sparse_train: SparseRows | None = field(default=None, repr=False)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """The steps' BLAS thread limit; NumPy's overflow/NaN warnings silenced (divergence is
+        detected from the losses and weights, and reported once, as a DivergenceError)."""
+        limit = BlasThreads().limit(self.step_threads) if self.step_threads else contextlib.nullcontext()
+        with limit, np.errstate(all="ignore"):
+            yield
+
+    def close(self) -> None:
+        """Stop the worker threads and free the per-fit sparse inputs (returning their memory)."""
+        self.evaluator.close()
+        self.steps.close()
+        if self._sparse_train is not None:
+            self._sparse_train = None
+            memory.trim()
+
+
+def plan_engine(model: MLP, optimizer: object, *, batch_size: int, x_train: np.ndarray, y_train: np.ndarray,
+                x_val: np.ndarray | None = None, engine: str = "auto", sparse_inputs: bool = True,
+                validation: bool = True, eval_chunk: int = EVAL_CHUNK) -> EnginePlan:
+    """Choose how to run one ``fit`` and build what it needs.
+
+    Steps whose largest product is small (below ``SMALL_STEP_MACS``, e.g. the seed's batch 32)
+    run BLAS on one thread. Inputs that are mostly one value per column (MNIST's blank
+    pixels) get a sparse form, once per fit (:mod:`mlpkit.engine.sparse`): the compiled steps
+    use it when their BLAS runs on one thread anyway (the sparse kernels are single-threaded),
+    the compiled validation chunks always.
+
+    Parameters
+    ----------
+    model : MLP
+        The model to train.
+    optimizer : object
+        Its optimizer; the compiled steps need mlpkit's :class:`~mlpkit.optim.sgd.SGD`.
+    batch_size : int
+        Rows per step.
+    x_train, y_train : ndarray
+        Prepared training inputs and intp labels.
+    x_val : ndarray, optional
+        Prepared validation inputs (None: no validation set).
+    engine : {"auto", "compiled", "numpy"}, default "auto"
+        See the module docstring.
+    sparse_inputs : bool, default True
+        Whether the compiled engine may use the sparse form where it pays.
+    validation : bool, default True
+        Whether the fit will evaluate (then the evaluator gets the sparse forms too).
+    eval_chunk : int, default EVAL_CHUNK
+        Rows per evaluation chunk.
+
+    Returns
+    -------
+    EnginePlan
+
+    Raises
+    ------
+    ConfigError
+        An unknown engine, or ``engine="compiled"`` where the compiled path cannot run
+        (the message says why).
+    """
+    n = len(x_train)
+    evaluator = Evaluator(model, chunk=eval_chunk, max_rows=max(0 if x_val is None else len(x_val), n),
+                          engine=engine)
+    threads_now = BlasThreads().threads()
+    small = step_macs(model, batch_size) < SMALL_STEP_MACS
+    sparse_steps = small or threads_now == 1
+    sparse_train = None
+    if sparse_inputs and evaluator.compiled and (sparse_steps or validation):
+        from mlpkit.engine.sparse import sparse_rows
+
+        sparse_train = sparse_rows(x_train)
+    runner: StepRunner | None = compiled_steps(engine, model, optimizer, batch_size, x_train, y_train,
+                                               sparse_train if sparse_steps else None)
+    used = "compiled" if runner is not None else "numpy"
+    uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
+    if runner is None:
+        from mlpkit.engine.numpy_steps import NumpySteps
+
+        runner = NumpySteps(model, optimizer, batch_size, x_train, y_train, workers=threads_now)
+    if validation and sparse_train is not None:
+        from mlpkit.engine.sparse import sparse_rows
+
+        evaluator.use_sparse(x_train, sparse_train)
+        if x_val is not None and x_val is not x_train:
+            evaluator.use_sparse(x_val, sparse_rows(x_val))
+    return EnginePlan(engine=used, steps=runner, evaluator=evaluator, sparse_steps=uses_sparse,
+                      step_threads=1 if small else None, segment_steps=segment_steps(model, batch_size),
+                      _sparse_train=sparse_train)

@@ -1,0 +1,153 @@
+"""Sparse pieces of the compiled steps: the first layer's products on inputs X = V + 1 base^T.
+
+See :mod:`mlpkit.engine.sparse` for the form and :mod:`mlpkit.engine.simd` for the vector
+loops; ``sp`` below is what :func:`mlpkit.engine.compiled.sparse_arguments` makes of a
+:class:`~mlpkit.engine.sparse.SparseRows`: (blocks, indices, values, base, block).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlpkit.engine.dense_kernels import FAST, ONE, gemm_product
+from mlpkit.engine.kernel_cache import kernel_jit
+from mlpkit.engine.simd import (
+    TILE_VECTORS,
+    gather1,
+    gather2,
+    gather3,
+    gather4,
+    lanes,
+    scatter1,
+    scatter2,
+    scatter3,
+    scatter4,
+)
+
+
+@kernel_jit(**FAST)
+def tile(n, t, width):
+    """The tile of columns that starts at column t of a row of n: (columns, vectors, offset of
+    the last vector, lanes of it that the vector before already covers).
+
+    Four vectors while four fit; then the vectors the rest needs, the last one ending at column
+    n (so it may overlap the one before, or the tile before); 0 vectors when the whole row is
+    narrower than one vector (the callers then loop over its columns)."""
+    if n - t >= TILE_VECTORS * width:
+        return TILE_VECTORS * width, TILE_VECTORS, (TILE_VECTORS - 1) * width, 0
+    rest = n - t
+    if n < width:
+        return rest, 0, 0, 0
+    vectors = -(-rest // width)
+    return rest, vectors, rest - width, vectors * width - rest
+
+
+@kernel_jit(inline="always", **FAST)
+def _gather(vectors, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
+    if vectors == 4:
+        gather4(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+    elif vectors == 3:
+        gather3(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+    elif vectors == 2:
+        gather2(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+    else:
+        gather1(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+
+
+@kernel_jit(inline="always", **FAST)
+def _scatter(vectors, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip):
+    if vectors == 4:
+        scatter4(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+    elif vectors == 3:
+        scatter3(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+    elif vectors == 2:
+        scatter2(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+    else:
+        scatter1(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+
+
+@kernel_jit(**FAST)
+def sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
+    """out (m, n) = X @ W for m rows of sparse inputs X = V + 1 base^T:
+    c = base @ W once (one small product), then each row's nonzeros of V added to c.
+
+    Loops: tiles of columns (``tile``), then blocks of W's rows (``block`` of them, which stay
+    in L1 cache), then the m input rows, each adding its nonzeros in that block (simd.gather,
+    accumulators in registers). Row i of the inputs is ``rows[r]``, or ``row0 + r`` when
+    ``rows`` is empty. Columns that two tiles share are recomputed from c across the blocks,
+    in the same order, so they end with the same values."""
+    blocks, indices, values, base, block = sp
+    c = np.empty(n, dtype=params.dtype)
+    w = params[w_off : w_off + fan_in * n].reshape((fan_in, n))
+    gemm_product(gemm, base.reshape((1, fan_in)), w, c.reshape((1, n)), False, False, consts)
+    flat = out.reshape(-1)
+    width = lanes(consts.itemsize)
+    n_blocks = blocks.shape[1] - 1
+    t = 0
+    while t < n:
+        tw, vectors, last, _ = tile(n, t, width)
+        for b in range(n_blocks):
+            for r in range(m):
+                i = rows[r] if rows.shape[0] > 0 else row0 + r
+                p0, p1 = blocks[i, b], blocks[i, b + 1]
+                init, at = (c, t) if b == 0 else (flat, r * n + t)
+                if vectors > 0:
+                    _gather(vectors, indices, values, p0, p1, params, w_off + t, n, init, at, flat, r * n + t, last)
+                else:  # a layer narrower than a vector
+                    o, start = out[r, t : t + tw], init[at : at + tw]
+                    for q in range(tw):
+                        o[q] = start[q]
+                    for p in range(p0, p1):
+                        row, v = w_off + indices[p] * n + t, values[p]
+                        w_row = params[row : row + tw]
+                        for q in range(tw):
+                            o[q] += v * w_row[q]
+        t += tw
+
+
+@kernel_jit(**FAST)
+def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
+    """W' = beta W' + alpha X^T delta into ``dst[w_off:]`` (the weights, or their velocity),
+    for sparse inputs X = V + 1 base^T: X^T delta = base (1^T delta) + V^T delta, the first an
+    outer product (fused with beta), the second one row of W' per nonzero of V
+    (simd.scatter). Same loops as ``sparse_product``: per tile and block of W' rows, the
+    block's outer product, then every row's nonzeros in it, while the block is in L1. Columns
+    that two tiles share are added once (simd.scatter's ``skip``)."""
+    blocks, indices, values, base, block = sp
+    s = np.zeros(n, dtype=dst.dtype)
+    for r in range(m):
+        dr = delta[r]
+        for q in range(n):
+            s[q] += dr[q]
+    for q in range(n):
+        s[q] *= alpha
+    flat = delta.reshape(-1)
+    width = lanes(consts.itemsize)
+    n_blocks = blocks.shape[1] - 1
+    keep = beta == consts[ONE]
+    t = 0
+    while t < n:
+        tw, vectors, last, skip = tile(n, t, width)
+        for b in range(n_blocks):
+            for j in range(b * block, min(fan_in, (b + 1) * block)):
+                at, bj = w_off + j * n + t, base[j]
+                row, st = dst[at : at + tw], s[t : t + tw]  # slices: the loops vectorize
+                if keep:
+                    for q in range(tw):
+                        row[q] += bj * st[q]
+                else:
+                    for q in range(tw):
+                        row[q] = beta * row[q] + bj * st[q]
+            for r in range(m):
+                i = rows[r]
+                p0, p1 = blocks[i, b], blocks[i, b + 1]
+                if vectors > 0:
+                    _scatter(vectors, indices, values, p0, p1, dst, w_off + t, n, flat, r * n + t, alpha, last, skip)
+                else:  # a layer narrower than a vector
+                    dr = delta[r, t : t + tw]
+                    for p in range(p0, p1):
+                        at, v = w_off + indices[p] * n + t, alpha * values[p]
+                        row = dst[at : at + tw]
+                        for q in range(tw):
+                            row[q] += v * dr[q]
+        t += tw
