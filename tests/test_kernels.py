@@ -18,7 +18,7 @@ from tolerances import float64_run_tolerance, float64_sum_tolerance
 
 from mlpkit.core.errors import ConfigError, DivergenceError
 from mlpkit.engine import cblas, dense_kernels
-from mlpkit.engine.planner import ENV_VAR, compiled_steps
+from mlpkit.engine.selection import ENV_VAR, compiled_steps
 from mlpkit.nn.activations import Activation, sigmoid, sigmoid_derivative
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD

@@ -19,7 +19,7 @@ from tolerances import assert_within, float64_run_tolerance, float64_sum_toleran
 from mlpkit.engine import cblas, dense_kernels, memory, planner, simd, sparse_kernels, sparse_reference, threads
 from mlpkit.engine.compiled import CompiledEvaluation, sparse_arguments
 from mlpkit.engine.evaluator import Evaluator
-from mlpkit.engine.planner import compiled_steps
+from mlpkit.engine.selection import compiled_steps
 from mlpkit.engine.sparse import (
     FEATURE_BLOCK,
     MAX_DENSITY,

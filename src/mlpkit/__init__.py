@@ -14,13 +14,12 @@ from mlpkit.core.errors import (
     InputError,
     MlpkitError,
 )
+from mlpkit.core.version import __version__
 from mlpkit.data.mnist import load_mnist
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.trainer import Trainer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MLP",

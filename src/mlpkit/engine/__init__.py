@@ -11,10 +11,10 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "ENGINES": "planner",
+    "ENGINES": "selection",
     "EnginePlan": "planner",
     "StepRunner": "planner",
-    "check_engine": "planner",
+    "check_engine": "selection",
     "plan_engine": "planner",
     "Evaluator": "evaluator",
     "EVAL_CHUNK": "evaluator",

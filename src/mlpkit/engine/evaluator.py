@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlpkit.engine.selection import compiled_evaluation
 from mlpkit.engine.threads import BlasThreads, WorkerPool
 from mlpkit.nn.losses import cross_entropy_sum_and_hits
 from mlpkit.nn.mlp import MLP
@@ -54,8 +55,6 @@ class Evaluator:
 
     def __init__(self, model: MLP, *, max_rows: int, chunk: int | None = None, workers: int | None = None,
                  engine: str = "auto") -> None:
-        from mlpkit.engine.planner import compiled_evaluation
-
         self.model = model
         self.chunk = max(1, min(chunk or EVAL_CHUNK, max_rows))
         self._blas_threads = BlasThreads()

@@ -12,26 +12,21 @@ Importing this module does not import Numba.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from mlpkit.core.errors import ConfigError
 from mlpkit.engine import memory
 from mlpkit.engine.evaluator import EVAL_CHUNK, Evaluator
+from mlpkit.engine.selection import compiled_steps
 from mlpkit.engine.threads import BlasThreads
 from mlpkit.nn.mlp import MLP
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
     from mlpkit.engine.sparse import SparseRows
 
-ENGINES = ("auto", "compiled", "numpy")
-#: Set to "numpy" to turn the compiled path off wherever the engine is "auto" (e.g. to compare).
-ENV_VAR = "MLPKIT_ENGINE"
 #: A training step whose largest matrix product has fewer multiply-adds than this runs its
 #: BLAS calls on one thread: for products this small, waking and joining a second thread
 #: costs more than it saves, and far more when another process holds the other core.
@@ -53,47 +48,6 @@ class StepRunner(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def check_engine(engine: str) -> str:
-    """``engine`` if it is one of ``ENGINES``, else a ConfigError listing them."""
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
-    return engine
-
-
-def _wants_compiled(engine: str) -> bool:
-    engine = check_engine(engine)
-    return engine == "compiled" or (engine == "auto" and os.environ.get(ENV_VAR, "").strip().lower() != "numpy")
-
-
-def compiled_evaluation(engine: str, model: MLP) -> CompiledEvaluation | None:
-    """A :class:`~mlpkit.engine.compiled.CompiledEvaluation` for ``model``, or None for NumPy."""
-    if not _wants_compiled(engine):
-        return None
-    from mlpkit.engine.compiled import CompiledEvaluation, model_reason
-
-    reason = model_reason(model)
-    if reason is None:
-        return CompiledEvaluation(model)
-    if engine == "compiled":
-        raise ConfigError(f"engine 'compiled' cannot evaluate this model: {reason}")
-    return None
-
-
-def compiled_steps(engine: str, model: MLP, optimizer: object, batch_size: int, x: np.ndarray,
-                   y: np.ndarray, sparse: SparseRows | None = None) -> CompiledSteps | None:
-    """A :class:`~mlpkit.engine.compiled.CompiledSteps` for this fit, or None for NumPy."""
-    if not _wants_compiled(engine):
-        return None
-    from mlpkit.engine.compiled import CompiledSteps, why_not
-
-    reason = why_not(model, optimizer, batch_size, x)
-    if reason is None:
-        return CompiledSteps(model, optimizer, batch_size, x, y, sparse)  # type: ignore[arg-type]
-    if engine == "compiled":
-        raise ConfigError(f"engine 'compiled' cannot train this run: {reason}")
-    return None
 
 
 def step_macs(model: MLP, batch_size: int) -> int:

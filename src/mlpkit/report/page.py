@@ -177,7 +177,7 @@ def render_page(
     """
     import markupsafe
 
-    from mlpkit import __version__
+    from mlpkit.core.version import __version__
 
     page = environment(packages).get_template(template)
     return page.render(

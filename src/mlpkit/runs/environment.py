@@ -29,7 +29,7 @@ def environment_info(*, seed: int, threads: int | None) -> dict[str, Any]:
     """
     import numpy
 
-    from mlpkit import __version__
+    from mlpkit.core.version import __version__
 
     try:
         from threadpoolctl import threadpool_info

@@ -5,17 +5,15 @@ Each failure is a ConfigError that names the key and says what is allowed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlpkit.core.errors import ConfigError
 from mlpkit.data.splits import SPLITS
-from mlpkit.engine.planner import ENGINES
+from mlpkit.engine.selection import ENGINES
 from mlpkit.nn.activations import ACTIVATIONS
 from mlpkit.nn.initializers import INITIALIZERS
 from mlpkit.nn.mlp import BIAS_MODES, DTYPES
-
-if TYPE_CHECKING:
-    from mlpkit.runs.config import Config
+from mlpkit.runs.config_schema import Config
 
 __all__ = ["MAX_NAME_LENGTH", "coerce", "validate"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlpkit import __version__
+from mlpkit.core.version import __version__
 from mlpkit.core.errors import MlpkitError
 from mlpkit.core.fileio import atomic_write_text
 from mlpkit.report.format import DASH, blas, fmt, machine

@@ -17,7 +17,8 @@ import numpy as np
 
 from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, InputError
 from mlpkit.engine.evaluator import EVAL_CHUNK
-from mlpkit.engine.planner import SEGMENT_STEPS, EnginePlan, check_engine, plan_engine
+from mlpkit.engine.planner import SEGMENT_STEPS, EnginePlan, plan_engine
+from mlpkit.engine.selection import check_engine
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback

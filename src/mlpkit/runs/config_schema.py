@@ -1,0 +1,138 @@
+"""The typed sections of a run configuration and their defaults (frozen dataclasses).
+
+Reading, writing and overriding configs lives in :mod:`mlpkit.runs.config`; range checks in
+:mod:`mlpkit.runs.validation`. Both import these types, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SECTIONS", "Config", "DataConfig", "ModelConfig", "TrainConfig"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The ``[model]`` table.
+
+    Parameters
+    ----------
+    hidden : tuple of int
+        Hidden layer sizes, input side first: ``(64,)`` is one hidden layer of 64 units.
+    activation : str
+        Hidden activation, a name in `mlpkit.nn.activations.ACTIVATIONS`.
+    init : str
+        Weight initializer, a name in `mlpkit.nn.initializers.INITIALIZERS`.
+    bias : str
+        ``"input_column"`` (a column of ones on the inputs) or ``"per_layer"``.
+    """
+
+    hidden: tuple[int, ...] = (64,)
+    activation: str = "sigmoid"
+    init: str = "uniform"
+    bias: str = "input_column"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``[data]`` table.
+
+    Parameters
+    ----------
+    split : str
+        ``"seed"`` or ``"full"`` (see `mlpkit.data.splits.make_split`).
+    n_train, n_val : int or None
+        Training and validation set sizes; None for the split's default.
+    shuffle : bool
+        Reshuffle the training set every epoch.
+    """
+
+    split: str = "seed"
+    n_train: int | None = None  # None: the split's default (20,000 for "seed")
+    n_val: int | None = None
+    shuffle: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``[train]`` table.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+        Samples per gradient step.
+    learning_rate, momentum : float
+        Of SGD (see `mlpkit.optim.sgd.SGD`); momentum in [0, 1).
+    drop_last : bool
+        Skip the last, smaller batch of an epoch.
+    validations_per_epoch : int
+        Validate every ``steps_per_epoch // validations_per_epoch`` steps.
+    early_stopping_patience : int
+        Validation checks without improvement before stopping; 0 disables early stopping.
+    early_stopping_min_delta : float
+        Smallest decrease of the validation loss that counts as an improvement.
+    restore_best_weights : bool
+        On an early stop, go back to the weights of the best validation check.
+    dtype : str
+        ``"float32"`` or ``"float64"``.
+    threads : int or None
+        BLAS thread limit; None leaves the library's own choice.
+    checkpoint_every : int
+        Validation checks between checkpoints; 0: never.
+    engine : str
+        ``"auto"`` (compiled steps where they apply), ``"compiled"`` or ``"numpy"``.
+    sparse_inputs : bool
+        Let the compiled engine treat mostly-blank inputs as sparse (see `mlpkit.engine.sparse`).
+    """
+
+    epochs: int = 50
+    batch_size: int = 32
+    learning_rate: float = 0.1
+    momentum: float = 0.0
+    drop_last: bool = True
+    validations_per_epoch: int = 5  # validate every steps_per_epoch // this many steps
+    early_stopping_patience: int = 50  # in validation checks; 0 disables
+    early_stopping_min_delta: float = 0.0
+    restore_best_weights: bool = False
+    dtype: str = "float32"
+    threads: int | None = None
+    checkpoint_every: int = 5  # validation checks between checkpoints; 0: never
+    engine: str = "auto"  # "auto": compiled steps where they apply; "compiled"; "numpy" (see mlpkit.engine.compiled)
+    sparse_inputs: bool = True  # compiled engine: mostly-blank inputs go sparse (see mlpkit.engine.sparse)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run configuration, frozen; build it with `from_dict`, `parse_config` or `load_config`.
+
+    Parameters
+    ----------
+    name : str
+        Names the run (and its folder).
+    description : str
+        One line for listings.
+    seed : int
+        Seeds the one random generator of the run (initialization and shuffling).
+    model, data, train : ModelConfig, DataConfig, TrainConfig
+        The three tables.
+    """
+
+    name: str = "custom"
+    description: str = ""
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dicts (lists for tuples), as `from_dict` takes them."""
+        out = dataclasses.asdict(self)
+        out["model"]["hidden"] = list(self.model.hidden)
+        return out
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
