@@ -105,8 +105,8 @@ class NumpySteps:
         x, y, full_x, full_y = self.x, self.y, ws.inputs, ws.labels
         assert full_x is not None and full_y is not None  # a workspace made with_batch
         for s in range(n_steps):
-            k = first_step + s
-            idx = order[k * bs : (k + 1) * bs]
+            step = first_step + s
+            idx = order[step * bs : (step + 1) * bs]
             m = len(idx)
             xb, yb = (full_x, full_y) if m == bs else (full_x[:m], full_y[:m])
             take(x, idx, axis=0, out=xb, mode="clip")  # "clip": written straight into xb

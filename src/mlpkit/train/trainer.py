@@ -279,11 +279,11 @@ class Trainer:
             if state.step_in_epoch == 0 or state.perm is None:
                 state.perm = self.rng.permutation(n_train) if self.shuffle else np.arange(n_train)
             while state.step_in_epoch < self.steps_per_epoch and not self._stopping(interrupt):
-                k = state.step_in_epoch
-                n = min(self.steps_per_epoch - k, longest)
+                first_in_epoch = state.step_in_epoch
+                n = min(self.steps_per_epoch - first_in_epoch, longest)
                 if every:
                     n = min(n, every - state.step % every)
-                applied = steps.run(state.perm, k, n)
+                applied = steps.run(state.perm, first_in_epoch, n)
                 what = f"loss is {float(steps.losses[applied])}" if applied < n else ""
                 if applied:
                     if state.first_loss is None:
@@ -297,7 +297,7 @@ class Trainer:
                 if applied:
                     first = state.step + 1
                     state.step += applied
-                    state.step_in_epoch = k + applied
+                    state.step_in_epoch = first_in_epoch + applied
                     losses = steps.losses[:applied]
                     state.last_finite_loss = float(losses[-1])
                     for cb in hooked:
