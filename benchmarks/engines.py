@@ -137,8 +137,14 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
                     trainer.stop_training = True
 
             def on_steps_end(self, trainer, first_step, losses) -> None:
-                # the compiled path reports runs of steps; they end at every validation
-                self.on_step_end(trainer, first_step + len(losses) - 1, losses[-1])
+                # the engines report runs of steps; they end at every validation, and for large
+                # models every few steps (engine.planner.SEGMENT_MACS): a unit ends with the run
+                # that holds its last step, so per-unit times telescope to the true total
+                last = first_step + len(losses) - 1
+                if trainer.validate_every:
+                    self.on_step_end(trainer, last, losses[-1])
+                elif last // steps > (first_step - 1) // steps and clock_.end_unit():
+                    trainer.stop_training = True
 
             def on_validation_end(self, trainer, logs) -> None:
                 clock_.validation += clock() - self.v0
