@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["n_train=600", "data.n_val=300", "epochs=2", "train.threads=1", "train.checkpoint_every=0"]
 
 
-pytestmark = pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not found (set MLPKIT_DATA)")
+pytestmark = pytest.mark.usefixtures("mnist_path")  # fails, never skips, without MNIST (see conftest)
 
 
 def train(out: Path, *overrides: str) -> Path:

@@ -154,7 +154,7 @@ def test_cli_prints_error_exits_2_and_writes_no_run_folder(tmp_path: Path, args:
     assert not out.exists()
 
 
-@pytest.mark.skipif(mnist_dir() is None, reason="real MNIST not found (set MLPKIT_DATA)")
+@pytest.mark.usefixtures("mnist_path")  # fails, never skips, without MNIST (see conftest)
 def test_batch_larger_than_the_training_set_is_refused_before_training(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "task3c", "--set", "n_train=100", "--set", "batch_size=500",
