@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workloads import WORKLOADS, Workload  # noqa: E402
+from workloads import WORKLOADS, Workload
 
 clock = time.perf_counter
 
@@ -91,8 +91,13 @@ class UnitClock:
         """Report the unit and wait for the next command; True if the worker should stop."""
         now = clock()
         whole = now - self.start
-        send({"whole": whole * self.scale, "train": (whole - self.validation) * self.scale,
-              "validation": self.validation * self.scale})
+        send(
+            {
+                "whole": whole * self.scale,
+                "train": (whole - self.validation) * self.scale,
+                "validation": self.validation * self.scale,
+            }
+        )
         stop = command() != "run"
         self.start, self.validation = clock(), 0.0
         return stop
@@ -102,11 +107,11 @@ class UnitClock:
 def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from mlpkit.train.callbacks import Callback, History
+    from mlpkit.engine.evaluator import Evaluator
+    from mlpkit.engine.sparse import sparse_rows
     from mlpkit.nn.mlp import MLP
     from mlpkit.optim.sgd import SGD
-    from mlpkit.engine.sparse import sparse_rows
-    from mlpkit.engine.evaluator import Evaluator
+    from mlpkit.train.callbacks import Callback, History
     from mlpkit.train.trainer import Trainer
 
     model = MLP(list(w.hidden), activation=w.activation, bias=w.bias, dtype="float32")
@@ -148,15 +153,24 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
 
             def on_validation_end(self, trainer, logs) -> None:
                 clock_.validation += clock() - self.v0
-                clock_.metrics = {"val_accuracy": logs["val_accuracy"], "val_loss": logs["val_loss"],
-                                  "train_accuracy": logs["train_accuracy"]}
+                clock_.metrics = {
+                    "val_accuracy": logs["val_accuracy"],
+                    "val_loss": logs["val_loss"],
+                    "train_accuracy": logs["train_accuracy"],
+                }
                 if trainer.state.step % steps == 0 and clock_.end_unit():
                     trainer.stop_training = True
 
         history = History()
-        trainer = Trainer(model, SGD(model.parameters(), lr=w.lr, momentum=w.momentum), rng=rng, epochs=10_000,
-                          batch_size=w.batch_size, validations_per_epoch=w.validations_per_epoch,
-                          callbacks=[history, Clock()])
+        trainer = Trainer(
+            model,
+            SGD(model.parameters(), lr=w.lr, momentum=w.momentum),
+            rng=rng,
+            epochs=10_000,
+            batch_size=w.batch_size,
+            validations_per_epoch=w.validations_per_epoch,
+            callbacks=[history, Clock()],
+        )
         trainer.segment_steps = steps  # compiled runs of steps end at unit boundaries
         trainer.fit(x_train, y_train, x_val, y_val)
         return {**clock_.metrics, "last_batch_loss": float(history.train_loss[-1])}
@@ -264,9 +278,18 @@ def run_sklearn(w: Workload, run_mode: str, data: dict, threads: int, seed: int)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     # sklearn has no scaled tanh and no bias trick: tanh for the improved sigmoid, per-layer biases.
     activation = {"sigmoid": "logistic", "improved_sigmoid": "tanh", "relu": "relu"}[w.activation]
-    clf = MLPClassifier(hidden_layer_sizes=w.hidden, activation=activation, solver="sgd", alpha=0.0,
-                        batch_size=w.batch_size, learning_rate_init=w.lr, momentum=w.momentum,
-                        nesterovs_momentum=False, shuffle=True, random_state=seed)
+    clf = MLPClassifier(
+        hidden_layer_sizes=w.hidden,
+        activation=activation,
+        solver="sgd",
+        alpha=0.0,
+        batch_size=w.batch_size,
+        learning_rate_init=w.lr,
+        momentum=w.momentum,
+        nesterovs_momentum=False,
+        shuffle=True,
+        random_state=seed,
+    )
     xt, yt, xv, yv = data.pop("x_train"), data.pop("y_train"), data.pop("x_val"), data.pop("y_val")
     classes = np.arange(10)
     rng = np.random.default_rng(seed)
@@ -323,8 +346,11 @@ def run_blas(threads: int) -> dict:
         ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
     except ImportError:  # pragma: no cover
         pass
-    blas = [{k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
-            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    blas = [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
     send({"ready": True, "blas": blas})
     flops = 2.0 * size**3
     with threadpool_limits(limits=threads):
@@ -338,8 +364,12 @@ def run_blas(threads: int) -> dict:
                     t = clock()
                     torch.matmul(ta, tb, out=tc)
                     best_torch = min(best_torch, clock() - t)
-            send({"numpy_gflops": flops / best_np / 1e9,
-                  "torch_gflops": flops / best_torch / 1e9 if torch is not None else None})
+            send(
+                {
+                    "numpy_gflops": flops / best_np / 1e9,
+                    "torch_gflops": flops / best_torch / 1e9 if torch is not None else None,
+                }
+            )
     return {}
 
 
@@ -358,8 +388,13 @@ def run_seedrun(mnist_dir: str, threads: int, epochs: int) -> dict:
     command()
     with tempfile.TemporaryDirectory() as tmp:
         start = clock()
-        result = run_experiment(cfg, Path(tmp) / "run", data_dir=mnist_dir if mnist_dir != "-" else None,
-                                progress=False, log=lambda *a: None)
+        result = run_experiment(
+            cfg,
+            Path(tmp) / "run",
+            data_dir=mnist_dir if mnist_dir != "-" else None,
+            progress=False,
+            log=lambda *a: None,
+        )
         wall = clock() - start
     return {"wall_s": wall, "epochs": epochs, "val_accuracy": result.metrics["val_accuracy"]}
 

@@ -39,9 +39,12 @@ ENGINES = ("mlpkit", "pytorch", "sklearn")
 REFERENCE = "pytorch"
 #: The issue's targets: ratio to PyTorch (medians of per-round ratios), floor multiple, memory.
 TARGETS = [
-    ("seed-base", "whole", 0.40), ("seed-base", "train", 0.30),
-    ("seed-tricks", "whole", 0.40), ("seed-tricks", "train", 0.30),
-    ("deep10", "whole", 0.30), ("large", "train", 1.00),
+    ("seed-base", "whole", 0.40),
+    ("seed-base", "train", 0.30),
+    ("seed-tricks", "whole", 0.40),
+    ("seed-tricks", "train", 0.30),
+    ("deep10", "whole", 0.30),
+    ("large", "train", 1.00),
 ]
 FLOOR_TARGET = ("seed-tricks", 1.6)
 SEED_RUN_MB = 300.0
@@ -61,9 +64,24 @@ class Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "engines.py"), engine, workload, run_mode, str(data_dir), str(threads),
-             str(seed)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1, env=env, cwd=REPO)
+            [
+                sys.executable,
+                str(HERE / "engines.py"),
+                engine,
+                workload,
+                run_mode,
+                str(data_dir),
+                str(threads),
+                str(seed),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=REPO,
+        )
 
     def _read(self) -> dict:
         line = self.proc.stdout.readline()
@@ -153,8 +171,12 @@ def machine_info(threads: int) -> dict:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     return {
-        "cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-        "platform": platform.platform(), "versions": versions,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL_"))},
         "loadavg_start": os.getloadavg(),
     }
@@ -163,18 +185,24 @@ def machine_info(threads: int) -> dict:
 def print_workload(name: str, res: dict) -> None:
     w = WORKLOADS[name]
     print(f"\n== {name}: {w.title}")
-    print(f"   {'engine':<9}{'whole s/epoch':<24}{'train s/epoch':<24}{'x PyTorch whole':<22}"
-          f"{'x PyTorch train':<22}{'peak MB':>8}")
+    print(
+        f"   {'engine':<9}{'whole s/epoch':<24}{'train s/epoch':<24}{'x PyTorch whole':<22}"
+        f"{'x PyTorch train':<22}{'peak MB':>8}"
+    )
     for engine, e in res["engines"].items():
         r = res["ratios"].get(engine, {})
         train = e["train"] if w.mode == "train" else None
-        print(f"   {engine:<9}{fmt(e['whole']):<24}{fmt(train):<24}{fmt(r.get('whole'), 2):<22}"
-              f"{fmt(r.get('train') if w.mode == 'train' else None, 2):<22}{e['peak_rss_mb']:>8.0f}")
+        print(
+            f"   {engine:<9}{fmt(e['whole']):<24}{fmt(train):<24}{fmt(r.get('whole'), 2):<22}"
+            f"{fmt(r.get('train') if w.mode == 'train' else None, 2):<22}{e['peak_rss_mb']:>8.0f}"
+        )
     f = res["floor"]
     train_floor = f"{f['train_s']:.3f}" if w.mode == "train" else "-"
-    line = (f"   {'floor':<9}{f['whole_s']:<24.3f}{train_floor:<24}"
-            f"({f['train_gflop']:.1f} + {f['validation_gflop']:.1f} GFLOP at numpy's {f['gflops']:.0f} GFLOP/s;"
-            f" {f['whole_s_best_rate']:.3f} s at the best BLAS, {f['best_gflops']:.0f} GFLOP/s)")
+    line = (
+        f"   {'floor':<9}{f['whole_s']:<24.3f}{train_floor:<24}"
+        f"({f['train_gflop']:.1f} + {f['validation_gflop']:.1f} GFLOP at numpy's {f['gflops']:.0f} GFLOP/s;"
+        f" {f['whole_s_best_rate']:.3f} s at the best BLAS, {f['best_gflops']:.0f} GFLOP/s)"
+    )
     print(line)
     if "mlpkit" in res["engines"]:
         print(f"   mlpkit whole epoch / floor: {res['engines']['mlpkit']['whole']['median'] / f['whole_s']:.2f}")
@@ -184,17 +212,23 @@ def print_workload(name: str, res: dict) -> None:
 def print_summary(results: dict) -> None:
     """One line per workload: medians, and mlpkit's per-round ratios to PyTorch."""
     print("\nsummary (seconds per epoch, medians; ratios: median of per-round mlpkit / PyTorch)")
-    print(f"   {'workload':<12}{'mlpkit':>8}{'pytorch':>9}{'sklearn':>9}{'floor':>8}"
-          f"{'x PyTorch whole':>17}{'x PyTorch train':>17}{'x floor':>9}")
+    print(
+        f"   {'workload':<12}{'mlpkit':>8}{'pytorch':>9}{'sklearn':>9}{'floor':>8}"
+        f"{'x PyTorch whole':>17}{'x PyTorch train':>17}{'x floor':>9}"
+    )
     for name, res in results.items():
         e, r, f = res["engines"], res["ratios"].get("mlpkit", {}), res["floor"]
-        med = {k: (f"{v['whole']['median']:.3f}" if k in e else "-") for k, v in
-               ((k, e.get(k, {"whole": {"median": 0}})) for k in ENGINES)}
+        med = {
+            k: (f"{v['whole']['median']:.3f}" if k in e else "-")
+            for k, v in ((k, e.get(k, {"whole": {"median": 0}})) for k in ENGINES)
+        }
         train = f"{r['train']['median']:.2f}" if "train" in r and WORKLOADS[name].mode == "train" else "-"
         whole = f"{r['whole']['median']:.2f}" if "whole" in r else "-"
         floor = f"{e['mlpkit']['whole']['median'] / f['whole_s']:.2f}" if "mlpkit" in e else "-"
-        print(f"   {name:<12}{med['mlpkit']:>8}{med['pytorch']:>9}{med['sklearn']:>9}{f['whole_s']:>8.3f}"
-              f"{whole:>17}{train:>17}{floor:>9}")
+        print(
+            f"   {name:<12}{med['mlpkit']:>8}{med['pytorch']:>9}{med['sklearn']:>9}{f['whole_s']:>8.3f}"
+            f"{whole:>17}{train:>17}{floor:>9}"
+        )
 
 
 def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Worker) -> dict:
@@ -209,38 +243,58 @@ def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Work
         times: dict[str, list[dict]] = {e: [] for e in engines}
         rates = []
         for r in range(rounds):
-            order = engines[r % len(engines):] + engines[: r % len(engines)]
+            order = engines[r % len(engines) :] + engines[: r % len(engines)]
             for e in order:
                 times[e].append(workers[e].run(args.settle))
             rates.append(blas.run(args.settle))
-            print(f"   {name} round {r + 1}/{rounds}: "
-                  + ", ".join(f"{e} {times[e][-1]['whole']:.3f}s" for e in engines), flush=True)
+            print(
+                f"   {name} round {r + 1}/{rounds}: " + ", ".join(f"{e} {times[e][-1]['whole']:.3f}s" for e in engines),
+                flush=True,
+            )
         finals = {e: workers[e].quit() for e in engines}
     finally:
         for worker in workers.values():
             worker.kill()
-    res: dict = {"title": w.title, "rounds": rounds, "steps_per_epoch": w.steps_per_epoch,
-                 "steps_per_unit": w.steps_per_unit(args.mode), "engines": {}, "ratios": {}}
+    res: dict = {
+        "title": w.title,
+        "rounds": rounds,
+        "steps_per_epoch": w.steps_per_epoch,
+        "steps_per_unit": w.steps_per_unit(args.mode),
+        "engines": {},
+        "ratios": {},
+    }
     for e in engines:
-        res["engines"][e] = {"whole": summary([t["whole"] for t in times[e]]),
-                             "train": summary([t["train"] for t in times[e]]),
-                             "validation": summary([t["validation"] for t in times[e]]),
-                             "peak_rss_mb": finals[e]["peak_rss_mb"], "final": finals[e]["final"]}
+        res["engines"][e] = {
+            "whole": summary([t["whole"] for t in times[e]]),
+            "train": summary([t["train"] for t in times[e]]),
+            "validation": summary([t["validation"] for t in times[e]]),
+            "peak_rss_mb": finals[e]["peak_rss_mb"],
+            "final": finals[e]["final"],
+        }
     if REFERENCE in engines:
         ref = times[REFERENCE]
         for e in engines:
-            res["ratios"][e] = {k: summary([t[k] / rt[k] for t, rt in zip(times[e], ref)])
-                                for k in ("whole", "train") if all(rt[k] > 0 for rt in ref)}
+            res["ratios"][e] = {
+                k: summary([t[k] / rt[k] for t, rt in zip(times[e], ref)])
+                for k in ("whole", "train")
+                if all(rt[k] > 0 for rt in ref)
+            }
     flops = w.epoch_flops()
     # The floor: the epoch's matrix products at the float32 rate of numpy's BLAS (the one
     # mlpkit runs on), measured in the same rounds; also at the best rate of any BLAS here.
     gflops = statistics.median([r["numpy_gflops"] for r in rates])
     best = statistics.median([max(v for v in r.values() if v) for r in rates])
     total = flops["train"] + flops["validation"]
-    res["floor"] = {"gflops": gflops, "best_gflops": best, "rates": rates, "train_gflop": flops["train"] / 1e9,
-                    "validation_gflop": flops["validation"] / 1e9,
-                    "train_s": flops["train"] / gflops / 1e9, "whole_s": total / gflops / 1e9,
-                    "whole_s_best_rate": total / best / 1e9}
+    res["floor"] = {
+        "gflops": gflops,
+        "best_gflops": best,
+        "rates": rates,
+        "train_gflop": flops["train"] / 1e9,
+        "validation_gflop": flops["validation"] / 1e9,
+        "train_s": flops["train"] / gflops / 1e9,
+        "whole_s": total / gflops / 1e9,
+        "whole_s_best_rate": total / best / 1e9,
+    }
     return res
 
 
@@ -249,32 +303,55 @@ def check_targets(results: dict, seed_run: dict | None) -> list[dict]:
     for name, kind, limit in TARGETS:
         ratio = results.get(name, {}).get("ratios", {}).get("mlpkit", {}).get(kind)
         if ratio:
-            checks.append({"target": f"{name} {kind} <= {limit:.2f}x PyTorch", "value": ratio["median"],
-                           "met": ratio["median"] <= limit})
+            checks.append(
+                {
+                    "target": f"{name} {kind} <= {limit:.2f}x PyTorch",
+                    "value": ratio["median"],
+                    "met": ratio["median"] <= limit,
+                }
+            )
     name, limit = FLOOR_TARGET
     if name in results and "mlpkit" in results[name]["engines"]:
         value = results[name]["engines"]["mlpkit"]["whole"]["median"] / results[name]["floor"]["whole_s"]
-        checks.append({"target": f"{name} whole epoch <= {limit}x the FLOP floor", "value": value,
-                       "met": value <= limit})
+        checks.append(
+            {"target": f"{name} whole epoch <= {limit}x the FLOP floor", "value": value, "met": value <= limit}
+        )
     if seed_run:
         value = seed_run["peak_rss_mb"]
-        checks.append({"target": f"seed run (task3c) peak memory <= {SEED_RUN_MB:.0f} MB", "value": value,
-                       "met": value <= SEED_RUN_MB})
+        checks.append(
+            {
+                "target": f"seed run (task3c) peak memory <= {SEED_RUN_MB:.0f} MB",
+                "value": value,
+                "met": value <= SEED_RUN_MB,
+            }
+        )
     return checks
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds, 39 steps of the large epoch: < 2 minutes")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every engine (default: all cores)")
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per workload (default 7; quick 3; large 3)")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, from {', '.join(WORKLOADS)}")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="threads for every engine (default: all cores)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="timed rounds per workload (default 7; quick 3; large 3)"
+    )
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help=f"comma-separated, from {', '.join(WORKLOADS)}"
+    )
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, from {', '.join(ENGINES)}")
-    parser.add_argument("--data", default=None, help="MNIST folder (default: $MLPKIT_DATA, ../shared/data/mnist, cache)")
+    parser.add_argument(
+        "--data", default=None, help="MNIST folder (default: $MLPKIT_DATA, ../shared/data/mnist, cache)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where the JSON goes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--settle", type=float, default=0.3,
-                        help="seconds of rest before each unit, so the previous engine's spinning threads stop")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.3,
+        help="seconds of rest before each unit, so the previous engine's spinning threads stop",
+    )
     parser.add_argument("--no-seed-run", action="store_true", help="skip the peak-memory run of preset task3c")
     args = parser.parse_args(argv)
     args.mode = "quick" if args.quick else "full"
@@ -288,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {module} is not installed, skipping {engine} (pip install -e '.[bench]')", file=sys.stderr)
             engines.remove(engine)
     if any(os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")):
-        print("warning: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are set and may select a slower kernel; to benchmark, "
-              "run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py", file=sys.stderr)
+        print(
+            "warning: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are set and may select a slower kernel; to benchmark, "
+            "run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     info = machine_info(args.threads)
     mnist_dir = find_mnist(args.data)
@@ -302,9 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             info["blas"] = blas.ready()["blas"]
             blas.run()
-            print(f"mlpkit benchmark ({args.mode}): {info['cpu']}, {info['cpu_count']} cores, {args.threads} threads; "
-                  f"BLAS: " + ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in info["blas"]),
-                  flush=True)
+            print(
+                f"mlpkit benchmark ({args.mode}): {info['cpu']}, {info['cpu_count']} cores, {args.threads} threads; "
+                f"BLAS: "
+                + ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in info["blas"]),
+                flush=True,
+            )
             for name in names:
                 results[name] = run_workload(name, engines, args, data_dir, blas)
                 print_workload(name, results[name])
@@ -319,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
                 seed_run = {"peak_rss_mb": msg["peak_rss_mb"], **msg["final"]}
             finally:
                 worker.kill()
-            print(f"\nseed run (preset task3c, 1 epoch, run_experiment with plots): peak memory "
-                  f"{seed_run['peak_rss_mb']:.0f} MB, {seed_run['wall_s']:.1f} s wall")
+            print(
+                f"\nseed run (preset task3c, 1 epoch, run_experiment with plots): peak memory "
+                f"{seed_run['peak_rss_mb']:.0f} MB, {seed_run['wall_s']:.1f} s wall"
+            )
     info["loadavg_end"] = os.getloadavg()
     print_summary(results)
     checks = check_targets(results, seed_run)
@@ -328,12 +413,26 @@ def main(argv: list[str] | None = None) -> int:
     for c in checks:
         print(f"   [{'met' if c['met'] else 'NOT met':>7}] {c['target']}: {c['value']:.2f}")
     elapsed = time.perf_counter() - started
-    print(f"\nload average {info['loadavg_start'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end; "
-          f"{elapsed:.0f} s in all")
+    print(
+        f"\nload average {info['loadavg_start'][0]:.1f} at start, {info['loadavg_end'][0]:.1f} at end; "
+        f"{elapsed:.0f} s in all"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"mode": args.mode, "machine": info, "workloads": results, "seed_run": seed_run,
-                                "targets": checks, "elapsed_s": elapsed}, indent=1) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "mode": args.mode,
+                "machine": info,
+                "workloads": results,
+                "seed_run": seed_run,
+                "targets": checks,
+                "elapsed_s": elapsed,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"results: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     return 0
 

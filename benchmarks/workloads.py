@@ -68,16 +68,53 @@ SEED = dict(batch_size=32, data="seed", bias="input_column", validations_per_epo
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
-        Workload("seed-base", "seed base: [64] sigmoid, uniform init, lr 0.1", (64,), "sigmoid", "uniform",
-                 0.1, 0.0, **SEED),
-        Workload("seed-tricks", "seed tricks: [64] improved sigmoid, fan-in init, momentum 0.9", (64,),
-                 "improved_sigmoid", "fan_in_normal", 0.02, 0.9, **SEED),
-        Workload("deep10", "ten hidden layers of 64, improved sigmoid, momentum 0.9", (64,) * 10,
-                 "improved_sigmoid", "fan_in_normal", 0.02, 0.9, **SEED),
-        Workload("validation", "the 5 validation passes of a seed-base epoch alone", (64,), "sigmoid", "uniform",
-                 0.1, 0.0, **SEED, mode="validate"),
-        Workload("large", "784-1024-1024-10 ReLU, 60,000 images, batch 128, training only", (1024, 1024), "relu",
-                 "fan_in_normal", 0.01, 0.9, batch_size=128, data="full", bias="per_layer",
-                 validations_per_epoch=0, unit_steps={"quick": 39}),  # 468 = 12 x 39
+        Workload(
+            "seed-base", "seed base: [64] sigmoid, uniform init, lr 0.1", (64,), "sigmoid", "uniform", 0.1, 0.0, **SEED
+        ),
+        Workload(
+            "seed-tricks",
+            "seed tricks: [64] improved sigmoid, fan-in init, momentum 0.9",
+            (64,),
+            "improved_sigmoid",
+            "fan_in_normal",
+            0.02,
+            0.9,
+            **SEED,
+        ),
+        Workload(
+            "deep10",
+            "ten hidden layers of 64, improved sigmoid, momentum 0.9",
+            (64,) * 10,
+            "improved_sigmoid",
+            "fan_in_normal",
+            0.02,
+            0.9,
+            **SEED,
+        ),
+        Workload(
+            "validation",
+            "the 5 validation passes of a seed-base epoch alone",
+            (64,),
+            "sigmoid",
+            "uniform",
+            0.1,
+            0.0,
+            **SEED,
+            mode="validate",
+        ),
+        Workload(
+            "large",
+            "784-1024-1024-10 ReLU, 60,000 images, batch 128, training only",
+            (1024, 1024),
+            "relu",
+            "fan_in_normal",
+            0.01,
+            0.9,
+            batch_size=128,
+            data="full",
+            bias="per_layer",
+            validations_per_epoch=0,
+            unit_steps={"quick": 39},
+        ),  # 468 = 12 x 39
     )
 }

@@ -52,8 +52,12 @@ def test_each_builtin_names_its_own_kernel_code_and_new_ones_have_none():
     from mlpkit.nn import activations
 
     codes = {name: act.kernel_code for name, act in ACTIVATIONS.items()}
-    assert codes == {"sigmoid": activations.KERNEL_SIGMOID, "improved_sigmoid": activations.KERNEL_IMPROVED_SIGMOID,
-                     "tanh": activations.KERNEL_TANH, "relu": activations.KERNEL_RELU}
+    assert codes == {
+        "sigmoid": activations.KERNEL_SIGMOID,
+        "improved_sigmoid": activations.KERNEL_IMPROVED_SIGMOID,
+        "tanh": activations.KERNEL_TANH,
+        "relu": activations.KERNEL_RELU,
+    }
     assert len(set(codes.values())) == len(codes)  # one kernel per formula
     custom = activations.Activation("mine", activations.tanh, activations.tanh_derivative)
     assert custom.kernel_code is None  # the compiled engine refuses it (tests/test_kernels.py)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import mlpkit
+from conftest import mnist_dir  # the shared finder of real MNIST
 from mlpkit.runs.config import with_overrides
 from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import run_experiment
-from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["n_train=600", "data.n_val=300", "epochs=2", "train.threads=1", "train.checkpoint_every=0"]

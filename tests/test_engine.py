@@ -76,8 +76,7 @@ def ref_evaluate(weights, biases, x, y, activation):
 # ------------------------------------------------------------------------ helpers
 def make(activation, hidden, bias, *, n_features=20, n_classes=10, seed=0):
     rng = np.random.default_rng(seed)
-    model = MLP(hidden, n_features=n_features, n_classes=n_classes, activation=activation, bias=bias,
-                dtype="float32")
+    model = MLP(hidden, n_features=n_features, n_classes=n_classes, activation=activation, bias=bias, dtype="float32")
     sizes = [n_features, *hidden, n_classes]
     weights = [rng.normal(size=(i, o)) / np.sqrt(i) for i, o in zip(sizes[:-1], sizes[1:])]
     biases = [rng.normal(scale=0.1, size=o) for o in sizes[1:]]
@@ -99,8 +98,9 @@ def make(activation, hidden, bias, *, n_features=20, n_classes=10, seed=0):
 def close(fast, ref, rtol=2e-4):
     """float32 tolerance, relative to the size of the reference array."""
     ref = np.asarray(ref, dtype=np.float64)
-    np.testing.assert_allclose(np.asarray(fast, dtype=np.float64), ref, rtol=rtol,
-                               atol=rtol * max(1.0, float(np.abs(ref).max(initial=0.0))))
+    np.testing.assert_allclose(
+        np.asarray(fast, dtype=np.float64), ref, rtol=rtol, atol=rtol * max(1.0, float(np.abs(ref).max(initial=0.0)))
+    )
 
 
 def fast_gradients(model, grads):
@@ -269,7 +269,7 @@ def test_flat_blocked_and_threaded_sgd_are_bit_identical():
         per_array.step(grads)
         for _, update in blocked:
             update(grads)
-    for arrays in ([t.parameters() for t in twins[:2]] + [loose]):
+    for arrays in [t.parameters() for t in twins[:2]] + [loose]:
         assert all(np.array_equal(a, b) for a, b in zip(model.parameters(), arrays))
     for opt in [per_array] + [opt for opt, _ in blocked]:
         assert all(np.array_equal(a, b) for a, b in zip(flat.velocity, opt.velocity))
@@ -305,8 +305,15 @@ def test_a_training_step_allocates_no_arrays(momentum):
     x = model.prepare_inputs(rng.normal(size=(4000, 784)).astype(np.float32))
     y = rng.integers(0, 10, 4000)
     probe = _AllocationProbe()
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.01, momentum=momentum), rng=rng, epochs=1,
-                      batch_size=32, validations_per_epoch=0, callbacks=[History(), probe])
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.01, momentum=momentum),
+        rng=rng,
+        epochs=1,
+        batch_size=32,
+        validations_per_epoch=0,
+        callbacks=[History(), probe],
+    )
     trainer.fit(x, y, x[:100], y[:100])
     smallest_array = 32 * 512 * 4  # one batch of hidden activations
     assert probe.peak is not None and probe.peak < smallest_array // 2, probe.peak
@@ -317,8 +324,15 @@ def test_no_validation_when_validations_per_epoch_is_zero():
     model = MLP([8], n_features=6, n_classes=3).init_weights(rng, "fan_in_normal")
     x, y = model.prepare_inputs(rng.normal(size=(64, 6))), rng.integers(0, 3, 64)
     history = History()
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), rng=rng, epochs=2, batch_size=16,
-                      validations_per_epoch=0, callbacks=[history])
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.1),
+        rng=rng,
+        epochs=2,
+        batch_size=16,
+        validations_per_epoch=0,
+        callbacks=[history],
+    )
     trainer.fit(x, y, x, y)
     assert history.num_steps == 8 and history.validation["step"] == []
 

@@ -21,7 +21,8 @@ def mnist_batch(mnist_path):
 
 
 SEED_CASES = [(t, a) for t in ("[64,10]", "[64,64,10]") for a in sorted(ACTIVATIONS)] + [
-    ("ten hidden of 64", "sigmoid")]
+    ("ten hidden of 64", "sigmoid")
+]
 
 
 @pytest.mark.parametrize(("topology", "activation"), SEED_CASES)
@@ -57,8 +58,9 @@ def test_ten_hidden_layers_relative_float64(mnist_batch, activation):
     rng = np.random.default_rng(1)
     model.init_weights(rng, "fan_in_normal")
     x = model.prepare_inputs(x_raw[:20])
-    result = check_gradients(model, x, y[:20], epsilon=1e-6, tolerance=1e-4, mode="relative",
-                             max_per_parameter=40, rng=rng)
+    result = check_gradients(
+        model, x, y[:20], epsilon=1e-6, tolerance=1e-4, mode="relative", max_per_parameter=40, rng=rng
+    )
     assert result.passed, result
 
 
@@ -80,8 +82,9 @@ def test_a_wrong_gradient_is_caught(monkeypatch):
     from mlpkit.nn import activations
 
     rng = np.random.default_rng(0)
-    broken = activations.Activation("sigmoid", activations.sigmoid,
-                                    lambda a, out=None: activations.sigmoid_derivative(a, out=out) * 1.5)
+    broken = activations.Activation(
+        "sigmoid", activations.sigmoid, lambda a, out=None: activations.sigmoid_derivative(a, out=out) * 1.5
+    )
     model = MLP([5], n_features=6, n_classes=3, dtype="float64")
     model.activation = broken
     model.init_weights(rng, "uniform")
@@ -132,7 +135,8 @@ def test_relative_mode_fails_a_wrong_gradient_by_orders_of_magnitude(factor):
 
     model, x, y = _small_model(np.random.default_rng(6))
     model.activation = activations.Activation(
-        "sigmoid", activations.sigmoid, lambda a, out=None: activations.sigmoid_derivative(a, out=out) * factor)
+        "sigmoid", activations.sigmoid, lambda a, out=None: activations.sigmoid_derivative(a, out=out) * factor
+    )
     result = check_gradients(model, x, y, epsilon=1e-3, tolerance=1e-5, mode="relative")
     assert not result.passed and result.max_rel_error > 1e-3  # orders of magnitude above a correct one
     assert result.worst_parameter in ("layers.0.weight", "layers.1.weight")

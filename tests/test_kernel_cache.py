@@ -42,8 +42,14 @@ def test_any_edit_of_any_kernel_source_moves_the_cache():
         edited = dict(sources, **{name: sources[name] + b"\n# edited\n"})
         seen.add(kernel_cache.source_digest(edited))
     assert len(seen) == len(sources) + 1  # each edit: a digest of its own
-    assert kernel_cache.cache_directory(digest) != kernel_cache.cache_directory(kernel_cache.source_digest(
-        dict(sources, **{"engine/simd.py": sources["engine/simd.py"].replace(b"TILE_VECTORS = 4", b"TILE_VECTORS = 3")})))
+    assert kernel_cache.cache_directory(digest) != kernel_cache.cache_directory(
+        kernel_cache.source_digest(
+            dict(
+                sources,
+                **{"engine/simd.py": sources["engine/simd.py"].replace(b"TILE_VECTORS = 4", b"TILE_VECTORS = 3")},
+            )
+        )
+    )
 
 
 def test_a_changed_source_text_gives_a_kernel_another_cache_folder(fresh_cache, monkeypatch):
@@ -118,8 +124,13 @@ def test_the_real_kernels_are_cached_in_the_digest_folder():
     from mlpkit.engine import dense_kernels, kernels, sparse, sparse_kernels
 
     want = str(kernel_cache.cache_directory())
-    for fn in (kernels.train_steps, kernels.evaluate_rows, sparse_kernels.sparse_product, dense_kernels.tanh32,
-               sparse._fill):
+    for fn in (
+        kernels.train_steps,
+        kernels.evaluate_rows,
+        sparse_kernels.sparse_product,
+        dense_kernels.tanh32,
+        sparse._fill,
+    ):
         assert fn._cache.cache_path == want
 
 

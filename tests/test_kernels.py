@@ -14,7 +14,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from tolerances import float64_run_tolerance, float64_sum_tolerance
 
 from mlpkit.core.errors import ConfigError, DivergenceError
 from mlpkit.engine import cblas, dense_kernels
@@ -24,12 +23,25 @@ from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback, History
 from mlpkit.train.trainer import Trainer
+from tolerances import float64_run_tolerance, float64_sum_tolerance
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
 
 
-def _fit(engine, activation="tanh", bias="input_column", momentum=0.9, hidden=(12, 9), dtype="float64",
-         callbacks=(), epochs=3, lr=0.05, n=203, batch_size=16, segment_steps=None):
+def _fit(
+    engine,
+    activation="tanh",
+    bias="input_column",
+    momentum=0.9,
+    hidden=(12, 9),
+    dtype="float64",
+    callbacks=(),
+    epochs=3,
+    lr=0.05,
+    n=203,
+    batch_size=16,
+    segment_steps=None,
+):
     rng = np.random.default_rng(5)
     model = MLP(list(hidden), n_features=20, activation=activation, bias=bias, dtype=dtype)
     model.init_weights(rng, "fan_in_normal")
@@ -38,8 +50,17 @@ def _fit(engine, activation="tanh", bias="input_column", momentum=0.9, hidden=(1
     y = data.integers(0, 10, n)
     history = History()
     opt = SGD(model.parameters(), lr=lr, momentum=momentum)
-    trainer = Trainer(model, opt, rng=rng, epochs=epochs, batch_size=batch_size, drop_last=False,
-                      validations_per_epoch=2, callbacks=[history, *callbacks], engine=engine)
+    trainer = Trainer(
+        model,
+        opt,
+        rng=rng,
+        epochs=epochs,
+        batch_size=batch_size,
+        drop_last=False,
+        validations_per_epoch=2,
+        callbacks=[history, *callbacks],
+        engine=engine,
+    )
     if segment_steps:
         trainer.segment_steps = segment_steps
     trainer.fit(x, y, x[:50], y[:50])
@@ -61,8 +82,12 @@ def test_compiled_engine_equals_numpy_engine_in_float64(activation, bias, moment
     assert tn.state.step == tc.state.step == 3 * 13  # 203 rows, batch 16, short last batch kept
     # the same sums, possibly added in another order: a bound from their size (tests/tolerances.py)
     params, velocity = _flat(tn.model.parameters()), _flat(tn.optimizer.velocity)
-    atol = float64_run_tolerance(steps=tn.state.step, n_terms=max(tn.model.input_width, tn.batch_size),
-                                 momentum=momentum, scale=max(np.abs(params).max(), np.abs(velocity).max()))
+    atol = float64_run_tolerance(
+        steps=tn.state.step,
+        n_terms=max(tn.model.input_width, tn.batch_size),
+        momentum=momentum,
+        scale=max(np.abs(params).max(), np.abs(velocity).max()),
+    )
     np.testing.assert_allclose(_flat(tc.model.parameters()), params, rtol=0, atol=atol)
     np.testing.assert_allclose(_flat(tc.optimizer.velocity), velocity, rtol=0, atol=atol)
     np.testing.assert_allclose(hc.train_loss, hn.train_loss, rtol=0, atol=atol)
@@ -160,8 +185,9 @@ def test_fast_tanh_is_within_5_ulp_of_float64_tanh_and_keeps_specials():
 
 
 def test_accuracy_counts_ties_and_nan_like_argmax():
-    logits = np.array([[1, 3, 3, 0], [2, 2, 2, 2], [0, np.nan, 5, 1], [np.nan, 1, 2, 3], [4, 1, 2, 3]],
-                      dtype=np.float32)
+    logits = np.array(
+        [[1, 3, 3, 0], [2, 2, 2, 2], [0, np.nan, 5, 1], [np.nan, 1, 2, 3], [4, 1, 2, 3]], dtype=np.float32
+    )
     for labels in ([1, 0, 1, 0, 0], [2, 3, 2, 3, 1]):
         labels = np.array(labels, dtype=np.intp)
         _, hits = dense_kernels.xent_and_hits(logits, labels)

@@ -5,12 +5,15 @@ from mlpkit.core.errors import CheckpointError, ConfigError, InputError
 from mlpkit.nn.mlp import MLP
 
 
-@pytest.mark.parametrize(("hidden", "bias", "count"), [
-    ([64], "input_column", 785 * 64 + 64 * 10),  # 50,880 as in the report
-    ([59, 59], "input_column", 785 * 59 + 59 * 59 + 59 * 10),  # 50,386
-    ([32], "input_column", 785 * 32 + 32 * 10),
-    ([64], "per_layer", 784 * 64 + 64 + 64 * 10 + 10),
-])
+@pytest.mark.parametrize(
+    ("hidden", "bias", "count"),
+    [
+        ([64], "input_column", 785 * 64 + 64 * 10),  # 50,880 as in the report
+        ([59, 59], "input_column", 785 * 59 + 59 * 59 + 59 * 10),  # 50,386
+        ([32], "input_column", 785 * 32 + 32 * 10),
+        ([64], "per_layer", 784 * 64 + 64 + 64 * 10 + 10),
+    ],
+)
 def test_parameter_count(hidden, bias, count):
     assert MLP(hidden, bias=bias).num_parameters == count
 
@@ -20,14 +23,17 @@ def test_seed_counts_are_the_reports():
     assert MLP([59, 59]).num_parameters == 50386
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"hidden": []}, "at least one hidden layer"),
-    ({"hidden": [64, 0]}, "positive integers"),
-    ({"hidden": [3.5]}, "positive integers"),
-    ({"hidden": [4], "activation": "gelu"}, "unknown activation"),
-    ({"hidden": [4], "bias": "none"}, "unknown bias mode"),
-    ({"hidden": [4], "dtype": "float16"}, "unknown dtype"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hidden": []}, "at least one hidden layer"),
+        ({"hidden": [64, 0]}, "positive integers"),
+        ({"hidden": [3.5]}, "positive integers"),
+        ({"hidden": [4], "activation": "gelu"}, "unknown activation"),
+        ({"hidden": [4], "bias": "none"}, "unknown bias mode"),
+        ({"hidden": [4], "dtype": "float16"}, "unknown dtype"),
+    ],
+)
 def test_bad_construction(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         MLP(**kwargs)
@@ -43,23 +49,32 @@ def test_prepare_inputs_adds_bias_column_and_casts():
     assert images.shape == (2, 785)
 
 
-@pytest.mark.parametrize(("x", "match"), [
-    (np.zeros(4), "2-D array"),
-    (np.zeros((0, 4)), "empty"),
-    (np.zeros((2, 5)), "5 features, the model expects 4"),
-    (np.array([[0, np.nan, 0, 0]]), "1 NaN or infinite"),
-    (np.array([[0, np.inf, -np.inf, 0]]), "2 NaN or infinite"),
-    (np.array([["a", "b", "c", "d"]]), "real numbers"),
-])
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (np.zeros(4), "2-D array"),
+        (np.zeros((0, 4)), "empty"),
+        (np.zeros((2, 5)), "5 features, the model expects 4"),
+        (np.array([[0, np.nan, 0, 0]]), "1 NaN or infinite"),
+        (np.array([[0, np.inf, -np.inf, 0]]), "2 NaN or infinite"),
+        (np.array([["a", "b", "c", "d"]]), "real numbers"),
+    ],
+)
 def test_prepare_inputs_rejects_bad_arrays(x, match):
     with pytest.raises(InputError, match=match):
         MLP([3], n_features=4, n_classes=2).prepare_inputs(x)
 
 
-@pytest.mark.parametrize(("y", "match"), [
-    (np.array([0, 10]), r"\[0, 9\]"), (np.array([-1, 0]), r"\[0, 9\]"), (np.array([0.5, 1]), "integers"),
-    (np.array([[0, 1]]), "1-D"), (np.array([0, 1, 2]), "2 entries"),
-])
+@pytest.mark.parametrize(
+    ("y", "match"),
+    [
+        (np.array([0, 10]), r"\[0, 9\]"),
+        (np.array([-1, 0]), r"\[0, 9\]"),
+        (np.array([0.5, 1]), "integers"),
+        (np.array([[0, 1]]), "1-D"),
+        (np.array([0, 1, 2]), "2 entries"),
+    ],
+)
 def test_check_labels(y, match):
     with pytest.raises(InputError, match=match):
         MLP([3]).check_labels(y, 2)
@@ -138,7 +153,8 @@ def test_layout_is_where_the_parameters_live(bias):
     rows = kernel_layout(model)
     assert rows.dtype == np.int64 and rows.tolist() == [
         [lay.weight_offset, lay.fan_in, lay.fan_out, -1 if lay.bias_offset is None else lay.bias_offset]
-        for lay in model.layout]
+        for lay in model.layout
+    ]
     grads = model.new_gradients()
     assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
 

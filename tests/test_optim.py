@@ -36,11 +36,16 @@ def test_state_round_trip():
         other.load_state_dict({"velocity.0": np.zeros(4)})
 
 
-@pytest.mark.parametrize(("lr", "momentum", "match"), [
-    (0.0, 0.0, "learning_rate must be > 0"), (-1.0, 0.0, "learning_rate must be > 0"),
-    (float("nan"), 0.0, "learning_rate"), (0.1, 1.0, r"momentum must lie in \[0, 1\)"),
-    (0.1, -0.5, "momentum"),
-])
+@pytest.mark.parametrize(
+    ("lr", "momentum", "match"),
+    [
+        (0.0, 0.0, "learning_rate must be > 0"),
+        (-1.0, 0.0, "learning_rate must be > 0"),
+        (float("nan"), 0.0, "learning_rate"),
+        (0.1, 1.0, r"momentum must lie in \[0, 1\)"),
+        (0.1, -0.5, "momentum"),
+    ],
+)
 def test_bad_hyperparameters(lr, momentum, match):
     with pytest.raises(ConfigError, match=match):
         SGD([np.zeros(1)], lr=lr, momentum=momentum)

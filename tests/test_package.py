@@ -29,17 +29,33 @@ def _run(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["mlpkit", "mlpkit.runs.config", "mlpkit.engine", "mlpkit.engine.planner",
-                                    "mlpkit.train"])
+@pytest.mark.parametrize(
+    "module", ["mlpkit", "mlpkit.runs.config", "mlpkit.engine", "mlpkit.engine.planner", "mlpkit.train"]
+)
 def test_importing_the_package_does_not_import_numba(module: str) -> None:
     loaded = _run(f"import sys, {module}; print(sorted(m for m in ('numba', 'matplotlib') if m in sys.modules))")
     assert loaded == "[]", f"import {module} loaded {loaded}"
 
 
 def test_the_public_api_is_reexported() -> None:
-    for name in ("MLP", "SGD", "Trainer", "Callback", "History", "EarlyStopping", "Checkpointer", "ProgressBar",
-                 "load_mnist", "MlpkitError", "ConfigError", "InputError", "DataError", "CheckpointError",
-                 "DivergenceError", "__version__"):
+    for name in (
+        "MLP",
+        "SGD",
+        "Trainer",
+        "Callback",
+        "History",
+        "EarlyStopping",
+        "Checkpointer",
+        "ProgressBar",
+        "load_mnist",
+        "MlpkitError",
+        "ConfigError",
+        "InputError",
+        "DataError",
+        "CheckpointError",
+        "DivergenceError",
+        "__version__",
+    ):
         assert name in mlpkit.__all__ and getattr(mlpkit, name) is not None
     from mlpkit.data.mnist import load_mnist
     from mlpkit.train.trainer import Trainer
@@ -74,8 +90,11 @@ def _imported_packages(path: Path) -> set[str]:
 @pytest.mark.parametrize("package", sorted(MAY_IMPORT))
 def test_imports_point_down_the_layers(package: str) -> None:
     allowed = MAY_IMPORT[package] | {package}
-    wrong = {str(p.relative_to(SRC)): sorted(_imported_packages(p) - allowed)
-             for p in (SRC / package).rglob("*.py") if _imported_packages(p) - allowed}
+    wrong = {
+        str(p.relative_to(SRC)): sorted(_imported_packages(p) - allowed)
+        for p in (SRC / package).rglob("*.py")
+        if _imported_packages(p) - allowed
+    }
     assert not wrong, f"mlpkit.{package} may import only {sorted(allowed)}: {wrong}"
 
 
@@ -86,6 +105,9 @@ def test_callbacks_do_not_import_the_trainer() -> None:
 
 
 def test_threadpoolctl_is_used_only_by_the_engines_thread_module() -> None:
-    users = {str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
-             if "threadpoolctl" in p.read_text() and p.parent.name in MAY_IMPORT}
+    users = {
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if "threadpoolctl" in p.read_text() and p.parent.name in MAY_IMPORT
+    }
     assert users <= {"engine/threads.py"}, users

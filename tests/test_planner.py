@@ -41,8 +41,9 @@ def test_numpy_engine_and_what_close_frees(monkeypatch):
     rng = np.random.default_rng(1)
     model = MLP([16], n_features=40).init_weights(rng)
     x, y = _data(model, rng)
-    plan = planner.plan_engine(model, SGD(model.parameters(), lr=0.1), batch_size=8, x_train=x, y_train=y,
-                               x_val=x, engine="numpy")
+    plan = planner.plan_engine(
+        model, SGD(model.parameters(), lr=0.1), batch_size=8, x_train=x, y_train=y, x_val=x, engine="numpy"
+    )
     assert plan.engine == "numpy" and isinstance(plan.steps, NumpySteps) and not plan.sparse_steps
     assert not plan.evaluator.compiled
     plan.close()
@@ -70,8 +71,9 @@ def test_unknown_or_impossible_engines_are_config_errors():
         pass
 
     with pytest.raises(ConfigError, match="the optimizer is Other"):
-        planner.plan_engine(model, Other(model.parameters(), lr=0.1), batch_size=4, x_train=x, y_train=y,
-                            engine="compiled")
+        planner.plan_engine(
+            model, Other(model.parameters(), lr=0.1), batch_size=4, x_train=x, y_train=y, engine="compiled"
+        )
 
 
 @pytest.mark.parametrize("hidden", [[16], [600, 500]])  # the second: a blocked, two-thread update
@@ -120,8 +122,17 @@ def test_runs_cut_differently_give_the_same_bits(engine):
         model = MLP([12], n_features=30, activation="tanh").init_weights(rng, "fan_in_normal")
         x, y = _data(model, np.random.default_rng(6), n=150)
         history = History()
-        trainer = Trainer(model, SGD(model.parameters(), lr=0.05, momentum=0.9), rng=rng, epochs=2, batch_size=16,
-                          drop_last=False, validations_per_epoch=3, callbacks=[history], engine=engine)
+        trainer = Trainer(
+            model,
+            SGD(model.parameters(), lr=0.05, momentum=0.9),
+            rng=rng,
+            epochs=2,
+            batch_size=16,
+            drop_last=False,
+            validations_per_epoch=3,
+            callbacks=[history],
+            engine=engine,
+        )
         trainer.segment_steps = segment
         trainer.fit(x, y, x[:60], y[:60])
         assert trainer.engine_used == engine

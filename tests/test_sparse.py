@@ -5,7 +5,8 @@ The decomposition X = V + 1 base^T: what the builder picks as base, the blocks, 
 threshold. The two kernels against NumPy for every tile kind (four vectors, one vector, the
 columns left over), both dtypes, several feature blocks, rows given as a list or a range.
 Then whole runs: the compiled engine on sparse inputs against the NumPy engine in float64
-(to a bound from the sums involved, tests/tolerances.py), validation numbers, cut runs of steps, and when the trainer uses the sparse form.
+(to a bound from the sums involved, tests/tolerances.py), validation numbers, cut runs of steps,
+and when the trainer uses the sparse form.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 from numba import njit
 from numba.core.errors import TypingError
-from tolerances import assert_within, float64_run_tolerance, float64_sum_tolerance, sum_error_bound
 
 from mlpkit.engine import cblas, dense_kernels, memory, planner, simd, sparse_kernels, sparse_reference, threads
 from mlpkit.engine.compiled import CompiledEvaluation, sparse_arguments
@@ -31,6 +31,7 @@ from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import History
 from mlpkit.train.trainer import Trainer
+from tolerances import assert_within, float64_run_tolerance, float64_sum_tolerance, sum_error_bound
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
 
@@ -135,8 +136,9 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
     _product(gemm, sparse_arguments(sp, np.dtype(dtype)), rows, 0, len(rows), params, w_off, fan_in, n, out, consts)
     assert_within(out, x[rows].astype(np.float64) @ w, sum_error_bound(abs_x[rows] @ abs_w, 2 * fan_in, dtype))
     out = np.full((20, n), np.nan, dtype=dtype)
-    _product(gemm, sparse_arguments(sp, np.dtype(dtype)), np.empty(0, np.intp), 13, 20, params, w_off, fan_in, n,
-             out, consts)
+    _product(
+        gemm, sparse_arguments(sp, np.dtype(dtype)), np.empty(0, np.intp), 13, 20, params, w_off, fan_in, n, out, consts
+    )
     assert_within(out, x[13:33].astype(np.float64) @ w, sum_error_bound(abs_x[13:33] @ abs_w, 2 * fan_in, dtype))
 
 
@@ -157,11 +159,24 @@ def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alph
     # beta W + alpha (base 1^T delta + V^T delta): sums of len(rows) + 2 terms per entry
     abs_x = (np.abs(sp.base) + np.abs(x - sp.base)).astype(np.float64)[rows]
     abs_sum = np.abs(dst.astype(np.float64)).copy()
-    abs_sum[w_off : w_off + fan_in * n] = (abs(beta) * abs_sum[w_off : w_off + fan_in * n].reshape(fan_in, n)
-                                           + abs(alpha) * (abs_x.T @ np.abs(delta.astype(np.float64)))).ravel()
+    abs_sum[w_off : w_off + fan_in * n] = (
+        abs(beta) * abs_sum[w_off : w_off + fan_in * n].reshape(fan_in, n)
+        + abs(alpha) * (abs_x.T @ np.abs(delta.astype(np.float64)))
+    ).ravel()
     consts = dense_kernels.constants(np.dtype(dtype))
-    _gradient(sparse_arguments(sp, np.dtype(dtype)), rows, len(rows), delta, dst, w_off, fan_in, n,
-              dst.dtype.type(alpha), dst.dtype.type(beta), consts)
+    _gradient(
+        sparse_arguments(sp, np.dtype(dtype)),
+        rows,
+        len(rows),
+        delta,
+        dst,
+        w_off,
+        fan_in,
+        n,
+        dst.dtype.type(alpha),
+        dst.dtype.type(beta),
+        consts,
+    )
     assert_within(dst, want, sum_error_bound(abs_sum, len(rows) + 2, dtype))
 
 
@@ -214,8 +229,9 @@ def test_simd_loops_equal_their_numpy_reference(dtype):
         init, out0 = rng.normal(size=ld + 30).astype(dtype), np.full(ld + 30, np.nan, dtype)
         got, want = out0.copy(), out0.copy().astype(np.float64)
         _simd_gather(vectors, indices, values, p0, p1, src, src_off, ld, init, 10, got, 10, last)
-        sparse_reference.gather(indices, values, p0, p1, src, src_off, ld, init, 10, want, 10, last, vectors=vectors,
-                                width=width)
+        sparse_reference.gather(
+            indices, values, p0, p1, src, src_off, ld, init, 10, want, 10, last, vectors=vectors, width=width
+        )
         abs_sum = np.abs(init[10 + columns]).astype(np.float64)
         for p in range(p0, p1):
             abs_sum += abs(float(values[p])) * np.abs(src[src_off + int(indices[p]) * ld + columns])
@@ -227,8 +243,9 @@ def test_simd_loops_equal_their_numpy_reference(dtype):
         dst = rng.normal(size=src_off + src_rows * ld + 8).astype(dtype)
         got, want = dst.copy(), dst.astype(np.float64)
         _simd_scatter(vectors, indices, values, p0, p1, got, src_off, ld, d, 12, dst.dtype.type(-0.5), last, skip)
-        sparse_reference.scatter(indices, values, p0, p1, want, src_off, ld, d, 12, -0.5, last, skip, vectors=vectors,
-                                 width=width)
+        sparse_reference.scatter(
+            indices, values, p0, p1, want, src_off, ld, d, 12, -0.5, last, skip, vectors=vectors, width=width
+        )
         abs_sum = np.abs(dst).astype(np.float64) + 0.5 * np.abs(values).max() * np.abs(d).max()
         assert_within(got, want, sum_error_bound(abs_sum, 2, dtype))
         written = sparse_reference.tile_columns(vectors, width, last, skip)
@@ -249,8 +266,19 @@ def test_simd_loops_refuse_mixed_dtypes():
 
 
 # ---------------------------------------------------------------------- whole runs
-def _fit(sparse, activation="tanh", bias="input_column", momentum=0.9, hidden=(70,), dtype="float64",
-         engine="compiled", epochs=2, n=331, features=200, segment_steps=None):
+def _fit(
+    sparse,
+    activation="tanh",
+    bias="input_column",
+    momentum=0.9,
+    hidden=(70,),
+    dtype="float64",
+    engine="compiled",
+    epochs=2,
+    n=331,
+    features=200,
+    segment_steps=None,
+):
     rng = np.random.default_rng(5)
     model = MLP(list(hidden), n_features=features, activation=activation, bias=bias, dtype=dtype)
     model.init_weights(rng, "fan_in_normal")
@@ -258,8 +286,17 @@ def _fit(sparse, activation="tanh", bias="input_column", momentum=0.9, hidden=(7
     x = model.prepare_inputs(_mostly_blank(data, n, features))
     y = data.integers(0, 10, n)
     history = History()
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.05, momentum=momentum), rng=rng, epochs=epochs,
-                      batch_size=16, drop_last=False, validations_per_epoch=2, callbacks=[history], engine=engine)
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.05, momentum=momentum),
+        rng=rng,
+        epochs=epochs,
+        batch_size=16,
+        drop_last=False,
+        validations_per_epoch=2,
+        callbacks=[history],
+        engine=engine,
+    )
     trainer.sparse_inputs = sparse
     if segment_steps:
         trainer.segment_steps = segment_steps
@@ -282,8 +319,12 @@ def test_sparse_compiled_engine_equals_numpy_engine_in_float64(activation, bias,
     assert ts.state.step == tn.state.step == 2 * 21  # 331 rows, batch 16, short last batch kept
     # the sums differ in order (V W + base W against X W): a bound from their size, not one draw
     params, velocity = _flat(tn.model.parameters()), _flat(tn.optimizer.velocity)
-    atol = float64_run_tolerance(steps=tn.state.step, n_terms=ts.model.input_width, momentum=momentum,
-                                 scale=max(np.abs(params).max(), np.abs(velocity).max()))
+    atol = float64_run_tolerance(
+        steps=tn.state.step,
+        n_terms=ts.model.input_width,
+        momentum=momentum,
+        scale=max(np.abs(params).max(), np.abs(velocity).max()),
+    )
     np.testing.assert_allclose(_flat(ts.model.parameters()), params, rtol=0, atol=atol)
     np.testing.assert_allclose(_flat(ts.optimizer.velocity), velocity, rtol=0, atol=atol)
     np.testing.assert_allclose(hs.train_loss, hn.train_loss, rtol=0, atol=atol)
@@ -378,8 +419,9 @@ def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
         rng = np.random.default_rng(0)
         model = MLP([64], activation="improved_sigmoid", dtype=dtype).init_weights(rng, "fan_in_normal")
         history = History()
-        t = Trainer(model, SGD(model.parameters(), lr=0.1, momentum=0.9), rng=rng, epochs=1, batch_size=32,
-                    callbacks=[history])
+        t = Trainer(
+            model, SGD(model.parameters(), lr=0.1, momentum=0.9), rng=rng, epochs=1, batch_size=32, callbacks=[history]
+        )
         t.sparse_inputs = sparse
         xd = x.astype(dtype)
         t.fit(xd, split.y_train[:2000], xd[:500], split.y_train[:500])
@@ -401,10 +443,11 @@ def test_config_turns_sparse_inputs_off_and_metrics_say_so(mnist_path, tmp_path)
     from mlpkit.workflows.experiment import run_experiment
 
     for flag in (False, True):
-        cfg = with_overrides(resolve_config("task3c"), ["epochs=1", "n_train=640", "data.n_val=200",
-                                                     f"train.sparse_inputs={str(flag).lower()}"])
+        cfg = with_overrides(
+            resolve_config("task3c"),
+            ["epochs=1", "n_train=640", "data.n_val=200", f"train.sparse_inputs={str(flag).lower()}"],
+        )
         out = tmp_path / f"run-{flag}"
         run_experiment(cfg, out, data_dir=mnist_path, progress=False, log=lambda *a: None)
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["engine"] == "compiled" and metrics["sparse_inputs"] is flag
-

@@ -36,7 +36,7 @@ def test_one_step_equals_pytorch(activation, hidden, bias):
     # Give the optimizer a non-zero velocity first, so the momentum rule itself is tested.
     opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
     topt = torch.optim.SGD(tparams, lr=0.05, momentum=0.9)
-    for step in range(2):
+    for _ in range(2):
         ws, grads = model.workspace(len(x)), model.new_gradients()
         loss = model.loss_and_gradients(x, y, ws, grads)
 

@@ -21,8 +21,16 @@ def blobs(rng, n=400, d=6, k=3):
 def make(rng, *, epochs=3, batch_size=16, callbacks=(), shuffle=True, lr=0.1, drop_last=True, n=400):
     x, y = blobs(rng, n=n)
     model = MLP([8], n_features=6, n_classes=3, activation="improved_sigmoid").init_weights(rng, "fan_in_normal")
-    trainer = Trainer(model, SGD(model.parameters(), lr=lr, momentum=0.9), rng=rng, epochs=epochs,
-                      batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, callbacks=list(callbacks))
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=lr, momentum=0.9),
+        rng=rng,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        callbacks=list(callbacks),
+    )
     xp = model.prepare_inputs(x)
     return trainer, xp, y
 

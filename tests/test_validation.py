@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import mnist_dir  # the shared finder of real MNIST
 from mlpkit.cli import main
-from mlpkit.runs.config import Config, from_dict, load_config, with_overrides
-from mlpkit.workflows.configs import preset_names, resolve_config
 from mlpkit.core.errors import ConfigError, InputError
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.runs.config import Config, from_dict, load_config, with_overrides
 from mlpkit.train.trainer import Trainer
-from conftest import mnist_dir  # the shared finder of real MNIST
+from mlpkit.workflows.configs import preset_names, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,8 +157,22 @@ def test_cli_prints_error_exits_2_and_writes_no_run_folder(tmp_path: Path, args:
 @pytest.mark.usefixtures("mnist_path")  # fails, never skips, without MNIST (see conftest)
 def test_batch_larger_than_the_training_set_is_refused_before_training(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "task3c", "--set", "n_train=100", "--set", "batch_size=500",
-                                       "--data-dir", str(mnist_dir()), "--out", str(out), "--no-progress"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "task3c",
+            "--set",
+            "n_train=100",
+            "--set",
+            "batch_size=500",
+            "--data-dir",
+            str(mnist_dir()),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "error: train.batch_size 500 is larger than the training set (100 samples)" in result.output
     assert not out.exists()
@@ -269,25 +283,33 @@ def test_trainer_fit_accepts_prepared_arrays(model: MLP) -> None:
     assert state.step == 2
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"hidden": []}, "at least one"),
-    ({"hidden": [0]}, "positive integers"),
-    ({"hidden": [2.5]}, "positive integers"),
-    ({"hidden": [4], "activation": "swish"}, "unknown activation 'swish'; valid:"),
-    ({"hidden": [4], "bias": "none"}, "unknown bias mode"),
-    ({"hidden": [4], "dtype": "float16"}, "unknown dtype 'float16'"),
-    ({"hidden": [4], "n_features": 0}, "positive integers"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hidden": []}, "at least one"),
+        ({"hidden": [0]}, "positive integers"),
+        ({"hidden": [2.5]}, "positive integers"),
+        ({"hidden": [4], "activation": "swish"}, "unknown activation 'swish'; valid:"),
+        ({"hidden": [4], "bias": "none"}, "unknown bias mode"),
+        ({"hidden": [4], "dtype": "float16"}, "unknown dtype 'float16'"),
+        ({"hidden": [4], "n_features": 0}, "positive integers"),
+    ],
+)
 def test_model_constructor_refuses_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         MLP(**kwargs)
 
 
-@pytest.mark.parametrize("lr, momentum, message", [
-    (0.0, 0.0, "learning_rate must be > 0"), (-1.0, 0.0, "learning_rate must be > 0"),
-    (float("nan"), 0.0, "learning_rate must be > 0"), (0.1, 1.0, r"momentum must lie in \[0, 1\)"),
-    (0.1, -0.1, r"momentum must lie in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "lr, momentum, message",
+    [
+        (0.0, 0.0, "learning_rate must be > 0"),
+        (-1.0, 0.0, "learning_rate must be > 0"),
+        (float("nan"), 0.0, "learning_rate must be > 0"),
+        (0.1, 1.0, r"momentum must lie in \[0, 1\)"),
+        (0.1, -0.1, r"momentum must lie in \[0, 1\)"),
+    ],
+)
 def test_optimizer_refuses_bad_hyperparameters(lr: float, momentum: float, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         SGD([np.zeros(3)], lr=lr, momentum=momentum)
@@ -308,25 +330,40 @@ def test_validation_data_is_optional(model: MLP) -> None:
 
     x, y = model.prepare_inputs(_x()), np.array([0, 1, 2, 0, 1])
     history = History()
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), epochs=3, batch_size=2,
-                      callbacks=[history])
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.1),
+        rng=np.random.default_rng(0),
+        epochs=3,
+        batch_size=2,
+        callbacks=[history],
+    )
     assert trainer.fit(x, y).step == 6
     assert history.num_steps == 6 and history.validation["step"] == [] and trainer.validate_every == 0
     with pytest.raises(ConfigError, match="EarlyStopping watches validation checks and this fit has none"):
-        Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), epochs=1, batch_size=2,
-                callbacks=[EarlyStopping(patience=2)]).fit(x, y)
+        Trainer(
+            model,
+            SGD(model.parameters(), lr=0.1),
+            rng=np.random.default_rng(0),
+            epochs=1,
+            batch_size=2,
+            callbacks=[EarlyStopping(patience=2)],
+        ).fit(x, y)
     with pytest.raises(InputError, match="pass both x_val and y_val, or neither"):
         _trainer(model).fit(x, y, x, None)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 2.5}, r"epochs must be an integer >= 1, got 2\.5"),
-    ({"batch_size": 32.0}, r"batch_size must be an integer >= 1, got 32\.0"),
-    ({"epochs": True}, "epochs must be an integer >= 1, got True"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-    ({"validations_per_epoch": -1}, "validations_per_epoch must be an integer >= 0"),
-    ({"validations_per_epoch": 1.5}, "validations_per_epoch must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 2.5}, r"epochs must be an integer >= 1, got 2\.5"),
+        ({"batch_size": 32.0}, r"batch_size must be an integer >= 1, got 32\.0"),
+        ({"epochs": True}, "epochs must be an integer >= 1, got True"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"validations_per_epoch": -1}, "validations_per_epoch must be an integer >= 0"),
+        ({"validations_per_epoch": 1.5}, "validations_per_epoch must be an integer >= 0"),
+    ],
+)
 def test_trainer_refuses_counts_that_are_not_integers(model: MLP, kwargs: dict, message: str) -> None:
     args = {"epochs": 1, "batch_size": 2, **kwargs}
     with pytest.raises(ConfigError, match=message):
@@ -357,8 +394,14 @@ def test_a_tampered_position_or_sample_order_is_refused(model: MLP) -> None:
     from mlpkit.core.errors import CheckpointError
 
     x, y = model.prepare_inputs(_x()), np.array([0, 1, 2, 0, 1])
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), rng=np.random.default_rng(0), epochs=2, batch_size=1,
-                      validations_per_epoch=0)
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.1),
+        rng=np.random.default_rng(0),
+        epochs=2,
+        batch_size=1,
+        validations_per_epoch=0,
+    )
     saved = trainer.state_dict()
     saved.update(step=2, step_in_epoch=2, perm=np.array([0, 1, 2, 3, 7]))  # 7: past the 5 samples
     trainer.load_state_dict(saved)

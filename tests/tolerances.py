@@ -47,5 +47,7 @@ def assert_within(actual: np.ndarray, expected: np.ndarray, bound: np.ndarray) -
     ok = diff <= bound
     if not ok.all():
         worst = np.unravel_index(np.argmax(np.where(ok, 0, np.nan_to_num(diff / bound, nan=np.inf))), diff.shape)
-        raise AssertionError(f"{np.count_nonzero(~ok)} entries off by more than their bound; worst at {worst}:"
-                             f" {diff[worst]:.3g} > {np.broadcast_to(bound, diff.shape)[worst]:.3g}")
+        raise AssertionError(
+            f"{np.count_nonzero(~ok)} entries off by more than their bound; worst at {worst}:"
+            f" {diff[worst]:.3g} > {np.broadcast_to(bound, diff.shape)[worst]:.3g}"
+        )

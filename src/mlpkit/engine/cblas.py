@@ -112,8 +112,12 @@ def routines(dtype: str) -> tuple[Routine, Routine] | None:
         for pattern, integer in _CANDIDATES:
             gemm_fn = _bind(lib, pattern.format(letter), integer, real)
             axpy_fn = _bind_axpy(lib, pattern.replace("gemm", "axpy").format(letter), integer, real)
-            if (gemm_fn is not None and axpy_fn is not None and _works(gemm_fn, np.dtype(dtype))
-                    and _axpy_works(axpy_fn, np.dtype(dtype))):
+            if (
+                gemm_fn is not None
+                and axpy_fn is not None
+                and _works(gemm_fn, np.dtype(dtype))
+                and _axpy_works(axpy_fn, np.dtype(dtype))
+            ):
                 return Routine(gemm_fn, signatures[0]), Routine(axpy_fn, signatures[1])
     return None
 

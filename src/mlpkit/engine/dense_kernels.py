@@ -54,8 +54,22 @@ def gemm_update(gemm, a, b, c, trans_a, trans_b, alpha, beta):
     """c = alpha op(a) @ op(b) + beta c: lets an optimizer update ride on the gradient's product."""
     m, n = c.shape
     inner = a.shape[0] if trans_a else a.shape[1]
-    gemm(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, inner,
-         alpha, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1], beta, c.ctypes.data, n)
+    gemm(
+        _ROW_MAJOR,
+        _TRANS if trans_a else _NO_TRANS,
+        _TRANS if trans_b else _NO_TRANS,
+        m,
+        n,
+        inner,
+        alpha,
+        a.ctypes.data,
+        a.shape[1],
+        b.ctypes.data,
+        b.shape[1],
+        beta,
+        c.ctypes.data,
+        n,
+    )
 
 
 _F = np.float32

@@ -53,8 +53,9 @@ class Evaluator:
         ``engine="compiled"`` for a model the kernels cannot compute, or an unknown engine.
     """
 
-    def __init__(self, model: MLP, *, max_rows: int, chunk: int | None = None, workers: int | None = None,
-                 engine: str = "auto") -> None:
+    def __init__(
+        self, model: MLP, *, max_rows: int, chunk: int | None = None, workers: int | None = None, engine: str = "auto"
+    ) -> None:
         self.model = model
         self.chunk = max(1, min(chunk or EVAL_CHUNK, max_rows))
         self._blas_threads = BlasThreads()
@@ -86,8 +87,9 @@ class Evaluator:
         held = self._sparse.get(id(x))
         return held[1] if held is not None and held[0] is x else None
 
-    def _chunk(self, x: np.ndarray, y: np.ndarray, ws: Workspace, sparse: SparseRows | None = None,
-               row0: int = 0) -> tuple[float, int]:
+    def _chunk(
+        self, x: np.ndarray, y: np.ndarray, ws: Workspace, sparse: SparseRows | None = None, row0: int = 0
+    ) -> tuple[float, int]:
         """(summed loss, hits) of one chunk, computed in ``ws`` (or its compiled scratch; from
         ``sparse`` rows ``row0 ..`` when given)."""
         if self._compiled is not None and self._compiled.accepts(x, y):

@@ -152,7 +152,7 @@ def _cache_classes() -> type:
             return None if directory is None else cls(py_func, directory, current_digest())
 
     class KernelCacheImpl(CompileResultCacheImpl):
-        _locator_classes = [KernelLocator]  # type: ignore[list-item]  # noqa: RUF012 (Numba's own pattern)
+        _locator_classes = [KernelLocator]  # type: ignore[list-item]
 
     class KernelCache(FunctionCache):
         _impl_class = KernelCacheImpl

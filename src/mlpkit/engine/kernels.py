@@ -130,11 +130,13 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
                 backprop(d_in, a_in, code, consts)
             if i == 0 and sparse:
                 if momentum != 0:
-                    sparse_weight_gradient(sp, rows, m, delta, velocity, w_off, fan_in, fan_out, consts[ONE], momentum,
-                                           consts)
+                    sparse_weight_gradient(
+                        sp, rows, m, delta, velocity, w_off, fan_in, fan_out, consts[ONE], momentum, consts
+                    )
                 else:
-                    sparse_weight_gradient(sp, rows, m, delta, params, w_off, fan_in, fan_out, neg_lr, consts[ONE],
-                                           consts)
+                    sparse_weight_gradient(
+                        sp, rows, m, delta, params, w_off, fan_in, fan_out, neg_lr, consts[ONE], consts
+                    )
             elif momentum != 0:
                 v = velocity[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
                 gemm_update(gemm, a_in, delta, v, True, False, consts[ONE], momentum)
@@ -165,8 +167,9 @@ def evaluate_rows(gemm, x, sp, row0, y, params, layout, code, consts, acts):
     no_rows = np.empty(0, dtype=np.intp)
     for start in range(0, y.shape[0], block):
         stop = min(start + block, y.shape[0])
-        logits, _ = forward(gemm, x[start:stop], sp, no_rows, row0 + start, stop - start, params, layout, code,
-                            consts, acts)
+        logits, _ = forward(
+            gemm, x[start:stop], sp, no_rows, row0 + start, stop - start, params, layout, code, consts, acts
+        )
         loss_sum, h = xent_and_hits(logits, y[start:stop])
         total += loss_sum
         hits += h

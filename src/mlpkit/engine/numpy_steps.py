@@ -76,8 +76,9 @@ class NumpySteps:
         Threads that share a blocked update.
     """
 
-    def __init__(self, model: MLP, optimizer: object, batch_size: int, x: np.ndarray, y: np.ndarray, *,
-                 workers: int = 1) -> None:
+    def __init__(
+        self, model: MLP, optimizer: object, batch_size: int, x: np.ndarray, y: np.ndarray, *, workers: int = 1
+    ) -> None:
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         self.x, self.y = x, y
         # everything a step writes into, allocated once
@@ -86,8 +87,12 @@ class NumpySteps:
         self.pool: WorkerPool | None = None
         self._update: Callable[[Sequence[np.ndarray]], None] = optimizer.step  # type: ignore[attr-defined]
         flat_grads = flat_span(self._grads)
-        if (type(optimizer) is SGD and flat_grads is not None and len(flat_grads) > BLOCKED_MIN
-                and flat_span(optimizer.params) is not None):
+        if (
+            type(optimizer) is SGD
+            and flat_grads is not None
+            and len(flat_grads) > BLOCKED_MIN
+            and flat_span(optimizer.params) is not None
+        ):
             self.pool = WorkerPool(workers)
             self._update = BlockedSGDUpdate(optimizer, flat_grads, self.pool)
         self.losses = np.empty(0, dtype=np.float64)

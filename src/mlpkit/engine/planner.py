@@ -93,9 +93,19 @@ class EnginePlan:
             memory.trim()
 
 
-def plan_engine(model: MLP, optimizer: object, *, batch_size: int, x_train: np.ndarray, y_train: np.ndarray,
-                x_val: np.ndarray | None = None, engine: str = "auto", sparse_inputs: bool = True,
-                validation: bool = True, eval_chunk: int = EVAL_CHUNK) -> EnginePlan:
+def plan_engine(
+    model: MLP,
+    optimizer: object,
+    *,
+    batch_size: int,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None = None,
+    engine: str = "auto",
+    sparse_inputs: bool = True,
+    validation: bool = True,
+    eval_chunk: int = EVAL_CHUNK,
+) -> EnginePlan:
     """Choose how to run one ``fit`` and build what it needs.
 
     Steps whose largest product is small (below ``SMALL_STEP_MACS``, e.g. the seed's batch 32)
@@ -136,8 +146,7 @@ def plan_engine(model: MLP, optimizer: object, *, batch_size: int, x_train: np.n
         (the message says why).
     """
     n = len(x_train)
-    evaluator = Evaluator(model, chunk=eval_chunk, max_rows=max(0 if x_val is None else len(x_val), n),
-                          engine=engine)
+    evaluator = Evaluator(model, chunk=eval_chunk, max_rows=max(0 if x_val is None else len(x_val), n), engine=engine)
     threads_now = BlasThreads().threads()
     small = step_macs(model, batch_size) < SMALL_STEP_MACS
     sparse_steps = small or threads_now == 1
@@ -146,8 +155,9 @@ def plan_engine(model: MLP, optimizer: object, *, batch_size: int, x_train: np.n
         from mlpkit.engine.sparse import sparse_rows
 
         sparse_train = sparse_rows(x_train)
-    runner: StepRunner | None = compiled_steps(engine, model, optimizer, batch_size, x_train, y_train,
-                                               sparse_train if sparse_steps else None)
+    runner: StepRunner | None = compiled_steps(
+        engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None
+    )
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
     if runner is None:
@@ -160,6 +170,12 @@ def plan_engine(model: MLP, optimizer: object, *, batch_size: int, x_train: np.n
         evaluator.use_sparse(x_train, sparse_train)
         if x_val is not None and x_val is not x_train:
             evaluator.use_sparse(x_val, sparse_rows(x_val))
-    return EnginePlan(engine=used, steps=runner, evaluator=evaluator, sparse_steps=uses_sparse,
-                      step_threads=1 if small else None, segment_steps=segment_steps(model, batch_size),
-                      _sparse_train=sparse_train)
+    return EnginePlan(
+        engine=used,
+        steps=runner,
+        evaluator=evaluator,
+        sparse_steps=uses_sparse,
+        step_threads=1 if small else None,
+        segment_steps=segment_steps(model, batch_size),
+        _sparse_train=sparse_train,
+    )

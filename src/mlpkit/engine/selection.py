@@ -51,8 +51,15 @@ def compiled_evaluation(engine: str, model: MLP) -> CompiledEvaluation | None:
     return None
 
 
-def compiled_steps(engine: str, model: MLP, optimizer: object, batch_size: int, x: np.ndarray,
-                   y: np.ndarray, sparse: SparseRows | None = None) -> CompiledSteps | None:
+def compiled_steps(
+    engine: str,
+    model: MLP,
+    optimizer: object,
+    batch_size: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    sparse: SparseRows | None = None,
+) -> CompiledSteps | None:
     """A :class:`~mlpkit.engine.compiled.CompiledSteps` for this fit, or None for NumPy."""
     if not _wants_compiled(engine):
         return None

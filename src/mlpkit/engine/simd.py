@@ -8,7 +8,8 @@ nonzero costs a few vector loads and fused multiply-adds. LLVM lowers the 512-bi
 whatever the CPU has (two 256-bit halves on AVX2, four on SSE), so the code runs anywhere
 Numba does.
 
-Each loop comes in four sizes, ``gather1`` .. ``gather4`` and ``scatter1`` .. ``scatter4``, for a tile of k = 1..4 vectors
+Each loop comes in four sizes, ``gather1`` .. ``gather4`` and ``scatter1`` .. ``scatter4``, for a
+tile of k = 1..4 vectors
 (``TILE_VECTORS`` = 4 x 16 float32 = 64 columns at most), and takes flat 1-D arrays with element
 offsets, so a caller can point it into the model's flat parameter buffer. A tile's vectors sit
 at columns 0, L, 2L, ... and the last one at ``last`` (normally (k - 1) L; less, to end a tile
@@ -66,7 +67,8 @@ class _Vectors:
         suffix = f"v{self.lanes}f{dtype.bitwidth}"
         # llvm.fmuladd: fused where the CPU has FMA, a multiply and an add where not
         self._fmuladd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fmuladd.{suffix}")
+            builder.module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fmuladd.{suffix}"
+        )
 
     def pointer(self, data, offset):
         return self.builder.bitcast(self.builder.gep(data, [offset]), self.type.as_pointer())
@@ -88,8 +90,9 @@ class _Vectors:
         b = self.builder
         ty = ir.VectorType(_I64, self.lanes)
         one = b.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-        return b.shuffle_vector(one, ir.Constant(ty, ir.Undefined),
-                                ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes))
+        return b.shuffle_vector(
+            one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        )
 
     def fmuladd(self, a, b, c):
         return self.builder.call(self._fmuladd, [a, b, c])

@@ -5,7 +5,8 @@ column holds the same number. So X @ W = V @ W + base @ W, where ``base @ W`` is
 (computed once per weight update) and V is sparse: only 19% of a row's entries are not zero.
 The first layer's products (forward, and the weight gradient X^T delta = V^T delta +
 base sum(delta)) then cost about a fifth of the dense ones; the compiled engine runs them
-with :mod:`mlpkit.engine.simd`'s loops (:mod:`mlpkit.engine.sparse_kernels`). Nothing is approximated: V holds ``x - base`` for every
+with :mod:`mlpkit.engine.simd`'s loops (:mod:`mlpkit.engine.sparse_kernels`). Nothing is
+approximated: V holds ``x - base`` for every
 entry that is not exactly ``base``.
 
 ``base`` is each column's most common value, as far as two candidates tell: its smallest

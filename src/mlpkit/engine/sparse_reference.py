@@ -19,9 +19,23 @@ def tile_columns(vectors: int, width: int, last: int, skip: int = 0) -> np.ndarr
     return np.unique(np.concatenate(columns))
 
 
-def gather(indices: np.ndarray, values: np.ndarray, p0: int, p1: int, src: np.ndarray, src_off: int, ld: int,
-           init: np.ndarray, init_off: int, out: np.ndarray, out_off: int, last: int, *, vectors: int,
-           width: int) -> None:
+def gather(
+    indices: np.ndarray,
+    values: np.ndarray,
+    p0: int,
+    p1: int,
+    src: np.ndarray,
+    src_off: int,
+    ld: int,
+    init: np.ndarray,
+    init_off: int,
+    out: np.ndarray,
+    out_off: int,
+    last: int,
+    *,
+    vectors: int,
+    width: int,
+) -> None:
     """``out[out_off + c] = init[init_off + c] + sum_p values[p] * src[src_off + indices[p] * ld + c]``
     for p in ``p0 .. p1 - 1`` and every column c of the tile (a sparse row times a dense matrix)."""
     c = tile_columns(vectors, width, last)
@@ -31,8 +45,23 @@ def gather(indices: np.ndarray, values: np.ndarray, p0: int, p1: int, src: np.nd
     out[out_off + c] = acc
 
 
-def scatter(indices: np.ndarray, values: np.ndarray, p0: int, p1: int, dst: np.ndarray, dst_off: int, ld: int,
-            d: np.ndarray, d_off: int, alpha: float, last: int, skip: int, *, vectors: int, width: int) -> None:
+def scatter(
+    indices: np.ndarray,
+    values: np.ndarray,
+    p0: int,
+    p1: int,
+    dst: np.ndarray,
+    dst_off: int,
+    ld: int,
+    d: np.ndarray,
+    d_off: int,
+    alpha: float,
+    last: int,
+    skip: int,
+    *,
+    vectors: int,
+    width: int,
+) -> None:
     """``dst[dst_off + indices[p] * ld + c] += alpha * values[p] * d[d_off + c]`` for p in
     ``p0 .. p1 - 1`` and every column c of the tile, the last vector's first ``skip`` lanes
     left out (a sparse row transposed times a row of deltas, added into a gradient)."""

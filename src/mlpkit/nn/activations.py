@@ -154,8 +154,13 @@ ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
         Activation("sigmoid", sigmoid, sigmoid_derivative, sigmoid_backprop, KERNEL_SIGMOID),
-        Activation("improved_sigmoid", improved_sigmoid, improved_sigmoid_derivative, improved_sigmoid_backprop,
-                   KERNEL_IMPROVED_SIGMOID),
+        Activation(
+            "improved_sigmoid",
+            improved_sigmoid,
+            improved_sigmoid_derivative,
+            improved_sigmoid_backprop,
+            KERNEL_IMPROVED_SIGMOID,
+        ),
         Activation("tanh", tanh, tanh_derivative, tanh_backprop, KERNEL_TANH),
         Activation("relu", relu, relu_derivative, relu_backprop, KERNEL_RELU),
     )

@@ -136,6 +136,13 @@ def check_gradients(
             if _larger(worst_error, error) is not worst_error:
                 worst_error, where = error, (name, tuple(int(i) for i in idx))
             count += 1
-    return GradCheckResult(max_abs_error=max(max_abs, 0.0), max_rel_error=max(max_rel, 0.0),
-                           worst_parameter=where[0], worst_index=where[1], num_checked=count,
-                           passed=bool(0 <= worst_error <= tolerance), mode=mode, tolerance=tolerance)
+    return GradCheckResult(
+        max_abs_error=max(max_abs, 0.0),
+        max_rel_error=max(max_rel, 0.0),
+        worst_parameter=where[0],
+        worst_index=where[1],
+        num_checked=count,
+        passed=bool(0 <= worst_error <= tolerance),
+        mode=mode,
+        tolerance=tolerance,
+    )

@@ -78,9 +78,14 @@ class LossScratch:
                 raise ValueError(f"{n} rows exceed the loss scratch capacity {self.capacity}")
             k = self.n_classes
             shape, per_row, classes = ((k, n), (1, n), (k, 1)) if transposed else ((n, k), (n, 1), (1, k))
-            rows = LossViews(axis=0 if transposed else 1, rowmax=self._rowmax[:n].reshape(per_row),
-                         sums=self._sums[:n].reshape(per_row), classes=np.arange(k).reshape(classes),
-                         onehot=self._onehot[: n * k].reshape(shape), ties=self._ties[: n * k].reshape(shape))
+            rows = LossViews(
+                axis=0 if transposed else 1,
+                rowmax=self._rowmax[:n].reshape(per_row),
+                sums=self._sums[:n].reshape(per_row),
+                classes=np.arange(k).reshape(classes),
+                onehot=self._onehot[: n * k].reshape(shape),
+                ties=self._ties[: n * k].reshape(shape),
+            )
             self._rows[(n, transposed)] = rows
         return rows
 

@@ -121,8 +121,11 @@ class MLP:
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
         self.layout = self._make_layout()
         last = self.layout[-1]
-        size = (last.bias_offset + last.fan_out) if last.bias_offset is not None else \
-            last.weight_offset + last.fan_in * last.fan_out
+        size = (
+            (last.bias_offset + last.fan_out)
+            if last.bias_offset is not None
+            else last.weight_offset + last.fan_in * last.fan_out
+        )
         self._flat = aligned_zeros(size, self.dtype)
         views = self._views_of(self._flat)
         per = 2 if bias == "per_layer" else 1
@@ -248,8 +251,10 @@ class MLP:
         if x.dtype.itemsize > self.dtype.itemsize:  # would the cast overflow to inf?
             largest, limit = max(abs(float(x.max())), abs(float(x.min()))), float(np.finfo(self.dtype).max)
             if largest > limit:
-                raise InputError(f"inputs hold values up to {largest:.3g}, beyond what {self.dtype.name} can hold"
-                                 f" ({limit:.3g}): scale them, or use dtype='float64'")
+                raise InputError(
+                    f"inputs hold values up to {largest:.3g}, beyond what {self.dtype.name} can hold"
+                    f" ({limit:.3g}): scale them, or use dtype='float64'"
+                )
         if self.bias == "input_column":
             out = input_array(x.shape[0], self.n_features, self.dtype, bias_column=True)
             out[:, : self.n_features] = x
@@ -260,8 +265,9 @@ class MLP:
         """Raise a clear InputError unless ``x`` looks like ``prepare_inputs``'s output: a 2-D
         array of ``input_width`` columns, not empty, of finite floats (``what`` names it)."""
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.input_width:
-            raise InputError(f"{what} must come from model.prepare_inputs: shape (samples,"
-                             f" {self.input_width}), got {np.shape(x)}")
+            raise InputError(
+                f"{what} must come from model.prepare_inputs: shape (samples, {self.input_width}), got {np.shape(x)}"
+            )
         if len(x) == 0:
             raise InputError(f"{what} are empty (0 samples)")
         if not np.issubdtype(x.dtype, np.floating) or not _all_finite(x):
@@ -284,8 +290,12 @@ class MLP:
     # ---------------------------------------------------------------- workspace
     def workspace(self, capacity: int, *, with_batch: bool = False) -> Workspace:
         """Buffers for batches of up to ``capacity`` rows (and, ``with_batch``, a gathered batch)."""
-        return Workspace(capacity, [fan_out for _, fan_out in self.shapes], self.dtype,
-                         input_width=self.input_width if with_batch else None)
+        return Workspace(
+            capacity,
+            [fan_out for _, fan_out in self.shapes],
+            self.dtype,
+            input_width=self.input_width if with_batch else None,
+        )
 
     def new_gradients(self) -> list[np.ndarray]:
         """Zeroed arrays shaped like ``parameters()``: views into one flat buffer."""
@@ -334,18 +344,14 @@ class MLP:
                 np.matmul(delta, self.weights[i].T, out=prev)
                 delta = backprop(prev, a_in, rows.scratch[i - 1])
 
-    def loss_and_gradients(
-        self, x: np.ndarray, y: np.ndarray, ws: Workspace, grads: list[np.ndarray]
-    ) -> float:
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, ws: Workspace, grads: list[np.ndarray]) -> float:
         """Mean cross-entropy of a prepared batch; gradients written into ``grads``."""
         logits = self.forward(x, ws)
         loss, dlogits = softmax_cross_entropy(logits, y, out=logits, scratch=ws.loss)
         self.backward(x, ws, dlogits, grads)
         return loss
 
-    def evaluate(
-        self, x: np.ndarray, y: np.ndarray, ws: Workspace | None = None
-    ) -> tuple[float, float]:
+    def evaluate(self, x: np.ndarray, y: np.ndarray, ws: Workspace | None = None) -> tuple[float, float]:
         """Mean cross-entropy and accuracy over prepared inputs, in chunks of ws.capacity rows.
 
         Each chunk is one matrix product per layer plus a few vectorized passes over its

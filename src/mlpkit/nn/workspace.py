@@ -29,8 +29,9 @@ class Workspace:
     row-wise softmax reductions over K classes are vectorized across rows.
     """
 
-    def __init__(self, capacity: int, widths: Sequence[int], dtype: np.dtype, *,
-                 input_width: int | None = None) -> None:
+    def __init__(
+        self, capacity: int, widths: Sequence[int], dtype: np.dtype, *, input_width: int | None = None
+    ) -> None:
         self.capacity = capacity
         n_classes = widths[-1]
         self._logits = np.empty(capacity * n_classes, dtype=dtype)
@@ -51,8 +52,11 @@ class Workspace:
                 raise InputError(f"a batch of {n} rows does not fit this workspace (capacity {self.capacity})")
             n_classes = self.outputs[-1].shape[1]
             logits_t = self._logits[: n_classes * n].reshape(n_classes, n)
-            rows = BatchViews(outputs=[o[:n] for o in self.outputs[:-1]] + [logits_t.T],
-                         deltas=[d[:n] for d in self.deltas], scratch=[s[:n] for s in self.scratch],
-                         logits_t=logits_t)
+            rows = BatchViews(
+                outputs=[o[:n] for o in self.outputs[:-1]] + [logits_t.T],
+                deltas=[d[:n] for d in self.deltas],
+                scratch=[s[:n] for s in self.scratch],
+                logits_t=logits_t,
+            )
             self._rows[n] = rows
         return rows

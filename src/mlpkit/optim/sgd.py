@@ -95,8 +95,9 @@ class SGD:
                 self._find_flat_grads(key, grads)
             if self._flat_grads is not None:
                 flat_v, flat_s = self._flat_state
-                sgd_momentum_update(self._flat_params, self._flat_grads, flat_v, flat_s,
-                                    lr=self.lr, momentum=self.momentum)
+                sgd_momentum_update(
+                    self._flat_params, self._flat_grads, flat_v, flat_s, lr=self.lr, momentum=self.momentum
+                )
                 return
         for p, g, v, s in zip(self.params, grads, self.velocity, self._scratch):
             sgd_momentum_update(p, g, v, s, lr=self.lr, momentum=self.momentum)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlpkit.core.version import __version__
 from mlpkit.core.errors import MlpkitError
 from mlpkit.core.fileio import atomic_write_text
+from mlpkit.core.version import __version__
 from mlpkit.report.format import DASH, blas, fmt, machine
 from mlpkit.report.page import Assets, Cell, badge, render_page, table
 from mlpkit.report.sections import curves, epoch_of
