@@ -166,3 +166,32 @@ def test_batch_larger_than_training_set(rng):
     trainer, x, y = make(rng, batch_size=500)
     with pytest.raises(ConfigError, match="batch_size 500 is larger than the training set"):
         trainer.fit(x[:300], y[:300], x[300:], y[300:])
+
+
+def test_history_grows_with_the_steps_taken_not_the_steps_asked_for():
+    """A run that asks for a million epochs and stops after a few holds a few epochs of history."""
+    from mlpkit.train.callbacks import History
+
+    rng = np.random.default_rng(0)
+    model = MLP([4], n_features=3, n_classes=2).init_weights(rng, "fan_in_normal")
+    x = model.prepare_inputs(rng.normal(size=(40, 3)))
+    y = rng.integers(0, 2, 40)
+    history = History()
+
+    class StopAt(Callback):
+        def on_step_end(self, trainer, step, loss):
+            if step == 9000:
+                trainer.stop_training = True
+
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=0.1),
+        rng=rng,
+        epochs=10**6,
+        batch_size=4,
+        validations_per_epoch=0,
+        callbacks=[history, StopAt()],
+    )
+    trainer.fit(x, y)
+    assert history.num_steps == 9000 and np.isfinite(history.train_loss).all()
+    assert len(history.step_loss) <= 2 * 9000 < trainer.total_steps  # grown by doubling, never to 10**7

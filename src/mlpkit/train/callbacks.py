@@ -81,28 +81,43 @@ class Callback:
 class History(Callback):
     """Training loss at every step and the metrics of every validation check.
 
-    Per-step losses go into a preallocated float64 array (no per-step Python allocation);
+    Per-step losses go into a float64 array that grows by doubling, up to the run's total
+    steps (no per-step Python allocation, and no allocation for the worst case up front: a run
+    that early-stops after 20 of 10,000 epochs holds about 20 epochs of history);
     ``train_loss`` and ``validation`` (lists per key of ``VALIDATION_KEYS``) hold them.
     """
 
     VALIDATION_KEYS = ("step", "epoch", "val_loss", "val_accuracy", "train_loss", "train_accuracy")
+    #: Entries allocated at the start of a fit (at most the run's total steps).
+    INITIAL_CAPACITY = 4096
 
     def __init__(self) -> None:
         self.step_loss = np.empty(0)
         self.num_steps = 0
         self.validation: dict[str, list[float]] = {k: [] for k in self.VALIDATION_KEYS}
+        self._limit = 0  # the run's total steps: the array never grows past them
 
     def on_train_begin(self, trainer: TrainerView) -> None:
-        if len(self.step_loss) < trainer.total_steps:
-            grown = np.full(trainer.total_steps, np.nan)
-            grown[: self.num_steps] = self.step_loss[: self.num_steps]
-            self.step_loss = grown
+        self._limit = max(trainer.total_steps, self.num_steps)
+        self._reserve(min(self._limit, max(self.num_steps, self.INITIAL_CAPACITY)))
+
+    def _reserve(self, n: int) -> None:
+        """Make room for at least ``n`` entries (doubling, capped at the run's total steps)."""
+        if n <= len(self.step_loss):
+            return
+        size = max(n, min(max(self._limit, n), 2 * len(self.step_loss)))
+        grown = np.full(size, np.nan)
+        grown[: self.num_steps] = self.step_loss[: self.num_steps]
+        self.step_loss = grown
 
     def on_step_end(self, trainer: TrainerView, step: int, loss: float) -> None:
+        if self.num_steps == len(self.step_loss):
+            self._reserve(self.num_steps + 1)
         self.step_loss[self.num_steps] = loss
         self.num_steps += 1
 
     def on_steps_end(self, trainer: TrainerView, first_step: int, losses: np.ndarray) -> None:
+        self._reserve(self.num_steps + len(losses))
         self.step_loss[self.num_steps : self.num_steps + len(losses)] = losses
         self.num_steps += len(losses)
 
@@ -148,8 +163,9 @@ class EarlyStopping(Callback):
 
     needs_validation = True
 
-    def __init__(self, *, patience: int, min_delta: float = 0.0, monitor: str = "val_loss",
-                 restore_best_weights: bool = False) -> None:
+    def __init__(
+        self, *, patience: int, min_delta: float = 0.0, monitor: str = "val_loss", restore_best_weights: bool = False
+    ) -> None:
         self.patience = patience
         self.min_delta = min_delta
         self.monitor = monitor
@@ -186,8 +202,12 @@ class EarlyStopping(Callback):
                 p[...] = best
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"best": self.best, "best_step": self.best_step, "wait": self.wait,
-                                 "stopped_step": self.stopped_step}
+        state: dict[str, Any] = {
+            "best": self.best,
+            "best_step": self.best_step,
+            "wait": self.wait,
+            "stopped_step": self.stopped_step,
+        }
         if self.best_weights is not None:
             state["best_weights"] = [w.copy() for w in self.best_weights]
         return state
@@ -220,8 +240,15 @@ class ProgressBar(Callback):
             return
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=trainer.total_steps, initial=trainer.state.step, desc=self.description,
-                        unit="step", dynamic_ncols=True, leave=True, mininterval=0.2)
+        self.bar = tqdm(
+            total=trainer.total_steps,
+            initial=trainer.state.step,
+            desc=self.description,
+            unit="step",
+            dynamic_ncols=True,
+            leave=True,
+            mininterval=0.2,
+        )
 
     def on_step_end(self, trainer: TrainerView, step: int, loss: float) -> None:
         if self.bar is not None:
