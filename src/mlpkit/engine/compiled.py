@@ -123,7 +123,14 @@ class CompiledSteps:
 
         Returns how many were applied; their losses are ``self.losses[:applied]`` and, when a
         loss was not finite, ``self.losses[applied]`` is that loss (its update not applied).
+
+        Raises
+        ------
+        IndexError
+            If the steps would read past ``order``, or the rows of ``order`` they read are not
+            all indices of ``x`` (checked here: the kernel does not check its indices).
         """
+        self._check_rows(order, first_step, n_steps)
         if len(self.losses) < n_steps:
             self.losses = np.empty(n_steps, dtype=np.float64)
         self._plan[:] = first_step, n_steps, self.batch_size, self._code
@@ -132,6 +139,22 @@ class CompiledSteps:
         return int(self._kernel(self._gemm, self._axpy, self.x, self._sparse_arguments, self.y, order, self._plan,
                                 self._params, self._velocity, self._layout, self._consts, self._xb, self._yb,
                                 self._scratch, self.losses))
+
+    def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
+        """The kernel indexes ``x`` with ``order`` unchecked: refuse anything it would read out of bounds.
+
+        Only the rows these steps read are checked, so the cost stays a small part of the steps'.
+        """
+        if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype != np.intp:
+            raise IndexError(f"the sample order must be a 1-D intp array, got {getattr(order, 'dtype', type(order))}")
+        start, stop = first_step * self.batch_size, (first_step + n_steps) * self.batch_size
+        if first_step < 0 or n_steps < 0 or (n_steps and start >= len(order)):
+            raise IndexError(f"steps {first_step} .. {first_step + n_steps - 1} of {self.batch_size} rows are not"
+                             f" in a sample order of {len(order)}")
+        rows = order[start:stop]
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self.x)):
+            raise IndexError(f"the sample order holds indices outside 0..{len(self.x) - 1}"
+                             f" ({rows.min()} .. {rows.max()}) for steps {first_step} .. {first_step + n_steps - 1}")
 
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""

@@ -90,7 +90,7 @@ def check_trainer_state(state: Any, geometry: RunGeometry, *, source: str = "") 
 
     Checks the counters against each other (step = epoch x steps_per_epoch + step_in_epoch),
     the sample order, the weights and velocities (names, shapes, exact dtype, finite), the last
-    finite loss, and the history's lengths against the step counter.
+    finite and the first loss (None or finite), and the history's lengths against the step counter.
     """
     if not isinstance(state, Mapping):
         raise _fail(source, f"holds a {type(state).__name__}, not a training state")
@@ -111,6 +111,10 @@ def check_trainer_state(state: Any, geometry: RunGeometry, *, source: str = "") 
         raise _fail(source, f"has a last finite loss that is not a finite number: {loss!r}")
     if step and loss is None:
         raise _fail(source, f"is at step {step} but records no loss")
+    first = state.get("first_loss")  # absent or None in a state saved before its first step's loss
+    if first is not None and (isinstance(first, bool) or not isinstance(first, (int, float))
+                              or not math.isfinite(first) or first < 0):
+        raise _fail(source, f"has a first loss that is not a finite number >= 0: {first!r}")
     _arrays(state.get("model"), geometry.parameter_shapes, geometry.dtype, "weights", source)
     velocities = {f"velocity.{i}": s for i, s in enumerate(geometry.parameter_shapes.values())}
     _arrays(state.get("optimizer"), velocities, geometry.dtype, "optimizer state", source)

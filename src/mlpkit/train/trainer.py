@@ -23,6 +23,7 @@ from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
+from mlpkit.train.state_check import RunGeometry, check_sample_order, check_trainer_state
 
 
 @dataclass
@@ -152,6 +153,7 @@ class Trainer:
         self.steps_per_epoch = 0
         self.total_steps = 0
         self.validate_every = 0
+        self._loaded_geometry: RunGeometry | None = None  # what load_state_dict checked the state against
 
     # ------------------------------------------------------------------ geometry
     def _schedule(self, n_train: int, validation: bool) -> None:
@@ -164,6 +166,20 @@ class Trainer:
         vpe = self.validations_per_epoch if validation else 0
         self.validate_every = max(1, self.steps_per_epoch // vpe) if vpe > 0 else 0
 
+    def geometry(self, n_train: int, *, validation: bool = True) -> RunGeometry:
+        """What a saved state must agree with to be resumed by a fit on ``n_train`` samples (with
+        validation data or not); for `load_state_dict`. Also sets ``steps_per_epoch`` and the like.
+
+        Raises
+        ------
+        ConfigError
+            If ``batch_size`` is larger than ``n_train``.
+        """
+        self._schedule(n_train, validation)
+        shapes = {name: p.shape for name, p in zip(self.model.parameter_names(), self.model.parameters())}
+        return RunGeometry(n_train=n_train, steps_per_epoch=self.steps_per_epoch, validate_every=self.validate_every,
+                           parameter_shapes=shapes, dtype=self.model.dtype)
+
     def _check_start(self, n_train: int) -> None:
         """What would make this fit meaningless or unsafe, refused before any work."""
         if not any(w.any() for w in self.model.weights):
@@ -173,17 +189,12 @@ class Trainer:
         if needs and not self.validate_every:
             raise ConfigError(f"{needs[0]} watches validation checks and this fit has none: pass x_val and y_val"
                               " to fit (with validations_per_epoch >= 1), or leave it out")
-        state = self.state
-        if state.step_in_epoch and state.perm is not None:  # resuming mid-epoch: the kernels index with perm
-            perm = np.asarray(state.perm)
-            if (perm.shape != (n_train,) or not np.issubdtype(perm.dtype, np.integer)
-                    or not np.array_equal(np.sort(perm), np.arange(n_train))):
-                raise CheckpointError(f"the saved sample order is not an order of the {n_train} training samples")
-        if not (0 <= state.step_in_epoch <= self.steps_per_epoch and 0 <= state.epoch <= self.epochs
-                and state.step == state.epoch * self.steps_per_epoch + state.step_in_epoch):
-            raise CheckpointError(f"the training state's position (epoch {state.epoch}, step {state.step}, step in epoch"
-                                  f" {state.step_in_epoch}) does not fit {self.epochs} epochs of"
-                                  f" {self.steps_per_epoch} steps")
+        loaded, self._loaded_geometry = self._loaded_geometry, None
+        if loaded is not None and (loaded.n_train, loaded.steps_per_epoch, loaded.validate_every) != (
+                n_train, self.steps_per_epoch, self.validate_every):
+            raise CheckpointError(f"the loaded training state was checked for a training set of {loaded.n_train}"
+                                  f" ({loaded.steps_per_epoch} steps an epoch); this fit has {n_train}"
+                                  f" ({self.steps_per_epoch} steps an epoch)")
 
     # ---------------------------------------------------------------------- fit
     def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
@@ -211,7 +222,7 @@ class Trainer:
             A model whose weights were never initialized, a batch larger than the training
             set, or EarlyStopping without validation checks.
         CheckpointError
-            A loaded state (``load_state_dict``) whose position or sample order does not fit.
+            A state loaded (``load_state_dict``) for another training set size.
         DivergenceError
             A non-finite loss or weight, or a loss above ``EXPLODED_FACTOR`` x the first loss
             (and above ``EXPLODED_MIN``); raised after the callbacks' ``on_train_end`` ran, so
@@ -351,13 +362,38 @@ class Trainer:
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], geometry: RunGeometry, *, source: str = "") -> None:
+        """Continue from ``state`` (a `state_dict` read back), checked before any of it is used.
+
+        Parameters
+        ----------
+        state : dict
+            The saved state, e.g. from `mlpkit.train.checkpoint.load_checkpoint`.
+        geometry : RunGeometry
+            ``self.geometry(n_train)`` for the fit that follows (``fit`` refuses another size).
+        source : str
+            Names the state in messages (a checkpoint file).
+
+        Raises
+        ------
+        CheckpointError
+            If the state does not fit ``geometry`` (see `mlpkit.train.state_check`); nothing
+            was loaded then.
+        ConfigError
+            If the state is further than ``epochs`` allow: more epochs are needed to resume it.
+        """
+        check_trainer_state(state, geometry, source=source)
+        done = int(state["step"])
+        if done > geometry.steps_per_epoch * self.epochs:
+            needed = -(-done // geometry.steps_per_epoch)
+            raise ConfigError(f"{source or 'the training state'} is at step {done} ({done / geometry.steps_per_epoch:g}"
+                              f" epochs done); {self.epochs} epochs are fewer: ask for at least {needed}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.state = TrainState(
-            epoch=int(state["epoch"]), step=int(state["step"]), step_in_epoch=int(state["step_in_epoch"]),
-            perm=None if state["perm"] is None else np.asarray(state["perm"]),
+            epoch=int(state["epoch"]), step=done, step_in_epoch=int(state["step_in_epoch"]),
+            perm=None if state["perm"] is None else check_sample_order(state["perm"], geometry.n_train, source),
             last_finite_loss=state["last_finite_loss"],
             first_loss=state.get("first_loss"),  # absent from older checkpoints: the next loss sets it
         )
@@ -365,4 +401,9 @@ class Trainer:
         for cb in self.callbacks:
             name = type(cb).__name__
             if name in saved:
-                cb.load_state_dict(saved[name])
+                try:
+                    cb.load_state_dict(saved[name])
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    raise CheckpointError(f"{source or 'the training state'} has a malformed {name} state:"
+                                          f" {type(exc).__name__}: {exc}") from None
+        self._loaded_geometry = geometry
