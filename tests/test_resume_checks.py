@@ -113,7 +113,7 @@ def test_resume_refuses_a_config_edited_since_the_checkpoint(runs, tmp_path: Pat
     assert result.exit_code == 2, shown(result)
     assert "error: cannot resume" in result.stderr and "Traceback" not in result.output
     for section, key, value in CONFIG_EDITS[case]:
-        assert f"{section}.{key}: " in result.stderr
+        assert f"{section}.{key}: " in result.stderr and f" -> {value!r}" in result.stderr
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [ckpt(MID)]  # nothing set aside
     assert (run_dir / "config.toml").read_bytes() == edited
 
