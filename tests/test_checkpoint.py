@@ -136,7 +136,7 @@ def test_trainer_state_saved_mid_epoch_resumes_bit_identically(tmp_path: Path) -
 
     hist, stop = History(), EarlyStopping(patience=100, restore_best_weights=True)
     resumed, data = _trainer([hist, stop])
-    resumed.load_state_dict(load_checkpoint(path))
+    resumed.load_state_dict(load_checkpoint(path), resumed.geometry(len(data[0])))
     assert (resumed.state.step, resumed.state.step_in_epoch, resumed.state.epoch) == (13, 5, 1)
     resumed.fit(*data)
     assert resumed.state.step == full.state.step == 32

@@ -24,8 +24,15 @@ from mlpkit.train.trainer import Trainer
 from conftest import mnist_dir  # the shared finder of real MNIST
 
 REPO = Path(__file__).resolve().parents[1]
-HUGE = ["lr=1e6", "activation=relu", "n_train=500", "data.n_val=200", "epochs=2", "train.checkpoint_every=1",
-        "train.threads=1"]
+HUGE = [
+    "lr=1e6",
+    "activation=relu",
+    "n_train=500",
+    "data.n_val=200",
+    "epochs=2",
+    "train.checkpoint_every=1",
+    "train.threads=1",
+]
 
 
 needs_mnist = pytest.mark.usefixtures("mnist_path")  # fails, never skips, without MNIST (see conftest)
@@ -44,8 +51,15 @@ def _synthetic(lr: float, callbacks, *, every: int = 1) -> tuple[Trainer, tuple]
     x = model.prepare_inputs(rng.normal(size=(64, 10)) * 3)
     y = rng.integers(0, 4, size=64)
     model.init_weights(rng, "fan_in_normal")
-    trainer = Trainer(model, SGD(model.parameters(), lr=lr, momentum=0.9), rng=rng, epochs=5, batch_size=8,
-                      validations_per_epoch=8, callbacks=callbacks)
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=lr, momentum=0.9),
+        rng=rng,
+        epochs=5,
+        batch_size=8,
+        validations_per_epoch=8,
+        callbacks=callbacks,
+    )
     return trainer, (x, y, x, y)
 
 
@@ -137,8 +151,15 @@ def test_an_exploding_loss_stops_like_a_nan(engine: str) -> None:
     y = rng.integers(0, 4, size=256)
     model.init_weights(rng, "fan_in_normal")
     history = History()
-    trainer = Trainer(model, SGD(model.parameters(), lr=1e3, momentum=0.9), rng=rng, epochs=20, batch_size=16,
-                      callbacks=[history], engine=engine)
+    trainer = Trainer(
+        model,
+        SGD(model.parameters(), lr=1e3, momentum=0.9),
+        rng=rng,
+        epochs=20,
+        batch_size=16,
+        callbacks=[history],
+        engine=engine,
+    )
     with pytest.raises(DivergenceError, match="exploded") as info:
         trainer.fit(x, y, x, y)
     err, losses = info.value, history.train_loss

@@ -402,15 +402,14 @@ def test_a_tampered_position_or_sample_order_is_refused(model: MLP) -> None:
         batch_size=1,
         validations_per_epoch=0,
     )
+    geometry = trainer.geometry(len(x), validation=False)
     saved = trainer.state_dict()
-    saved.update(step=2, step_in_epoch=2, perm=np.array([0, 1, 2, 3, 7]))  # 7: past the 5 samples
-    trainer.load_state_dict(saved)
-    with pytest.raises(CheckpointError, match="sample order is not an order of the 5 training samples"):
-        trainer.fit(x, y)
+    saved.update(step=2, step_in_epoch=2, perm=np.array([0, 1, 2, 3, 7]), last_finite_loss=1.0)  # 7: past the 5
+    with pytest.raises(CheckpointError, match=r"sample order that is not a permutation of 0\.\.4"):
+        trainer.load_state_dict(saved, geometry)
     saved.update(perm=np.array([4, 3, 2, 1, 0]), step_in_epoch=9, step=9)
-    trainer.load_state_dict(saved)
-    with pytest.raises(CheckpointError, match="does not fit 2 epochs of 5 steps"):
-        trainer.fit(x, y)
+    with pytest.raises(CheckpointError, match=r"step_in_epoch = 9, outside 0\.\.5"):
+        trainer.load_state_dict(saved, geometry)
     saved.update(step_in_epoch=2, step=2)
-    trainer.load_state_dict(saved)
+    trainer.load_state_dict(saved, geometry)
     assert trainer.fit(x, y).step == 10

@@ -223,7 +223,7 @@ def gradcheck(
     "resume_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Continue the run in this folder from its newest valid checkpoint.",
+    help="Continue the run in this folder from its newest usable checkpoint (--set: only safe keys, e.g. epochs).",
 )
 @data_dir_option
 @threads_option
@@ -243,9 +243,11 @@ def train(
     from mlpkit.workflows.experiment import check_experiment, resume_experiment, run_experiment
 
     if resume_dir is not None:
-        if preset or overrides:
-            raise ConfigError("--resume takes the run folder's own config; do not give a preset or --set")
-        result = resume_experiment(resume_dir, data_dir=data_dir, progress=progress, log=click.echo)
+        if preset:
+            raise ConfigError("--resume takes the run folder's own config; do not give a preset (--set may change"
+                              " the keys that are safe on resume, e.g. --set epochs=80)")
+        items = list(overrides) + ([f"train.threads={threads}"] if threads else [])
+        result = resume_experiment(resume_dir, items, data_dir=data_dir, progress=progress, log=click.echo)
     else:
         if not preset:
             raise ConfigError("give a preset name or a .toml config (see 'mlpkit presets'), or --resume RUN_DIR")

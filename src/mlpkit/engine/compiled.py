@@ -23,8 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
 def kernel_layout(model: MLP) -> np.ndarray:
     """``model.layout`` as the kernels read it: int64 rows (weight offset, fan_in, fan_out,
     bias offset or -1), columns named by ``kernels.WEIGHT_OFFSET`` etc."""
-    rows = [(layer.weight_offset, layer.fan_in, layer.fan_out,
-             -1 if layer.bias_offset is None else layer.bias_offset) for layer in model.layout]
+    rows = [
+        (layer.weight_offset, layer.fan_in, layer.fan_out, -1 if layer.bias_offset is None else layer.bias_offset)
+        for layer in model.layout
+    ]
     return np.array(rows, dtype=np.int64).reshape(len(rows), 4)
 
 
@@ -60,8 +62,12 @@ def why_not(model: MLP, optimizer: object, batch_size: int, x: np.ndarray) -> st
     if reason := model_reason(model):
         return reason
     params = model.parameters()
-    if (len(optimizer.params) != len(params) or any(a is not b for a, b in zip(optimizer.params, params))
-            or flat_span(optimizer.params) is None or flat_span(optimizer.velocity) is None):
+    if (
+        len(optimizer.params) != len(params)
+        or any(a is not b for a, b in zip(optimizer.params, params))
+        or flat_span(optimizer.params) is None
+        or flat_span(optimizer.velocity) is None
+    ):
         return "the optimizer does not hold the model's parameters as one flat buffer"
     if x.dtype != model.dtype or not x.flags.c_contiguous:
         return f"the training inputs are not C-ordered {model.dtype.name} (see model.prepare_inputs)"
@@ -89,8 +95,15 @@ class CompiledSteps:
         The sparse form of ``x``: the first layer then reads it instead of ``x``.
     """
 
-    def __init__(self, model: MLP, optimizer: SGD, batch_size: int, x: np.ndarray, y: np.ndarray,
-                 sparse: SparseRows | None = None) -> None:
+    def __init__(
+        self,
+        model: MLP,
+        optimizer: SGD,
+        batch_size: int,
+        x: np.ndarray,
+        y: np.ndarray,
+        sparse: SparseRows | None = None,
+    ) -> None:
         from mlpkit.engine import cblas, dense_kernels, kernels
 
         self._kernel = kernels.train_steps
@@ -123,15 +136,58 @@ class CompiledSteps:
 
         Returns how many were applied; their losses are ``self.losses[:applied]`` and, when a
         loss was not finite, ``self.losses[applied]`` is that loss (its update not applied).
+
+        Raises
+        ------
+        IndexError
+            If the steps would read past ``order``, or the rows of ``order`` they read are not
+            all indices of ``x`` (checked here: the kernel does not check its indices).
         """
+        self._check_rows(order, first_step, n_steps)
         if len(self.losses) < n_steps:
             self.losses = np.empty(n_steps, dtype=np.float64)
         self._plan[:] = first_step, n_steps, self.batch_size, self._code
         self._consts[self._lr_at] = self.optimizer.lr  # read each time: a schedule may change them
         self._consts[self._momentum_at] = self.optimizer.momentum
-        return int(self._kernel(self._gemm, self._axpy, self.x, self._sparse_arguments, self.y, order, self._plan,
-                                self._params, self._velocity, self._layout, self._consts, self._xb, self._yb,
-                                self._scratch, self.losses))
+        return int(
+            self._kernel(
+                self._gemm,
+                self._axpy,
+                self.x,
+                self._sparse_arguments,
+                self.y,
+                order,
+                self._plan,
+                self._params,
+                self._velocity,
+                self._layout,
+                self._consts,
+                self._xb,
+                self._yb,
+                self._scratch,
+                self.losses,
+            )
+        )
+
+    def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
+        """The kernel indexes ``x`` with ``order`` unchecked: refuse anything it would read out of bounds.
+
+        Only the rows these steps read are checked, so the cost stays a small part of the steps'.
+        """
+        if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype != np.intp:
+            raise IndexError(f"the sample order must be a 1-D intp array, got {getattr(order, 'dtype', type(order))}")
+        start, stop = first_step * self.batch_size, (first_step + n_steps) * self.batch_size
+        if first_step < 0 or n_steps < 0 or (n_steps and start >= len(order)):
+            raise IndexError(
+                f"steps {first_step} .. {first_step + n_steps - 1} of {self.batch_size} rows are not"
+                f" in a sample order of {len(order)}"
+            )
+        rows = order[start:stop]
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self.x)):
+            raise IndexError(
+                f"the sample order holds indices outside 0..{len(self.x) - 1}"
+                f" ({rows.min()} .. {rows.max()}) for steps {first_step} .. {first_step + n_steps - 1}"
+            )
 
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
@@ -165,14 +221,15 @@ class CompiledEvaluation:
         return np.empty(self.BLOCK_ROWS * self._width, dtype=self.model.dtype)
 
     def accepts(self, x: np.ndarray, y: np.ndarray) -> bool:
-        return (x.dtype == self.model.dtype and x.flags.c_contiguous and y.dtype == np.intp
-                and y.flags.c_contiguous)
+        return x.dtype == self.model.dtype and x.flags.c_contiguous and y.dtype == np.intp and y.flags.c_contiguous
 
-    def __call__(self, x: np.ndarray, y: np.ndarray, scratch: np.ndarray, sparse: SparseRows | None = None,
-                 row0: int = 0) -> tuple[float, int]:
+    def __call__(
+        self, x: np.ndarray, y: np.ndarray, scratch: np.ndarray, sparse: SparseRows | None = None, row0: int = 0
+    ) -> tuple[float, int]:
         """The chunk ``x``/``y``; with ``sparse`` (the sparse form of the array ``x`` is a
         slice of, from row ``row0``) the first layer reads that instead of ``x``."""
         sp = self._dense if sparse is None else sparse_arguments(sparse, self.model.dtype)
-        loss_sum, hits = self._kernel(self._gemm, x, sp, row0, y, self._params, self._layout, self._code,
-                                      self._consts, scratch)
+        loss_sum, hits = self._kernel(
+            self._gemm, x, sp, row0, y, self._params, self._layout, self._code, self._consts, scratch
+        )
         return float(loss_sum), int(hits)

@@ -48,7 +48,17 @@ def check_resume_config(
     current : mapping
         The config the resume would run with (config.toml plus ``--set`` overrides).
     where : str
-        The run folder, for the message.
+        The run folder (and checkpoint), for the message.
+
+    Returns
+    -------
+    list of str
+        The changed keys, all in ``allowed``.
+
+    Raises
+    ------
+    ConfigError
+        Naming every changed key not in ``allowed``, with its old and new value.
     allowed : iterable of str
         Dotted keys that may change.
     """
@@ -58,7 +68,7 @@ def check_resume_config(
         a, b = flatten(saved), flatten(current)
         detail = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in refused)
         raise ConfigError(
-            f"cannot resume {where} with a changed config ({detail}); only"
-            f" {', '.join(sorted(allowed))} may change on resume. Start a new run instead"
+            f"cannot resume {where}: the config differs from the one its checkpoint was made with ({detail});"
+            f" only {', '.join(sorted(allowed))} may change on resume. Undo the change, or start a new run"
         )
     return changed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -277,7 +278,8 @@ class Checkpointer(Callback):
     """Save the trainer's full state at the start, every ``every`` validation checks and at the end.
 
     Nothing is saved after a divergence or an abort (an exception mid-step, e.g. a second
-    Ctrl-C): the last good checkpoint stays the latest.
+    Ctrl-C), nor a state whose weights or velocities are not all finite: every checkpoint
+    on disk is a good one to fall back on.
 
     Parameters
     ----------
@@ -287,17 +289,22 @@ class Checkpointer(Callback):
         Save every this many validation checks (0: only at the start and the end).
     keep : int, default 2
         The newest files kept, so that a corrupt latest checkpoint can fall back on the one before.
+    record : mapping, optional
+        Saved beside the training state in every checkpoint, under its own keys (a run records
+        its config, which a resume compares with its own).
     """
 
-    def __init__(self, directory, *, every: int, keep: int = 2) -> None:
+    def __init__(self, directory, *, every: int, keep: int = 2, record: Mapping[str, Any] | None = None) -> None:
         from pathlib import Path
 
         self.directory = Path(directory)
         self.every = every
         self.keep = keep
+        self.record = dict(record or {})
         self._checks = 0
         self.elapsed_before = 0.0  # training seconds spent before a resume
         self._started = time.perf_counter()
+        self.skipped: list[int] = []  # steps whose state was not finite, hence not saved
 
     @property
     def elapsed_s(self) -> float:
@@ -307,8 +314,13 @@ class Checkpointer(Callback):
     def _save(self, trainer: TrainerView) -> None:
         from mlpkit.train.checkpoint import save_checkpoint
 
+        state = trainer.state_dict()
+        arrays = list(state["model"].values()) + list(state["optimizer"].values())
+        if not all(np.isfinite(a).all() for a in arrays):
+            self.skipped.append(trainer.state.step)
+            return
         path = self.directory / f"step-{trainer.state.step:09d}.npz"
-        save_checkpoint(path, trainer.state_dict())
+        save_checkpoint(path, {**state, **self.record})
         for old in sorted(self.directory.glob("step-*.npz"))[: -self.keep]:
             old.unlink(missing_ok=True)
 

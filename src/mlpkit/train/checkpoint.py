@@ -103,8 +103,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} could not be read: {type(exc).__name__}: {exc}") from None
 
 
-def read_npz(path: str | Path, *, what: str = "checkpoint", compressed: bool = False,
-             max_bytes: int = MAX_INFLATED_BYTES) -> dict[str, np.ndarray]:
+def read_npz(
+    path: str | Path, *, what: str = "checkpoint", compressed: bool = False, max_bytes: int = MAX_INFLATED_BYTES
+) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` archive at ``path``, read safely; anything else is a CheckpointError.
 
     Nothing is executed (object dtypes, i.e. pickles, are refused), every member's CRC-32 is
@@ -163,12 +164,15 @@ def _read_arrays(path: Path, what: str, compressed: bool, max_bytes: int) -> dic
                 limit = min(info.compress_size * MAX_DEFLATE_RATIO, max_bytes - inflated)
                 inflated += info.file_size
             else:
-                raise CheckpointError(f"{what} {path} is refused: member {name!r} is compressed"
-                                      f" ({what}s are stored uncompressed)")
+                raise CheckpointError(
+                    f"{what} {path} is refused: member {name!r} is compressed ({what}s are stored uncompressed)"
+                )
             if info.file_size > limit:
                 whole = "the whole file" if limit == size else "its compressed size can justify or the limit allows"
-                raise CheckpointError(f"{what} {path} is corrupt: member {name!r} claims {info.file_size}"
-                                      f" bytes, more than {whole} ({limit})")
+                raise CheckpointError(
+                    f"{what} {path} is corrupt: member {name!r} claims {info.file_size}"
+                    f" bytes, more than {whole} ({limit})"
+                )
             key = name[:-4]
             if key in arrays:
                 raise CheckpointError(f"{what} {path} is corrupt: member {name!r} appears twice")
@@ -196,8 +200,9 @@ def _read_npy(fp: Any, member_size: int, what: str) -> np.ndarray:
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
     if fp.tell() + nbytes != member_size:
-        raise CheckpointError(f"{what} is corrupt: its header declares {nbytes} data bytes,"
-                              f" the member holds {member_size - fp.tell()}")
+        raise CheckpointError(
+            f"{what} is corrupt: its header declares {nbytes} data bytes, the member holds {member_size - fp.tell()}"
+        )
     flat = np.empty(count, dtype=dtype)
     if nbytes:
         raw = flat.view(np.uint8)

@@ -79,8 +79,9 @@ def check_sample_order(perm: Any, n_train: int, source: str) -> np.ndarray:
         raise _fail(source, f"has a sample order that is not a 1-D integer array ({type(perm).__name__})")
     if len(perm) != n_train:
         raise _fail(source, f"has a sample order of {len(perm)} indices for a training set of {n_train}")
-    if n_train and (perm.min() < 0 or perm.max() >= n_train
-                    or np.bincount(perm.astype(np.intp), minlength=n_train).max() != 1):
+    if n_train and (
+        perm.min() < 0 or perm.max() >= n_train or np.bincount(perm.astype(np.intp), minlength=n_train).max() != 1
+    ):
         raise _fail(source, f"has a sample order that is not a permutation of 0..{n_train - 1}")
     return perm.astype(np.intp)
 
@@ -90,7 +91,7 @@ def check_trainer_state(state: Any, geometry: RunGeometry, *, source: str = "") 
 
     Checks the counters against each other (step = epoch x steps_per_epoch + step_in_epoch),
     the sample order, the weights and velocities (names, shapes, exact dtype, finite), the last
-    finite loss, and the history's lengths against the step counter.
+    finite and the first loss (None or finite), and the history's lengths against the step counter.
     """
     if not isinstance(state, Mapping):
         raise _fail(source, f"holds a {type(state).__name__}, not a training state")
@@ -102,8 +103,11 @@ def check_trainer_state(state: Any, geometry: RunGeometry, *, source: str = "") 
     step_in_epoch = _int(state, "step_in_epoch", source, 0, spe)
     step = _int(state, "step", source, 0)
     if step != epoch * spe + step_in_epoch:
-        raise _fail(source, f"has inconsistent counters: step {step} is not epoch {epoch} x {spe} steps"
-                            f" + {step_in_epoch} steps into the epoch")
+        raise _fail(
+            source,
+            f"has inconsistent counters: step {step} is not epoch {epoch} x {spe} steps"
+            f" + {step_in_epoch} steps into the epoch",
+        )
     if perm is None and step_in_epoch:
         raise _fail(source, f"is {step_in_epoch} steps into an epoch but has no sample order")
     loss = state.get("last_finite_loss")
@@ -111,6 +115,11 @@ def check_trainer_state(state: Any, geometry: RunGeometry, *, source: str = "") 
         raise _fail(source, f"has a last finite loss that is not a finite number: {loss!r}")
     if step and loss is None:
         raise _fail(source, f"is at step {step} but records no loss")
+    first = state.get("first_loss")  # absent or None in a state saved before its first step's loss
+    if first is not None and (
+        isinstance(first, bool) or not isinstance(first, (int, float)) or not math.isfinite(first) or first < 0
+    ):
+        raise _fail(source, f"has a first loss that is not a finite number >= 0: {first!r}")
     _arrays(state.get("model"), geometry.parameter_shapes, geometry.dtype, "weights", source)
     velocities = {f"velocity.{i}": s for i, s in enumerate(geometry.parameter_shapes.values())}
     _arrays(state.get("optimizer"), velocities, geometry.dtype, "optimizer state", source)

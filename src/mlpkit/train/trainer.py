@@ -23,6 +23,7 @@ from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
+from mlpkit.train.state_check import RunGeometry, check_sample_order, check_trainer_state
 
 
 @dataclass
@@ -152,6 +153,7 @@ class Trainer:
         self.steps_per_epoch = 0
         self.total_steps = 0
         self.validate_every = 0
+        self._loaded_geometry: RunGeometry | None = None  # what load_state_dict checked the state against
 
     # ------------------------------------------------------------------ geometry
     def _schedule(self, n_train: int, validation: bool) -> None:
@@ -164,30 +166,54 @@ class Trainer:
         vpe = self.validations_per_epoch if validation else 0
         self.validate_every = max(1, self.steps_per_epoch // vpe) if vpe > 0 else 0
 
+    def geometry(self, n_train: int, *, validation: bool = True) -> RunGeometry:
+        """What a saved state must agree with to be resumed by a fit on ``n_train`` samples (with
+        validation data or not); for `load_state_dict`. Also sets ``steps_per_epoch`` and the like.
+
+        Raises
+        ------
+        ConfigError
+            If ``batch_size`` is larger than ``n_train``.
+        """
+        self._schedule(n_train, validation)
+        shapes = {name: p.shape for name, p in zip(self.model.parameter_names(), self.model.parameters())}
+        return RunGeometry(
+            n_train=n_train,
+            steps_per_epoch=self.steps_per_epoch,
+            validate_every=self.validate_every,
+            parameter_shapes=shapes,
+            dtype=self.model.dtype,
+        )
+
     def _check_start(self, n_train: int) -> None:
         """What would make this fit meaningless or unsafe, refused before any work."""
         if not any(w.any() for w in self.model.weights):
-            raise ConfigError("the model's weights are all zero: call model.init_weights(rng) (or load weights)"
-                              " before training; from zero every hidden unit learns the same thing")
+            raise ConfigError(
+                "the model's weights are all zero: call model.init_weights(rng) (or load weights)"
+                " before training; from zero every hidden unit learns the same thing"
+            )
         needs = [type(cb).__name__ for cb in self.callbacks if getattr(cb, "needs_validation", False)]
         if needs and not self.validate_every:
-            raise ConfigError(f"{needs[0]} watches validation checks and this fit has none: pass x_val and y_val"
-                              " to fit (with validations_per_epoch >= 1), or leave it out")
-        state = self.state
-        if state.step_in_epoch and state.perm is not None:  # resuming mid-epoch: the kernels index with perm
-            perm = np.asarray(state.perm)
-            if (perm.shape != (n_train,) or not np.issubdtype(perm.dtype, np.integer)
-                    or not np.array_equal(np.sort(perm), np.arange(n_train))):
-                raise CheckpointError(f"the saved sample order is not an order of the {n_train} training samples")
-        if not (0 <= state.step_in_epoch <= self.steps_per_epoch and 0 <= state.epoch <= self.epochs
-                and state.step == state.epoch * self.steps_per_epoch + state.step_in_epoch):
-            raise CheckpointError(f"the training state's position (epoch {state.epoch}, step {state.step}, step in epoch"
-                                  f" {state.step_in_epoch}) does not fit {self.epochs} epochs of"
-                                  f" {self.steps_per_epoch} steps")
+            raise ConfigError(
+                f"{needs[0]} watches validation checks and this fit has none: pass x_val and y_val"
+                " to fit (with validations_per_epoch >= 1), or leave it out"
+            )
+        loaded, self._loaded_geometry = self._loaded_geometry, None
+        if loaded is not None and (loaded.n_train, loaded.steps_per_epoch, loaded.validate_every) != (
+            n_train,
+            self.steps_per_epoch,
+            self.validate_every,
+        ):
+            raise CheckpointError(
+                f"the loaded training state was checked for a training set of {loaded.n_train}"
+                f" ({loaded.steps_per_epoch} steps an epoch); this fit has {n_train}"
+                f" ({self.steps_per_epoch} steps an epoch)"
+            )
 
     # ---------------------------------------------------------------------- fit
-    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None,
-            y_val: np.ndarray | None = None) -> TrainState:
+    def fit(
+        self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None = None, y_val: np.ndarray | None = None
+    ) -> TrainState:
         """Train until ``epochs`` are done, early stopping fires, Ctrl-C, or divergence.
 
         Parameters
@@ -211,7 +237,7 @@ class Trainer:
             A model whose weights were never initialized, a batch larger than the training
             set, or EarlyStopping without validation checks.
         CheckpointError
-            A loaded state (``load_state_dict``) whose position or sample order does not fit.
+            A state loaded (``load_state_dict``) for another training set size.
         DivergenceError
             A non-finite loss or weight, or a loss above ``EXPLODED_FACTOR`` x the first loss
             (and above ``EXPLODED_MIN``); raised after the callbacks' ``on_train_end`` ran, so
@@ -231,9 +257,18 @@ class Trainer:
             y_val = _check_prepared(model, x_val, y_val, "validation")
         self._schedule(len(x_train), validation=x_val is not None)
         self._check_start(len(x_train))
-        plan = plan_engine(model, self.optimizer, batch_size=self.batch_size, x_train=x_train, y_train=y_train,
-                           x_val=x_val, engine=self.engine, sparse_inputs=self.sparse_inputs,
-                           validation=self.validate_every > 0, eval_chunk=self.eval_chunk)
+        plan = plan_engine(
+            model,
+            self.optimizer,
+            batch_size=self.batch_size,
+            x_train=x_train,
+            y_train=y_train,
+            x_val=x_val,
+            engine=self.engine,
+            sparse_inputs=self.sparse_inputs,
+            validation=self.validate_every > 0,
+            eval_chunk=self.eval_chunk,
+        )
         self.engine_used, self.sparse_used = plan.engine, plan.sparse_steps
         self.stop_training = False
         state.interrupted = state.aborted = False
@@ -264,8 +299,15 @@ class Trainer:
             self.stop_training = True
         return self.stop_training
 
-    def _run(self, plan: EnginePlan, interrupt: InterruptRequest, x_train: np.ndarray, y_train: np.ndarray,
-             x_val: np.ndarray | None, y_val: np.ndarray | None) -> None:
+    def _run(
+        self,
+        plan: EnginePlan,
+        interrupt: InterruptRequest,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> None:
         """The one loop: epochs, and in each, runs of steps that end at validations, epoch
         ends, ``segment_steps``, and after every step when a callback has only ``on_step_end``."""
         state, steps, every = self.state, plan.steps, self.validate_every
@@ -291,8 +333,10 @@ class Trainer:
                     limit = max(EXPLODED_MIN, EXPLODED_FACTOR * state.first_loss)
                     if steps.losses[:applied].max() > limit:  # once per run: no per-step cost
                         bad = int(np.argmax(steps.losses[:applied] > limit))
-                        what = (f"loss {float(steps.losses[bad]):.4g} exploded (above {EXPLODED_FACTOR:.0e} x the"
-                                f" first loss {state.first_loss:.4g})")
+                        what = (
+                            f"loss {float(steps.losses[bad]):.4g} exploded (above {EXPLODED_FACTOR:.0e} x the"
+                            f" first loss {state.first_loss:.4g})"
+                        )
                         applied = bad  # report the run as it was before that step
                 if applied:
                     first = state.step + 1
@@ -318,10 +362,19 @@ class Trainer:
         state.diverged = True
         return DivergenceError(
             f"training diverged at step {step}: {what} (last finite loss {state.last_finite_loss});"
-            " lower the learning rate", step=step, last_finite_loss=state.last_finite_loss)
+            " lower the learning rate",
+            step=step,
+            last_finite_loss=state.last_finite_loss,
+        )
 
-    def _validate(self, plan: EnginePlan, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None,
-                  y_val: np.ndarray | None) -> None:
+    def _validate(
+        self,
+        plan: EnginePlan,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> None:
         state = self.state
         assert x_val is not None and y_val is not None  # validate_every is 0 without them
         for i, p in enumerate(self.model.parameters()):
@@ -329,8 +382,14 @@ class Trainer:
                 raise self._divergence(state.step, f"{self.model.parameter_names()[i]} has non-finite values")
         evaluate_many = plan.evaluator.evaluate_many
         (val_loss, val_acc), (train_loss, train_acc) = evaluate_many([(x_val, y_val), (x_train, y_train)])
-        logs = {"step": state.step, "epoch": state.step / self.steps_per_epoch, "val_loss": val_loss,
-                "val_accuracy": val_acc, "train_loss": train_loss, "train_accuracy": train_acc}
+        logs = {
+            "step": state.step,
+            "epoch": state.step / self.steps_per_epoch,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+        }
         for cb in self.callbacks:
             cb.on_validation_end(self, logs)
 
@@ -351,13 +410,42 @@ class Trainer:
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], geometry: RunGeometry, *, source: str = "") -> None:
+        """Continue from ``state`` (a `state_dict` read back), checked before any of it is used.
+
+        Parameters
+        ----------
+        state : dict
+            The saved state, e.g. from `mlpkit.train.checkpoint.load_checkpoint`.
+        geometry : RunGeometry
+            ``self.geometry(n_train)`` for the fit that follows (``fit`` refuses another size).
+        source : str
+            Names the state in messages (a checkpoint file).
+
+        Raises
+        ------
+        CheckpointError
+            If the state does not fit ``geometry`` (see `mlpkit.train.state_check`); nothing
+            was loaded then.
+        ConfigError
+            If the state is further than ``epochs`` allow: more epochs are needed to resume it.
+        """
+        check_trainer_state(state, geometry, source=source)
+        done = int(state["step"])
+        if done > geometry.steps_per_epoch * self.epochs:
+            needed = -(-done // geometry.steps_per_epoch)
+            raise ConfigError(
+                f"{source or 'the training state'} is at step {done} ({done / geometry.steps_per_epoch:g}"
+                f" epochs done); {self.epochs} epochs are fewer: ask for at least {needed}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.state = TrainState(
-            epoch=int(state["epoch"]), step=int(state["step"]), step_in_epoch=int(state["step_in_epoch"]),
-            perm=None if state["perm"] is None else np.asarray(state["perm"]),
+            epoch=int(state["epoch"]),
+            step=done,
+            step_in_epoch=int(state["step_in_epoch"]),
+            perm=None if state["perm"] is None else check_sample_order(state["perm"], geometry.n_train, source),
             last_finite_loss=state["last_finite_loss"],
             first_loss=state.get("first_loss"),  # absent from older checkpoints: the next loss sets it
         )
@@ -365,4 +453,10 @@ class Trainer:
         for cb in self.callbacks:
             name = type(cb).__name__
             if name in saved:
-                cb.load_state_dict(saved[name])
+                try:
+                    cb.load_state_dict(saved[name])
+                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                    raise CheckpointError(
+                        f"{source or 'the training state'} has a malformed {name} state: {type(exc).__name__}: {exc}"
+                    ) from None
+        self._loaded_geometry = geometry

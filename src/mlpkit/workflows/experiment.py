@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,19 @@ from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.report.plots import run_figures
 from mlpkit.runs import schema
-from mlpkit.runs.checkpoints import checkpoint_files, latest_checkpoint
-from mlpkit.runs.config import Config, load_config, to_toml
+from mlpkit.runs.checkpoints import (
+    RUN_CONFIG_KEY,
+    checkpoint_files,
+    corrupt_checkpoint_files,
+    last_good_checkpoint,
+    latest_checkpoint,
+    recorded_config,
+)
+from mlpkit.runs.config import Config, load_config, to_toml, with_overrides
 from mlpkit.runs.environment import environment_info
 from mlpkit.runs.folder import is_empty, remove_stale_temporaries
 from mlpkit.runs.footprint import check_footprint, estimate_footprint
+from mlpkit.runs.resume_policy import check_resume_config
 from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.trainer import Trainer
@@ -162,7 +171,9 @@ def run_experiment(
     progress : bool or None
         Show a progress bar; None: only on a terminal.
     resume : bool
-        Continue from the newest valid checkpoint in ``run_dir``.
+        Continue from the newest usable checkpoint in ``run_dir`` (see `resume_experiment`);
+        ``cfg`` may differ from the config it was made with only in the keys of
+        `mlpkit.runs.resume_policy.SAFE_ON_RESUME`, and is then written to ``config.toml``.
     log : callable
         Receives one line per message (warnings, the resume point).
 
@@ -173,9 +184,11 @@ def run_experiment(
     Raises
     ------
     ConfigError
-        If ``run_dir`` is not empty (without ``resume``), or the data do not fit the config.
+        If ``run_dir`` is not empty (without ``resume``), the data do not fit the config, or a
+        resume's config changed a key that is not safe to change (or asks for fewer epochs
+        than were done).
     CheckpointError
-        If a resume finds no readable checkpoint, or one that does not fit the config.
+        If a resume finds no usable checkpoint (every one unreadable or not fitting the run).
     DivergenceError
         If training diverges (the history and the last good checkpoint are kept).
     DataError
@@ -202,7 +215,8 @@ def run_experiment(
         stopper = EarlyStopping(patience=t.early_stopping_patience, min_delta=t.early_stopping_min_delta,
                                 restore_best_weights=t.restore_best_weights) if t.early_stopping_patience else None
         callbacks: list[Callback] = [history] + ([stopper] if stopper else [])
-        checkpointer = Checkpointer(run_dir / schema.CHECKPOINTS, every=t.checkpoint_every)
+        checkpointer = Checkpointer(run_dir / schema.CHECKPOINTS, every=t.checkpoint_every,
+                                    record={RUN_CONFIG_KEY: cfg.to_dict()})  # what a resume compares with
         callbacks += [checkpointer,
                       ProgressBar(enabled=progress, description=cfg.name)]
         trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
@@ -210,23 +224,9 @@ def run_experiment(
                           validations_per_epoch=t.validations_per_epoch, callbacks=callbacks, engine=t.engine)
         trainer.sparse_inputs = t.sparse_inputs
         elapsed_before = 0.0
-        if resume and not checkpoint_files(run_dir):
-            # stopped before its first checkpoint: nothing was done that could be kept
-            log(f"warning: {run_dir} has no checkpoint yet; starting it from the beginning")
-            remove_stale_temporaries(run_dir)
-            atomic_write_json(run_dir / schema.ENVIRONMENT, environment_info(seed=cfg.seed, threads=t.threads))
-        elif resume:
-            remove_stale_temporaries(run_dir)
-            saved, path, warnings = latest_checkpoint(run_dir)
-            for w in warnings:
-                log(w)
-            try:
-                trainer.load_state_dict(saved)
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise CheckpointError(f"checkpoint {path} does not fit the run's config: "
-                                      f"{type(exc).__name__}: {exc}") from None
+        if resume:
+            _resume(trainer, cfg, run_dir, n_train=len(data.x_train), log=log)
             elapsed_before = checkpointer.elapsed_before  # training time up to that checkpoint
-            log(f"resuming {run_dir} from {path.name} (step {trainer.state.step})")
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(run_dir)
@@ -241,8 +241,8 @@ def run_experiment(
         wall = elapsed_before + time.perf_counter() - start
         atomic_write_json(run_dir / schema.HISTORY, history.to_dict(), indent=None)
         if error is not None:
-            kept = checkpoint_files(run_dir)
-            last_good = str(kept[-1].relative_to(run_dir)) if kept else None
+            good = last_good_checkpoint(run_dir)  # finite weights: not merely the newest file
+            last_good = str(good.relative_to(run_dir)) if good else None
             atomic_write_json(run_dir / schema.DIVERGED, {
                 "step": error.step, "last_finite_loss": error.last_finite_loss,
                 "last_checkpoint": last_good, "message": str(error),
@@ -307,10 +307,62 @@ def _save_predictions(path: Path, model: MLP, data: PreparedData) -> None:
     }, compress=True)
 
 
-def resume_experiment(run_dir: str | Path, **kwargs: Any) -> RunResult:
-    """Continue the run in ``run_dir`` from its newest valid checkpoint, with its own config.
+def _resume(trainer: Trainer, cfg: Config, run_dir: Path, *, n_train: int, log) -> None:
+    """Load the newest usable checkpoint of ``run_dir`` into ``trainer``, having checked it all.
 
-    ``kwargs`` go to `run_experiment` (``data_dir``, ``progress``, ``log``).
+    Each candidate, newest first, must record a config that differs from ``cfg`` only in safe
+    keys (else ConfigError: nothing is renamed) and hold a training state that fits this run
+    (else it is set aside as ``.corrupt`` and the one before is tried). Then ``config.toml``
+    says what the run continues with.
+    """
+    remove_stale_temporaries(run_dir)
+    if not checkpoint_files(run_dir):
+        if corrupt := corrupt_checkpoint_files(run_dir):
+            names = ", ".join(p.name for p in corrupt)
+            raise CheckpointError(f"every checkpoint of {run_dir} was found unusable by an earlier resume and set"
+                                  f" aside ({names}): nothing is left to resume from; start a new run")
+        # stopped before its first checkpoint: nothing was done that could be kept
+        log(f"warning: {run_dir} has no checkpoint yet; starting it from the beginning")
+        _write_config(run_dir, cfg)
+        atomic_write_json(run_dir / schema.ENVIRONMENT, environment_info(seed=cfg.seed, threads=cfg.train.threads))
+        return
+    geometry = trainer.geometry(n_train)
+    current = cfg.to_dict()
+    changed: list[str] = []
+
+    def use(state: dict[str, Any], path: Path) -> None:
+        changed[:] = check_resume_config(recorded_config(state, path.name), current,
+                                         where=f"{run_dir} from {path.name}")
+        trainer.load_state_dict(state, geometry, source=path.name)
+
+    _, path, warnings = latest_checkpoint(run_dir, use)
+    for w in warnings:
+        log(w)
+    _write_config(run_dir, cfg)
+    log(f"resuming {run_dir} from {path.name} (step {trainer.state.step})"
+        + (f" with {', '.join(changed)} changed" if changed else ""))
+
+
+def _write_config(run_dir: Path, cfg: Config) -> None:
+    """``config.toml`` holds ``cfg`` (rewritten atomically only when it says something else)."""
+    path, text = run_dir / schema.CONFIG, to_toml(cfg)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+
+
+def resume_experiment(run_dir: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> RunResult:
+    """Continue the run in ``run_dir`` from its newest usable checkpoint, with its own config.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder.
+    overrides : sequence of str
+        ``key=value`` items applied to its ``config.toml`` (see `mlpkit.runs.config.with_overrides`):
+        only the keys safe on resume may differ from the checkpoint's config, e.g. ``epochs=80``
+        to extend a finished run.
+    **kwargs
+        Go to `run_experiment` (``data_dir``, ``progress``, ``log``).
 
     Raises
     ------
@@ -320,4 +372,7 @@ def resume_experiment(run_dir: str | Path, **kwargs: Any) -> RunResult:
     run_dir = Path(run_dir)
     if not (run_dir / schema.CONFIG).exists():
         raise MlpkitError(f"{run_dir} is not a run folder (no {schema.CONFIG})")
-    return run_experiment(load_config(run_dir / schema.CONFIG), run_dir, resume=True, **kwargs)
+    cfg = load_config(run_dir / schema.CONFIG)
+    if overrides:
+        cfg = with_overrides(cfg, list(overrides))
+    return run_experiment(cfg, run_dir, resume=True, **kwargs)
