@@ -3,7 +3,8 @@
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar, TrainerView
 from mlpkit.train.checkpoint import load_checkpoint, save_checkpoint
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
-from mlpkit.train.trainer import Trainer, TrainState
+from mlpkit.train.state import TrainState
+from mlpkit.train.trainer import Trainer
 
 __all__ = [
     "Callback",

@@ -8,9 +8,7 @@ saved and loaded, so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,24 +21,8 @@ from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
-from mlpkit.train.state_check import RunGeometry, check_sample_order, check_trainer_state
-
-
-@dataclass
-class TrainState:
-    """Where training stands; enough (with weights and optimizer) to resume exactly."""
-
-    epoch: int = 0  # completed epochs
-    step: int = 0  # completed gradient steps
-    step_in_epoch: int = 0
-    perm: np.ndarray | None = None  # this epoch's order of training indices
-    interrupted: bool = False  # stopped by Ctrl-C, between two steps (resumable)
-    diverged: bool = False
-    aborted: bool = False  # stopped by an exception mid-step (e.g. a second Ctrl-C): never saved
-    last_finite_loss: float | None = None
-    first_loss: float | None = None  # the run's first training loss: the scale of an exploding loss
-    extra: dict[str, Any] = field(default_factory=dict)
-
+from mlpkit.train.state import TrainState, load_training_state, training_state_dict
+from mlpkit.train.state_check import RunGeometry
 
 #: A training loss above EXPLODED_FACTOR x the run's first loss, and above EXPLODED_MIN, is a
 #: divergence (cross-entropy that large means logits apart by hundreds: the learning rate is
@@ -253,7 +235,7 @@ class Trainer:
         y_train = _check_prepared(model, x_train, y_train, "training")
         if (x_val is None) != (y_val is None):
             raise InputError("pass both x_val and y_val, or neither (no validation)")
-        if x_val is not None:
+        if x_val is not None and y_val is not None:
             y_val = _check_prepared(model, x_val, y_val, "validation")
         self._schedule(len(x_train), validation=x_val is not None)
         self._check_start(len(x_train))
@@ -396,19 +378,7 @@ class Trainer:
     # ------------------------------------------------------------------- resume
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: weights, optimizer, RNG, position, callbacks."""
-        s = self.state
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": copy.deepcopy(self.rng.bit_generator.state),
-            "epoch": s.epoch,
-            "step": s.step,
-            "step_in_epoch": s.step_in_epoch,
-            "perm": None if s.perm is None else s.perm.copy(),
-            "last_finite_loss": s.last_finite_loss,
-            "first_loss": s.first_loss,
-            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
-        }
+        return training_state_dict(self.model, self.optimizer, self.rng, self.state, self.callbacks)
 
     def load_state_dict(self, state: dict[str, Any], geometry: RunGeometry, *, source: str = "") -> None:
         """Continue from ``state`` (a `state_dict` read back), checked before any of it is used.
@@ -430,33 +400,7 @@ class Trainer:
         ConfigError
             If the state is further than ``epochs`` allow: more epochs are needed to resume it.
         """
-        check_trainer_state(state, geometry, source=source)
-        done = int(state["step"])
-        if done > geometry.steps_per_epoch * self.epochs:
-            needed = -(-done // geometry.steps_per_epoch)
-            raise ConfigError(
-                f"{source or 'the training state'} is at step {done} ({done / geometry.steps_per_epoch:g}"
-                f" epochs done); {self.epochs} epochs are fewer: ask for at least {needed}"
-            )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        self.state = TrainState(
-            epoch=int(state["epoch"]),
-            step=done,
-            step_in_epoch=int(state["step_in_epoch"]),
-            perm=None if state["perm"] is None else check_sample_order(state["perm"], geometry.n_train, source),
-            last_finite_loss=state["last_finite_loss"],
-            first_loss=state.get("first_loss"),  # absent from older checkpoints: the next loss sets it
+        self.state = load_training_state(
+            self.model, self.optimizer, self.rng, self.callbacks, state, geometry, epochs=self.epochs, source=source
         )
-        saved = state["callbacks"]
-        for cb in self.callbacks:
-            name = type(cb).__name__
-            if name in saved:
-                try:
-                    cb.load_state_dict(saved[name])
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
-                    raise CheckpointError(
-                        f"{source or 'the training state'} has a malformed {name} state: {type(exc).__name__}: {exc}"
-                    ) from None
         self._loaded_geometry = geometry
