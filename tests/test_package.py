@@ -71,31 +71,7 @@ def test_every_name_in_all_resolves(package: str) -> None:
         assert getattr(module, name) is not None, name
 
 
-def _imported_packages(path: Path) -> set[str]:
-    """The mlpkit subpackages a module imports (at any depth, in functions too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "mlpkit" and len(parts) > 1:
-                found.add(parts[1])
-    return found
-
-
-@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
-def test_imports_point_down_the_layers(package: str) -> None:
-    allowed = MAY_IMPORT[package] | {package}
-    wrong = {
-        str(p.relative_to(SRC)): sorted(_imported_packages(p) - allowed)
-        for p in (SRC / package).rglob("*.py")
-        if _imported_packages(p) - allowed
-    }
-    assert not wrong, f"mlpkit.{package} may import only {sorted(allowed)}: {wrong}"
+# The layering itself is checked for every package in tests/test_architecture.py.
 
 
 def test_callbacks_do_not_import_the_trainer() -> None:
