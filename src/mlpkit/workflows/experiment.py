@@ -24,12 +24,15 @@ from mlpkit.optim.sgd import SGD
 from mlpkit.report.plots import run_figures
 from mlpkit.runs import schema
 from mlpkit.runs.checkpoints import checkpoint_files, latest_checkpoint
+from mlpkit.runs.completion import commit_results, withdraw_results
 from mlpkit.runs.config import Config, load_config, to_toml
 from mlpkit.runs.environment import environment_info
 from mlpkit.runs.folder import is_empty, remove_stale_temporaries
 from mlpkit.runs.footprint import check_footprint, estimate_footprint
+from mlpkit.runs.lock import RunLock
 from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
+from mlpkit.train.interrupt import deferred_interrupts
 from mlpkit.train.trainer import Trainer
 
 MISCLASSIFIED_KEPT = 100
@@ -86,10 +89,7 @@ def check_experiment(cfg: Config, run_dir: str | Path, *, data_dir: str | Path |
         If a named data folder does not exist.
     """
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output folder {run_dir} is a file, not a folder; choose another --out")
-    if not resume and not is_empty(run_dir):
-        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
+    _check_folder(run_dir, resume=resume)
     if data is None:
         resolve_data_dir(data_dir)
         n_train, n_val = split_sizes(cfg.data.split, cfg.data.n_train, cfg.data.n_val,
@@ -103,6 +103,13 @@ def check_experiment(cfg: Config, run_dir: str | Path, *, data_dir: str | Path |
                           f" ({n_train} samples)")
     footprint = estimate_footprint(cfg, n_train=n_train, n_val=n_val, n_classes=MNIST_CLASSES, raw_bytes=raw)
     check_footprint(footprint, what=f"config {cfg.name}")
+
+
+def _check_folder(run_dir: Path, *, resume: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output folder {run_dir} is a file, not a folder; choose another --out")
+    if not resume and not is_empty(run_dir):
+        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
 
 
 def data_key(cfg: Config) -> tuple:
@@ -147,6 +154,8 @@ def run_experiment(
     """Train ``cfg`` and write its run folder (files listed in `mlpkit.runs.schema`).
 
     Ctrl-C stops cleanly: the run folder is written with what was done and can be resumed.
+    The process holds the folder's lock (`mlpkit.runs.lock`) throughout, and commits the results
+    as one unit (`mlpkit.runs.completion`), deferring Ctrl-C until they are committed.
 
     Parameters
     ----------
@@ -180,13 +189,20 @@ def run_experiment(
         If training diverges (the history and the last good checkpoint are kept).
     DataError
         If MNIST cannot be had.
+    RunFolderBusyError
+        If another process is writing ``run_dir``.
+    RunIOError
+        If a file cannot be written (full disk, read-only, ...); what was written stays resumable.
+    KeyboardInterrupt
+        On Ctrl-C outside the training loop, or during the final writes once they are committed.
     """
     run_dir = Path(run_dir)
     check_experiment(cfg, run_dir, data_dir=data_dir, data=data, resume=resume)
     model = build_model(cfg)
     t = cfg.train
     owned = data is None
-    with _thread_limit(t.threads):
+    with RunLock(run_dir), _thread_limit(t.threads):
+        _check_folder(run_dir, resume=resume)  # again under the lock: another writer may have begun
         if data is None:
             data = experiment_data(cfg, data_dir=data_dir)
         if data.x_train.shape[1] != model.input_width:
@@ -239,32 +255,40 @@ def run_experiment(
         except DivergenceError as exc:
             error, state = exc, trainer.state
         wall = elapsed_before + time.perf_counter() - start
-        atomic_write_json(run_dir / schema.HISTORY, history.to_dict(), indent=None)
-        if error is not None:
-            kept = checkpoint_files(run_dir)
-            last_good = str(kept[-1].relative_to(run_dir)) if kept else None
-            atomic_write_json(run_dir / schema.DIVERGED, {
-                "step": error.step, "last_finite_loss": error.last_finite_loss,
-                "last_checkpoint": last_good, "message": str(error),
-            })
-            where = f"; the history and the last good checkpoint ({last_good}) are in {run_dir}" if last_good else \
-                f"; the history is in {run_dir}"
-            raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
-        metrics = _final_metrics(model, data, history, stopper, trainer, wall)
-        metrics["interrupted"] = state.interrupted
-        metrics["engine"] = trainer.engine_used
-        metrics["sparse_inputs"] = trainer.sparse_used
-        if not state.interrupted:
-            atomic_write_json(run_dir / schema.METRICS, metrics)
-            (run_dir / schema.METRICS_PARTIAL).unlink(missing_ok=True)  # from an interrupted part
-        else:
-            atomic_write_json(run_dir / schema.METRICS_PARTIAL, metrics)
-        save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
-        _save_predictions(run_dir / schema.PREDICTIONS, model, data)
-        if owned:
-            data = None  # frees the training arrays (~100 MB for the seed split) before plotting
-        run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)
+        # The results, one unit (mlpkit.runs.completion): the marker withdrawn first, the metrics with
+        # the checksums last. The first Ctrl-C waits for the commit; a second one does not.
+        with deferred_interrupts() as stop:
+            withdraw_results(run_dir)
+            _write_history(run_dir, history, error)
+            metrics = _final_metrics(model, data, history, stopper, trainer, wall)
+            metrics["interrupted"] = state.interrupted
+            metrics["engine"] = trainer.engine_used
+            metrics["sparse_inputs"] = trainer.sparse_used
+            save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
+            _save_predictions(run_dir / schema.PREDICTIONS, model, data)
+            if owned:
+                data = None  # frees the training arrays (~100 MB for the seed split) before plotting
+            run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)
+            commit_results(run_dir, metrics, interrupted=state.interrupted)
+        if stop.requested:
+            raise KeyboardInterrupt
     return RunResult(run_dir=run_dir, metrics=metrics, history=history, interrupted=state.interrupted)
+
+
+def _write_history(run_dir: Path, history: History, error: DivergenceError | None) -> None:
+    """history.json; after a divergence also diverged.json, then the DivergenceError naming them."""
+    atomic_write_json(run_dir / schema.HISTORY, history.to_dict(), indent=None)
+    if error is None:
+        return
+    kept = checkpoint_files(run_dir)
+    last_good = str(kept[-1].relative_to(run_dir)) if kept else None
+    atomic_write_json(run_dir / schema.DIVERGED, {
+        "step": error.step, "last_finite_loss": error.last_finite_loss,
+        "last_checkpoint": last_good, "message": str(error),
+    })
+    where = f"; the history and the last good checkpoint ({last_good}) are in {run_dir}" if last_good else \
+        f"; the history is in {run_dir}"
+    raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
 
 
 def _final_metrics(model: MLP, data: PreparedData, history: History, stopper: EarlyStopping | None,
