@@ -176,6 +176,14 @@ def test_ctrl_c_at_random_moments_of_a_run_always_exits_130_and_resumes_exactly(
     print("exit codes:", codes)
     assert codes.count(130) >= 2, codes
 
+    proc, _ = start(tmp_path / "exiting")  # and as it exits, its work done: never a death by the signal
+    while not proc.stdout.readline().startswith("run folder:"):
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130) and "Traceback" not in stderr, (proc.returncode, stderr)
+    assert_same_results(tmp_path / "exiting", reference)
+
 
 # -------------------------------------------------------------------- operating-system errors
 def _read_only_dir(tmp_path: Path) -> Path:

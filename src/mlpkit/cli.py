@@ -7,6 +7,7 @@ line: an MlpkitError, or an OSError naming the path and the system's reason), 13
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +62,19 @@ class _Group(click.Group):
             _fail(_os_error_message(exc))
         except KeyboardInterrupt:
             _interrupted(ctx.meta.get(_INTERRUPT_MESSAGE, lambda: "interrupted")())
+
+    def main(self, args: Any = None, *more: Any, **kwargs: Any) -> Any:
+        """Also a Ctrl-C after the command's work (while click and Python exit) ends with status
+        130, never with a traceback or death by the signal. Called without ``args`` it is the
+        process's entry point (console script, ``python -m``): then a Ctrl-C once the command is
+        over is ignored; a call from Python with ``args`` (tests) leaves the handler alone."""
+        try:
+            return super().main(args, *more, **kwargs)
+        except KeyboardInterrupt:
+            _interrupted()
+        finally:
+            if args is None:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 data_dir_option = click.option(
