@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
+from mlpkit.runs.completion import commit_results
 from mlpkit.runs.config import to_toml, with_overrides
 from mlpkit.runs.environment import environment_info
 from mlpkit.workflows.configs import resolve_config
@@ -87,7 +88,6 @@ def write_fake_run(
         "normalization": {"mean": 33.55, "std": 78.87},
         "interrupted": False,
     }
-    atomic_write_json(path / "metrics.json", metrics)
     if weights:
         sizes = [785, *hidden, 10]
         arrays = {
@@ -114,6 +114,7 @@ def write_fake_run(
                 "misclassified_images": rng.integers(0, 256, (len(order), 28, 28)).astype(np.uint8),
             },
         )
+    commit_results(path, metrics, interrupted=False)  # metrics.json last, with the checksums: a finished run
     return path
 
 

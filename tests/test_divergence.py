@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpkit.train.callbacks import Callback, Checkpointer, History
-from mlpkit.train.checkpoint import load_checkpoint
+from conftest import mnist_dir  # the shared finder of real MNIST
 from mlpkit.cli import main
-from mlpkit.runs.config import with_overrides
 from mlpkit.core.errors import DivergenceError
-from mlpkit.workflows.configs import resolve_config
-from mlpkit.workflows.experiment import resume_experiment, run_experiment
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.runs.config import with_overrides
+from mlpkit.train.callbacks import Callback, Checkpointer, History
+from mlpkit.train.checkpoint import load_checkpoint
 from mlpkit.train.trainer import Trainer
-from conftest import mnist_dir  # the shared finder of real MNIST
+from mlpkit.workflows.configs import resolve_config
+from mlpkit.workflows.experiment import resume_experiment, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 HUGE = [

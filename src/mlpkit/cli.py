@@ -1,10 +1,17 @@
-"""The ``mlpkit`` command line: wiring only; the work lives in the library modules."""
+"""The ``mlpkit`` command line: wiring only; the work lives in the library modules.
+
+Exit status: 0 done, 1 a check failed (gradcheck), 2 an error the user can fix (one ``error:``
+line: an MlpkitError, or an OSError naming the path and the system's reason), 130 Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import numpy as np
@@ -14,20 +21,60 @@ from mlpkit.core.errors import MlpkitError
 if TYPE_CHECKING:
     from mlpkit.runs.config import Config
 
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
+_INTERRUPT_MESSAGE = "mlpkit.interrupt_message"  # ctx.meta entry, shared by the group and its commands
 
-def _fail(message: str) -> None:
+
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(EXIT_ERROR)
+
+
+def _interrupted(message: str = "interrupted") -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _on_interrupt(message: Callable[[], str]) -> None:
+    """From here on, a Ctrl-C that ends the command prints ``message()`` (say, how to resume)."""
+    click.get_current_context().meta[_INTERRUPT_MESSAGE] = message
+
+
+def _os_error_message(exc: OSError) -> str:
+    """``PATH: reason`` from what the operating system said."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
 
 
 class _Group(click.Group):
-    """Turns every MlpkitError into a one-line message and exit status 2 (no traceback)."""
+    """Every MlpkitError or OSError becomes one ``error:`` line and exit status 2, Ctrl-C exit
+    status 130 (never click's "Aborted!" and status 1, never a traceback)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MlpkitError as exc:
             _fail(str(exc))
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # output piped into a closed reader: click's own handling
+                raise
+            _fail(_os_error_message(exc))
+        except KeyboardInterrupt:
+            _interrupted(ctx.meta.get(_INTERRUPT_MESSAGE, lambda: "interrupted")())
+
+    def main(self, args: Any = None, *more: Any, **kwargs: Any) -> Any:
+        """Also a Ctrl-C after the command's work (while click and Python exit) ends with status
+        130, never with a traceback or death by the signal. Called without ``args`` it is the
+        process's entry point (console script, ``python -m``): then a Ctrl-C once the command is
+        over is ignored; a call from Python with ``args`` (tests) leaves the handler alone."""
+        try:
+            return super().main(args, *more, **kwargs)
+        except KeyboardInterrupt:
+            _interrupted()
+        finally:
+            if args is None:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 data_dir_option = click.option(
@@ -244,9 +291,12 @@ def train(
 
     if resume_dir is not None:
         if preset:
-            raise ConfigError("--resume takes the run folder's own config; do not give a preset (--set may change"
-                              " the keys that are safe on resume, e.g. --set epochs=80)")
+            raise ConfigError(
+                "--resume takes the run folder's own config; do not give a preset (--set may change"
+                " the keys that are safe on resume, e.g. --set epochs=80)"
+            )
         items = list(overrides) + ([f"train.threads={threads}"] if threads else [])
+        _on_interrupt(lambda: _interrupted_run(resume_dir))
         result = resume_experiment(resume_dir, items, data_dir=data_dir, progress=progress, log=click.echo)
     else:
         if not preset:
@@ -254,6 +304,7 @@ def train(
         cfg = _config(preset, overrides, threads)
         run_dir = out or new_run_dir("runs", cfg.name)
         check_experiment(cfg, run_dir, data_dir=data_dir)  # refuse before announcing anything
+        _on_interrupt(lambda: _interrupted_run(run_dir))
         click.echo(f"training {cfg.name} -> {run_dir}")
         result = run_experiment(cfg, run_dir, data_dir=data_dir, progress=progress, log=click.echo)
     m = result.metrics
@@ -272,6 +323,20 @@ def train(
         sys.exit(130)
 
 
+def _interrupted_run(run_dir: Path | None) -> str:
+    """What a Ctrl-C outside the training loop left in ``run_dir``, and what to do next."""
+    from mlpkit.runs import schema
+    from mlpkit.runs.checkpoints import checkpoint_files
+
+    if run_dir is None or not run_dir.is_dir():
+        return "interrupted"
+    if (run_dir / schema.METRICS).exists():
+        return f"interrupted after the run was written; {run_dir} is complete"
+    if checkpoint_files(run_dir):
+        return f"interrupted; resume with: mlpkit train --resume {run_dir}"
+    return "interrupted"
+
+
 # ------------------------------------------------------------------ reproduce
 @main.command()
 @click.option(
@@ -286,6 +351,12 @@ def train(
 @data_dir_option
 @threads_option
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+@click.option(
+    "--force",
+    is_flag=True,
+    default=False,
+    help="Rerun presets whose config changed (their runs in --out are replaced); without it they are refused.",
+)
 def reproduce(
     out: Path,
     only: str | None,
@@ -293,11 +364,17 @@ def reproduce(
     data_dir: Path | None,
     threads: int | None,
     progress: bool | None,
+    force: bool,
 ) -> None:
-    """Run every experiment of the seed report; write comparison figures, summary.md and report.html."""
+    """Run every experiment of the seed report; write comparison figures, summary.md and report.html.
+
+    Into an existing --out it resumes: complete runs with the same config are kept, interrupted
+    ones resumed; the summary and report cover every run in the folder.
+    """
     from mlpkit.workflows.reproduce import reproduce_all
 
     names = [p.strip() for p in only.split(",")] if only else None
+    _on_interrupt(lambda: f"interrupted; continue with the same command (complete runs in {out} are kept)")
     summary = reproduce_all(
         out,
         presets=names,
@@ -305,6 +382,7 @@ def reproduce(
         data_dir=data_dir,
         threads=threads,
         progress=progress,
+        force=force,
         log=click.echo,
     )
     click.echo(f"summary: {summary}")

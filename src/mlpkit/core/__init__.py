@@ -3,6 +3,7 @@
 from mlpkit.core.arrays import ALIGNMENT, aligned_zeros, flat_span, input_array
 from mlpkit.core.errors import CheckpointError, ConfigError, DataError, DivergenceError, InputError, MlpkitError
 from mlpkit.core.fileio import (
+    RunIOError,
     atomic_save_npz,
     atomic_write_bytes,
     atomic_write_json,
@@ -19,6 +20,7 @@ __all__ = [
     "DivergenceError",
     "InputError",
     "MlpkitError",
+    "RunIOError",
     "accuracy",
     "aligned_zeros",
     "atomic_save_npz",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlpkit.runs.checkpoints import checkpoint_files, latest_checkpoint
+    from mlpkit.runs.completion import IncompleteRunError
     from mlpkit.runs.config import (
         Config,
         DataConfig,
@@ -26,11 +27,13 @@ if TYPE_CHECKING:
     from mlpkit.runs.environment import environment_info
     from mlpkit.runs.folder import Run, load_run, new_run_dir
     from mlpkit.runs.footprint import Footprint, available_memory, check_footprint, estimate_footprint
+    from mlpkit.runs.lock import RunFolderBusyError, RunLock
     from mlpkit.runs.weights import load_weights, save_weights
 
 _HOMES = {
     "checkpoint_files": "checkpoints",
     "latest_checkpoint": "checkpoints",
+    "IncompleteRunError": "completion",
     "Config": "config",
     "DataConfig": "config",
     "ModelConfig": "config",
@@ -49,6 +52,8 @@ _HOMES = {
     "Run": "folder",
     "load_run": "folder",
     "new_run_dir": "folder",
+    "RunFolderBusyError": "lock",
+    "RunLock": "lock",
     "load_weights": "weights",
     "save_weights": "weights",
 }
@@ -56,8 +61,11 @@ __all__ = [
     "Config",
     "DataConfig",
     "Footprint",
+    "IncompleteRunError",
     "ModelConfig",
     "Run",
+    "RunFolderBusyError",
+    "RunLock",
     "TrainConfig",
     "available_memory",
     "check_footprint",

@@ -17,6 +17,7 @@ import numpy as np
 
 from mlpkit.core.errors import MlpkitError
 from mlpkit.runs import schema
+from mlpkit.runs.completion import IncompleteRunError, incomplete_message, mismatches
 from mlpkit.train.checkpoint import read_npz
 
 __all__ = ["Run", "is_empty", "load_run", "new_run_dir", "remove_stale_temporaries"]
@@ -47,8 +48,11 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 
 
 def is_empty(run_dir: Path) -> bool:
-    """True if ``run_dir`` does not exist or holds nothing but stale temporaries of atomic writes."""
-    return not run_dir.exists() or all(p.match(schema.TEMPORARY_GLOB) for p in run_dir.iterdir())
+    """True if ``run_dir`` does not exist or holds nothing but stale temporaries of atomic writes
+    and the lock file (`schema.LOCK`)."""
+    if not run_dir.exists():
+        return True
+    return all(p.match(schema.TEMPORARY_GLOB) or p.name == schema.LOCK for p in run_dir.iterdir())
 
 
 def remove_stale_temporaries(run_dir: Path) -> None:
@@ -109,7 +113,7 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """Read a finished run folder.
+    """Read a finished run folder: one whose results were committed (`mlpkit.runs.completion`).
 
     Parameters
     ----------
@@ -122,18 +126,25 @@ def load_run(path: str | Path) -> Run:
 
     Raises
     ------
+    IncompleteRunError
+        If the run was stopped before it committed its results (no ``metrics.json``, or result
+        files that disagree with the checksums in it); the message says how to finish it.
     MlpkitError
-        Naming the file, if the folder does not exist, lacks one of `schema.REQUIRED`, or holds
-        a file that is unreadable or does not hold what the schema says (`mlpkit.runs.schema`).
+        Naming the file, if the folder does not exist, is not a run folder, or holds a file that
+        is unreadable or does not hold what the schema says (`mlpkit.runs.schema`).
     """
     path = Path(path)
     if not path.is_dir():
         raise MlpkitError(f"run folder {path} does not exist")
+    if not (path / schema.CONFIG).exists():
+        raise MlpkitError(f"{path} is not a run folder: missing {schema.CONFIG}")
+    if not (path / schema.METRICS).exists():
+        raise IncompleteRunError(incomplete_message(path))
     missing = [n for n in schema.REQUIRED if not (path / n).exists()]
     if missing:
-        raise MlpkitError(f"{path} is not a finished run folder: missing {', '.join(missing)}")
+        raise IncompleteRunError(incomplete_message(path, f"{', '.join(missing)} missing"))
     environment_path = path / schema.ENVIRONMENT
-    return Run(
+    run = Run(
         path=path,
         config=schema.check_config(_read(path / schema.CONFIG, tomllib.loads), path / schema.CONFIG),
         history=schema.check_history(_read(path / schema.HISTORY, json.loads), path / schema.HISTORY),
@@ -142,6 +153,20 @@ def load_run(path: str | Path) -> Run:
         if environment_path.exists()
         else {},
     )
+    _check_committed(run)
+    return run
+
+
+def _check_committed(run: Run) -> None:
+    """Raise IncompleteRunError if the result files are not the unit metrics.json committed.
+
+    A file that disagrees with its checksum is read first: if it is damaged, its own reader's
+    error names it; if it is whole, it is from another step of the run (an interrupted commit)."""
+    readers: dict[str, Callable[[], Any]] = {schema.PREDICTIONS: run.predictions, schema.WEIGHTS: run.weights}
+    for name, problem in mismatches(run.path, run.metrics):
+        if name in readers and problem != "missing":
+            readers[name]()
+        raise IncompleteRunError(incomplete_message(run.path, f"{name} {problem}"))
 
 
 def _read(path: Path, parse: Callable[[str], Any]) -> Any:

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 from mlpkit.core.errors import MlpkitError
+from mlpkit.core.fileio import RunIOError
+from mlpkit.runs.schema import LOCK
 
 try:  # POSIX; elsewhere the lock is advisory-free (documented in docs/reliability.md)
     import fcntl
@@ -23,7 +25,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 #: The lock file's name inside a run folder (never a run file; readers ignore it).
-LOCK_NAME = ".mlpkit.lock"
+LOCK_NAME = LOCK
 
 
 class RunFolderBusyError(MlpkitError):
@@ -48,11 +50,15 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        """Take the lock or raise :class:`RunFolderBusyError`; OSErrors (read-only, ...) propagate."""
+        """Take the lock or raise :class:`RunFolderBusyError`, or :class:`RunIOError` naming the
+        folder if it cannot be created or written (read-only, under a file, ...)."""
         if self._fd is not None:
             return self
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunIOError(self.folder, exc) from exc
         try:
             if fcntl is not None:
                 try:

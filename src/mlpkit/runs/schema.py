@@ -17,12 +17,15 @@ from mlpkit.core.errors import MlpkitError
 __all__ = [
     "CHECKPOINTS",
     "CHECKPOINT_GLOB",
+    "CHECKSUMS",
+    "COMMITTED",
     "CONFIG",
     "DIVERGED",
     "ENVIRONMENT",
     "FIGURES",
     "FILES",
     "HISTORY",
+    "LOCK",
     "METRICS",
     "METRICS_PARTIAL",
     "PREDICTIONS",
@@ -46,6 +49,14 @@ CHECKPOINTS = "checkpoints"
 CHECKPOINT_GLOB = "step-*.npz"
 #: Temporary files of atomic writes (``core.fileio``) that a killed process may leave behind.
 TEMPORARY_GLOB = ".*.tmp"
+#: The lock file of the process writing the folder (`mlpkit.runs.lock`): never a run file, and
+#: ignored wherever a folder's emptiness or contents are judged.
+LOCK = ".mlpkit.lock"
+#: The result files a run commits as one unit (`mlpkit.runs.completion`): metrics.json (or
+#: metrics.partial.json), written after them, records their SHA-256 under CHECKSUMS.
+COMMITTED = (HISTORY, WEIGHTS, PREDICTIONS)
+#: The entry of metrics.json that maps each of COMMITTED to its SHA-256 (hex): the completion marker.
+CHECKSUMS = "sha256"
 #: The ``format`` recorded in a weights file's metadata.
 WEIGHTS_FORMAT = "mlpkit-weights"
 
@@ -54,13 +65,15 @@ FILES: dict[str, str] = {
     CONFIG: "the resolved configuration (mlpkit train RUN/config.toml reruns it; --resume reads it)",
     ENVIRONMENT: "seed, versions, BLAS and thread count, machine",
     HISTORY: "training loss per step; validation metrics per check",
-    METRICS: "final metrics of a finished run (losses, accuracies, steps, normalization, engine)",
-    METRICS_PARTIAL: "the same metrics for a run stopped by Ctrl-C (resumable)",
+    METRICS: "final metrics of a finished run (losses, accuracies, steps, normalization, engine) and the"
+    " SHA-256 of history, weights and predictions; written last, it marks the run as finished",
+    METRICS_PARTIAL: "the same metrics and checksums for a run stopped by Ctrl-C (resumable)",
     DIVERGED: "where and why training diverged, and the last good checkpoint",
     WEIGHTS: "parameters by name plus __meta__: architecture, dtype and normalization (plain arrays, no pickle)",
     PREDICTIONS: "validation labels, predictions, probabilities, the most confident mistakes' images",
     FIGURES: "loss and accuracy against the gradient step (PNG and SVG)",
     CHECKPOINTS: "the newest checkpoints (mlpkit.train.checkpoint format)",
+    LOCK: "held by the process writing the folder (PID, host, start); meaningless without its lock",
 }
 #: What a finished run folder must hold to be read back (`mlpkit.runs.folder.load_run`).
 REQUIRED = (CONFIG, HISTORY, METRICS)

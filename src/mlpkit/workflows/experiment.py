@@ -32,13 +32,16 @@ from mlpkit.runs.checkpoints import (
     latest_checkpoint,
     recorded_config,
 )
+from mlpkit.runs.completion import commit_results, withdraw_results
 from mlpkit.runs.config import Config, load_config, to_toml, with_overrides
 from mlpkit.runs.environment import environment_info
 from mlpkit.runs.folder import is_empty, remove_stale_temporaries
 from mlpkit.runs.footprint import check_footprint, estimate_footprint
+from mlpkit.runs.lock import RunLock
 from mlpkit.runs.resume_policy import check_resume_config
 from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
+from mlpkit.train.interrupt import deferred_interrupts
 from mlpkit.train.trainer import Trainer
 
 MISCLASSIFIED_KEPT = 100
@@ -68,8 +71,14 @@ def experiment_data(cfg: Config, *, data_dir: str | Path | None = None) -> Prepa
     return prepare_data(split, dtype=cfg.train.dtype, bias_column=cfg.model.bias == "input_column")
 
 
-def check_experiment(cfg: Config, run_dir: str | Path, *, data_dir: str | Path | None = None,
-                     data: PreparedData | None = None, resume: bool = False) -> None:
+def check_experiment(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    data: PreparedData | None = None,
+    resume: bool = False,
+) -> None:
     """Everything about a run that can be refused before any work: nothing is read, allocated or
     written (the CLI announces a run only after this passed; `run_experiment` calls it first).
 
@@ -95,23 +104,32 @@ def check_experiment(cfg: Config, run_dir: str | Path, *, data_dir: str | Path |
         If a named data folder does not exist.
     """
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output folder {run_dir} is a file, not a folder; choose another --out")
-    if not resume and not is_empty(run_dir):
-        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
+    _check_folder(run_dir, resume=resume)
     if data is None:
         resolve_data_dir(data_dir)
-        n_train, n_val = split_sizes(cfg.data.split, cfg.data.n_train, cfg.data.n_val,
-                                     train_available=MNIST_SHAPES["train_images"][0],
-                                     test_available=MNIST_SHAPES["test_images"][0])
+        n_train, n_val = split_sizes(
+            cfg.data.split,
+            cfg.data.n_train,
+            cfg.data.n_val,
+            train_available=MNIST_SHAPES["train_images"][0],
+            test_available=MNIST_SHAPES["test_images"][0],
+        )
         raw = sum(math.prod(shape) for shape in MNIST_SHAPES.values())
     else:
         n_train, n_val, raw = len(data.x_train), len(data.x_val), 0
     if cfg.train.batch_size > n_train:
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is larger than the training set"
-                          f" ({n_train} samples)")
+        raise ConfigError(
+            f"train.batch_size {cfg.train.batch_size} is larger than the training set ({n_train} samples)"
+        )
     footprint = estimate_footprint(cfg, n_train=n_train, n_val=n_val, n_classes=MNIST_CLASSES, raw_bytes=raw)
     check_footprint(footprint, what=f"config {cfg.name}")
+
+
+def _check_folder(run_dir: Path, *, resume: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output folder {run_dir} is a file, not a folder; choose another --out")
+    if not resume and not is_empty(run_dir):
+        raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
 
 
 def data_key(cfg: Config) -> tuple:
@@ -156,6 +174,8 @@ def run_experiment(
     """Train ``cfg`` and write its run folder (files listed in `mlpkit.runs.schema`).
 
     Ctrl-C stops cleanly: the run folder is written with what was done and can be resumed.
+    The process holds the folder's lock (`mlpkit.runs.lock`) throughout, and commits the results
+    as one unit (`mlpkit.runs.completion`), deferring Ctrl-C until they are committed.
 
     Parameters
     ----------
@@ -193,35 +213,61 @@ def run_experiment(
         If training diverges (the history and the last good checkpoint are kept).
     DataError
         If MNIST cannot be had.
+    RunFolderBusyError
+        If another process is writing ``run_dir``.
+    RunIOError
+        If a file cannot be written (full disk, read-only, ...); what was written stays resumable.
+    KeyboardInterrupt
+        On Ctrl-C outside the training loop, or during the final writes once they are committed.
     """
     run_dir = Path(run_dir)
     check_experiment(cfg, run_dir, data_dir=data_dir, data=data, resume=resume)
     model = build_model(cfg)
     t = cfg.train
     owned = data is None
-    with _thread_limit(t.threads):
+    with RunLock(run_dir), _thread_limit(t.threads):
+        _check_folder(run_dir, resume=resume)  # again under the lock: another writer may have begun
         if data is None:
             data = experiment_data(cfg, data_dir=data_dir)
         if data.x_train.shape[1] != model.input_width:
-            raise ConfigError(f"the prepared data have {data.x_train.shape[1]} columns, the model takes"
-                              f" {model.input_width}: they were prepared for another config")
+            raise ConfigError(
+                f"the prepared data have {data.x_train.shape[1]} columns, the model takes"
+                f" {model.input_width}: they were prepared for another config"
+            )
         if t.batch_size > len(data.x_train):
-            raise ConfigError(f"train.batch_size {t.batch_size} is larger than the training set"
-                              f" ({len(data.x_train)} samples)")
+            raise ConfigError(
+                f"train.batch_size {t.batch_size} is larger than the training set ({len(data.x_train)} samples)"
+            )
         rng = np.random.default_rng(cfg.seed)
         model.init_weights(rng, cfg.model.init)
         optimizer = SGD(model.parameters(), lr=t.learning_rate, momentum=t.momentum)
         history = History()
-        stopper = EarlyStopping(patience=t.early_stopping_patience, min_delta=t.early_stopping_min_delta,
-                                restore_best_weights=t.restore_best_weights) if t.early_stopping_patience else None
+        stopper = (
+            EarlyStopping(
+                patience=t.early_stopping_patience,
+                min_delta=t.early_stopping_min_delta,
+                restore_best_weights=t.restore_best_weights,
+            )
+            if t.early_stopping_patience
+            else None
+        )
         callbacks: list[Callback] = [history] + ([stopper] if stopper else [])
-        checkpointer = Checkpointer(run_dir / schema.CHECKPOINTS, every=t.checkpoint_every,
-                                    record={RUN_CONFIG_KEY: cfg.to_dict()})  # what a resume compares with
-        callbacks += [checkpointer,
-                      ProgressBar(enabled=progress, description=cfg.name)]
-        trainer = Trainer(model, optimizer, rng=rng, epochs=t.epochs, batch_size=t.batch_size,
-                          shuffle=cfg.data.shuffle, drop_last=t.drop_last,
-                          validations_per_epoch=t.validations_per_epoch, callbacks=callbacks, engine=t.engine)
+        checkpointer = Checkpointer(
+            run_dir / schema.CHECKPOINTS, every=t.checkpoint_every, record={RUN_CONFIG_KEY: cfg.to_dict()}
+        )  # what a resume compares with
+        callbacks += [checkpointer, ProgressBar(enabled=progress, description=cfg.name)]
+        trainer = Trainer(
+            model,
+            optimizer,
+            rng=rng,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            shuffle=cfg.data.shuffle,
+            drop_last=t.drop_last,
+            validations_per_epoch=t.validations_per_epoch,
+            callbacks=callbacks,
+            engine=t.engine,
+        )
         trainer.sparse_inputs = t.sparse_inputs
         elapsed_before = 0.0
         if resume:
@@ -239,41 +285,58 @@ def run_experiment(
         except DivergenceError as exc:
             error, state = exc, trainer.state
         wall = elapsed_before + time.perf_counter() - start
-        atomic_write_json(run_dir / schema.HISTORY, history.to_dict(), indent=None)
-        if error is not None:
-            good = last_good_checkpoint(run_dir)  # finite weights: not merely the newest file
-            last_good = str(good.relative_to(run_dir)) if good else None
-            atomic_write_json(run_dir / schema.DIVERGED, {
-                "step": error.step, "last_finite_loss": error.last_finite_loss,
-                "last_checkpoint": last_good, "message": str(error),
-            })
-            where = f"; the history and the last good checkpoint ({last_good}) are in {run_dir}" if last_good else \
-                f"; the history is in {run_dir}"
-            raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
-        metrics = _final_metrics(model, data, history, stopper, trainer, wall)
-        metrics["interrupted"] = state.interrupted
-        metrics["engine"] = trainer.engine_used
-        metrics["sparse_inputs"] = trainer.sparse_used
-        if not state.interrupted:
-            atomic_write_json(run_dir / schema.METRICS, metrics)
-            (run_dir / schema.METRICS_PARTIAL).unlink(missing_ok=True)  # from an interrupted part
-        else:
-            atomic_write_json(run_dir / schema.METRICS_PARTIAL, metrics)
-        save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
-        _save_predictions(run_dir / schema.PREDICTIONS, model, data)
-        if owned:
-            data = None  # frees the training arrays (~100 MB for the seed split) before plotting
-        run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)
+        # The results, one unit (mlpkit.runs.completion): the marker withdrawn first, the metrics with
+        # the checksums last. The first Ctrl-C waits for the commit; a second one does not.
+        with deferred_interrupts() as stop:
+            withdraw_results(run_dir)
+            _write_history(run_dir, history, error)
+            metrics = _final_metrics(model, data, history, stopper, trainer, wall)
+            metrics["interrupted"] = state.interrupted
+            metrics["engine"] = trainer.engine_used
+            metrics["sparse_inputs"] = trainer.sparse_used
+            save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
+            _save_predictions(run_dir / schema.PREDICTIONS, model, data)
+            if owned:
+                data = None  # frees the training arrays (~100 MB for the seed split) before plotting
+            run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)
+            commit_results(run_dir, metrics, interrupted=state.interrupted)
+        if stop.requested:
+            raise KeyboardInterrupt
     return RunResult(run_dir=run_dir, metrics=metrics, history=history, interrupted=state.interrupted)
 
 
-def _final_metrics(model: MLP, data: PreparedData, history: History, stopper: EarlyStopping | None,
-                   trainer: Trainer, wall: float) -> dict[str, Any]:
+def _write_history(run_dir: Path, history: History, error: DivergenceError | None) -> None:
+    """history.json; after a divergence also diverged.json, then the DivergenceError naming them."""
+    atomic_write_json(run_dir / schema.HISTORY, history.to_dict(), indent=None)
+    if error is None:
+        return
+    good = last_good_checkpoint(run_dir)  # finite weights: not merely the newest file
+    last_good = str(good.relative_to(run_dir)) if good else None
+    atomic_write_json(
+        run_dir / schema.DIVERGED,
+        {
+            "step": error.step,
+            "last_finite_loss": error.last_finite_loss,
+            "last_checkpoint": last_good,
+            "message": str(error),
+        },
+    )
+    where = (
+        f"; the history and the last good checkpoint ({last_good}) are in {run_dir}"
+        if last_good
+        else f"; the history is in {run_dir}"
+    )
+    raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
+
+
+def _final_metrics(
+    model: MLP, data: PreparedData, history: History, stopper: EarlyStopping | None, trainer: Trainer, wall: float
+) -> dict[str, Any]:
     train_loss, train_acc = model.evaluate(data.x_train, data.y_train)
     val_loss, val_acc = model.evaluate(data.x_val, data.y_val)
     val = history.validation
     best = int(np.argmin(val["val_loss"])) if val["val_loss"] else None
-    smoothed = history.train_loss[-trainer.steps_per_epoch:] if history.num_steps else np.array([np.nan])
+    smoothed = history.train_loss[-trainer.steps_per_epoch :] if history.num_steps else np.array([np.nan])
     return {
         "train_loss": train_loss,
         "train_accuracy": train_acc,
@@ -300,11 +363,17 @@ def _save_predictions(path: Path, model: MLP, data: PreparedData) -> None:
     pred = proba.argmax(axis=1)
     wrong = np.flatnonzero(pred != data.y_val)
     order = wrong[np.argsort(-proba[wrong, pred[wrong]])][:MISCLASSIFIED_KEPT]
-    atomic_save_npz(path, {
-        "y_true": data.y_val.astype(np.int64), "y_pred": pred.astype(np.int64), "proba": proba,
-        "misclassified_index": order.astype(np.int64),
-        "misclassified_images": data.val_images(order),
-    }, compress=True)
+    atomic_save_npz(
+        path,
+        {
+            "y_true": data.y_val.astype(np.int64),
+            "y_pred": pred.astype(np.int64),
+            "proba": proba,
+            "misclassified_index": order.astype(np.int64),
+            "misclassified_images": data.val_images(order),
+        },
+        compress=True,
+    )
 
 
 def _resume(trainer: Trainer, cfg: Config, run_dir: Path, *, n_train: int, log) -> None:
@@ -319,8 +388,10 @@ def _resume(trainer: Trainer, cfg: Config, run_dir: Path, *, n_train: int, log) 
     if not checkpoint_files(run_dir):
         if corrupt := corrupt_checkpoint_files(run_dir):
             names = ", ".join(p.name for p in corrupt)
-            raise CheckpointError(f"every checkpoint of {run_dir} was found unusable by an earlier resume and set"
-                                  f" aside ({names}): nothing is left to resume from; start a new run")
+            raise CheckpointError(
+                f"every checkpoint of {run_dir} was found unusable by an earlier resume and set"
+                f" aside ({names}): nothing is left to resume from; start a new run"
+            )
         # stopped before its first checkpoint: nothing was done that could be kept
         log(f"warning: {run_dir} has no checkpoint yet; starting it from the beginning")
         _write_config(run_dir, cfg)
@@ -331,16 +402,19 @@ def _resume(trainer: Trainer, cfg: Config, run_dir: Path, *, n_train: int, log) 
     changed: list[str] = []
 
     def use(state: dict[str, Any], path: Path) -> None:
-        changed[:] = check_resume_config(recorded_config(state, path.name), current,
-                                         where=f"{run_dir} from {path.name}")
+        changed[:] = check_resume_config(
+            recorded_config(state, path.name), current, where=f"{run_dir} from {path.name}"
+        )
         trainer.load_state_dict(state, geometry, source=path.name)
 
     _, path, warnings = latest_checkpoint(run_dir, use)
     for w in warnings:
         log(w)
     _write_config(run_dir, cfg)
-    log(f"resuming {run_dir} from {path.name} (step {trainer.state.step})"
-        + (f" with {', '.join(changed)} changed" if changed else ""))
+    log(
+        f"resuming {run_dir} from {path.name} (step {trainer.state.step})"
+        + (f" with {', '.join(changed)} changed" if changed else "")
+    )
 
 
 def _write_config(run_dir: Path, cfg: Config) -> None:

@@ -22,7 +22,8 @@ from mlpkit.data.prepare import PreparedData
 from mlpkit.report.format import flat_config, fmt
 from mlpkit.report.plots import comparison_figure
 from mlpkit.runs.config import Config, load_config, with_overrides
-from mlpkit.runs.folder import Run, load_run
+from mlpkit.runs.folder import Run, is_empty, load_run
+from mlpkit.runs.lock import RunLock
 from mlpkit.seed.checks import COMPARISONS, run_checks
 from mlpkit.seed.reference import reference_presets
 from mlpkit.seed.report import build_seed_report
@@ -47,10 +48,6 @@ class Planned:
     changed: list[str] = field(default_factory=list)
 
 
-def _has_content(run_dir: Path) -> bool:
-    return run_dir.is_dir() and any(not (p.name.startswith(".") and p.name.endswith(".tmp")) for p in run_dir.iterdir())
-
-
 def config_changes(before: Config, after: Config) -> list[str]:
     """``key: old -> new`` for every setting that differs (the keys in IGNORED_KEYS aside)."""
     old, new = flat_config(before.to_dict()), flat_config(after.to_dict())
@@ -73,7 +70,7 @@ def plan(out: Path, configs: Mapping[str, Config], *, force: bool = False) -> li
     planned, refused = [], []
     for name, cfg in configs.items():
         run_dir = out / name
-        if not _has_content(run_dir):
+        if not run_dir.is_dir() or is_empty(run_dir):
             planned.append(Planned(name, cfg, run_dir, "run"))
             continue
         try:
@@ -84,13 +81,22 @@ def plan(out: Path, configs: Mapping[str, Config], *, force: bool = False) -> li
             planned.append(Planned(name, cfg, run_dir, "replace", changed))
             refused.append(f"{name} ({'; '.join(changed)})")
         else:
-            planned.append(Planned(name, cfg, run_dir, "keep" if (run_dir / "metrics.json").exists() else "resume"))
+            planned.append(Planned(name, cfg, run_dir, "keep" if _complete(run_dir) else "resume"))
     if refused and not force:
         raise ConfigError(
             f"{out} already holds runs made with another config: {', '.join(refused)}. Nothing was "
             "changed; replace them with force=True (--force) or choose another output folder"
         )
     return planned
+
+
+def _complete(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds committed results that read back (else resuming finishes it)."""
+    try:
+        load_run(run_dir)
+    except MlpkitError:
+        return False
+    return True
 
 
 def folder_runs(out: Path) -> dict[str, Run]:
@@ -152,6 +158,8 @@ def reproduce_all(
     ConfigError
         An unknown preset, a bad override, or (without ``force``) a run in ``out`` made with
         another config; raised before any run starts.
+    RunFolderBusyError
+        If another process is writing ``out`` (a reproduce holds it for its whole duration).
     """
     out = Path(out)
     names = presets or reference_presets()
@@ -160,13 +168,36 @@ def reproduce_all(
         raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(preset_names())}")
     extra = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
     configs = {n: with_overrides(resolve_config(n), extra) for n in names}  # all validated before any work
+    _plan_and_check(out, configs, force, data_dir)  # a refused reproduce creates nothing, not even the lock
+    with RunLock(out):
+        todo = _plan_and_check(out, configs, force, data_dir)  # again: another writer may have changed it
+        return _reproduce(out, configs, todo, extra, data_dir=data_dir, progress=progress, log=log)
+
+
+def _plan_and_check(
+    out: Path, configs: Mapping[str, Config], force: bool, data_dir: str | Path | None
+) -> list[Planned]:
+    """`plan`, then every run that will train is checked (`check_experiment`) before the first starts."""
     todo = (
         plan(out, configs, force=force) if out.exists() else [Planned(n, c, out / n, "run") for n, c in configs.items()]
     )
-    for item in todo:  # every run that will train is checked before the first one starts
+    for item in todo:
         if item.action != "keep":
             check_experiment(item.config, item.run_dir, data_dir=data_dir, resume=item.action != "run")
-    out.mkdir(parents=True, exist_ok=True)
+    return todo
+
+
+def _reproduce(
+    out: Path,
+    configs: Mapping[str, Config],
+    todo: list[Planned],
+    extra: list[str],
+    *,
+    data_dir: str | Path | None,
+    progress: bool | None,
+    log: Callable[[str], None],
+) -> Path:
+    """The work of `reproduce_all` once the folder is locked and the plan checked."""
     start = time.perf_counter()
     prepared: dict[tuple, PreparedData] = {}
 
