@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, MlpkitError
-from mlpkit.core.fileio import atomic_save_npz, atomic_write_json, atomic_write_text
+from mlpkit.core.fileio import atomic_write_json, atomic_write_text
 from mlpkit.data.mnist import MNIST_CLASSES, MNIST_SHAPES, load_mnist, resolve_data_dir
 from mlpkit.data.prepare import PreparedData, prepare_data
 from mlpkit.data.splits import make_split, split_sizes
@@ -28,7 +28,6 @@ from mlpkit.runs.checkpoints import (
     RUN_CONFIG_KEY,
     checkpoint_files,
     corrupt_checkpoint_files,
-    last_good_checkpoint,
     latest_checkpoint,
     recorded_config,
 )
@@ -43,8 +42,7 @@ from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.interrupt import deferred_interrupts
 from mlpkit.train.trainer import Trainer
-
-MISCLASSIFIED_KEPT = 100
+from mlpkit.workflows.results import final_metrics, save_predictions, write_history
 
 
 def experiment_data(cfg: Config, *, data_dir: str | Path | None = None) -> PreparedData:
@@ -289,13 +287,13 @@ def run_experiment(
         # the checksums last. The first Ctrl-C waits for the commit; a second one does not.
         with deferred_interrupts() as stop:
             withdraw_results(run_dir)
-            _write_history(run_dir, history, error)
-            metrics = _final_metrics(model, data, history, stopper, trainer, wall)
+            write_history(run_dir, history, error)
+            metrics = final_metrics(model, data, history, stopper, trainer, wall)
             metrics["interrupted"] = state.interrupted
             metrics["engine"] = trainer.engine_used
             metrics["sparse_inputs"] = trainer.sparse_used
             save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
-            _save_predictions(run_dir / schema.PREDICTIONS, model, data)
+            save_predictions(run_dir / schema.PREDICTIONS, model, data)
             if owned:
                 data = None  # frees the training arrays (~100 MB for the seed split) before plotting
             run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)
@@ -303,77 +301,6 @@ def run_experiment(
         if stop.requested:
             raise KeyboardInterrupt
     return RunResult(run_dir=run_dir, metrics=metrics, history=history, interrupted=state.interrupted)
-
-
-def _write_history(run_dir: Path, history: History, error: DivergenceError | None) -> None:
-    """history.json; after a divergence also diverged.json, then the DivergenceError naming them."""
-    atomic_write_json(run_dir / schema.HISTORY, history.to_dict(), indent=None)
-    if error is None:
-        return
-    good = last_good_checkpoint(run_dir)  # finite weights: not merely the newest file
-    last_good = str(good.relative_to(run_dir)) if good else None
-    atomic_write_json(
-        run_dir / schema.DIVERGED,
-        {
-            "step": error.step,
-            "last_finite_loss": error.last_finite_loss,
-            "last_checkpoint": last_good,
-            "message": str(error),
-        },
-    )
-    where = (
-        f"; the history and the last good checkpoint ({last_good}) are in {run_dir}"
-        if last_good
-        else f"; the history is in {run_dir}"
-    )
-    raise DivergenceError(f"{error}{where}", step=error.step, last_finite_loss=error.last_finite_loss) from None
-
-
-def _final_metrics(
-    model: MLP, data: PreparedData, history: History, stopper: EarlyStopping | None, trainer: Trainer, wall: float
-) -> dict[str, Any]:
-    train_loss, train_acc = model.evaluate(data.x_train, data.y_train)
-    val_loss, val_acc = model.evaluate(data.x_val, data.y_val)
-    val = history.validation
-    best = int(np.argmin(val["val_loss"])) if val["val_loss"] else None
-    smoothed = history.train_loss[-trainer.steps_per_epoch :] if history.num_steps else np.array([np.nan])
-    return {
-        "train_loss": train_loss,
-        "train_accuracy": train_acc,
-        "val_loss": val_loss,
-        "val_accuracy": val_acc,
-        "num_parameters": model.num_parameters,
-        "steps": trainer.state.step,
-        "epochs_completed": trainer.state.step / trainer.steps_per_epoch,
-        "early_stop_step": stopper.stopped_step if stopper else None,
-        "best_val_loss": val["val_loss"][best] if best is not None else None,
-        "best_val_loss_step": val["step"][best] if best is not None else None,
-        "best_val_accuracy": max(val["val_accuracy"]) if val["val_accuracy"] else None,
-        "last_epoch_mean_batch_loss": float(np.mean(smoothed)),
-        "steps_per_epoch": trainer.steps_per_epoch,
-        "validate_every": trainer.validate_every,
-        "wall_time_s": wall,
-        "normalization": {"mean": data.mean, "std": data.std},
-    }
-
-
-def _save_predictions(path: Path, model: MLP, data: PreparedData) -> None:
-    """Validation labels, predictions, probabilities and the most confident mistakes' images."""
-    proba = model.predict_proba(data.x_val, prepared=True).astype(np.float32)
-    pred = proba.argmax(axis=1)
-    wrong = np.flatnonzero(pred != data.y_val)
-    order = wrong[np.argsort(-proba[wrong, pred[wrong]])][:MISCLASSIFIED_KEPT]
-    atomic_save_npz(
-        path,
-        {
-            "y_true": data.y_val.astype(np.int64),
-            "y_pred": pred.astype(np.int64),
-            "proba": proba,
-            "misclassified_index": order.astype(np.int64),
-            "misclassified_images": data.val_images(order),
-        },
-        compress=True,
-    )
 
 
 def _resume(trainer: Trainer, cfg: Config, run_dir: Path, *, n_train: int, log) -> None:
