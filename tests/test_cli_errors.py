@@ -331,3 +331,28 @@ def test_reproduce_force_reruns_presets_whose_config_changed(mnist_path: Path, t
     assert tomllib.loads((out / "task3a" / schema.CONFIG).read_text())["train"]["epochs"] == 2
     assert load_run(out / "task3a").metrics["epochs_completed"] == 2
     assert "Rerun presets whose config changed" in invoke("reproduce", "--help").output
+
+
+def test_ctrl_c_while_the_command_is_still_importing_exits_130_with_one_line() -> None:
+    """The entry point (mlpkit.__main__) owns Ctrl-C from its first line, before NumPy and click load."""
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for delay in (0.1, 0.2, 0.3, 0.45):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlpkit", "presets"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, (delay, err)
+        # either the signal came while starting (130, one line) or after the command finished (0)
+        assert proc.returncode in (0, 130), (delay, proc.returncode, err)
+        if proc.returncode == 130:
+            assert err.strip().splitlines()[-1].startswith("interrupted"), err

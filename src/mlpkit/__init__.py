@@ -1,10 +1,14 @@
 """mlpkit: multilayer perceptrons from scratch in NumPy, with hand-written backpropagation.
 
-The public API is re-exported here. Importing mlpkit does not import Numba (the compiled
-engine loads it on first use) nor matplotlib.
+The public API is re-exported here, loaded on first use (PEP 562): ``import mlpkit`` costs
+next to nothing, imports neither NumPy, Numba nor matplotlib, and leaves the command line's
+entry point (``mlpkit.__main__``) in charge of Ctrl-C from its first instruction.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from mlpkit.core.errors import (
     CheckpointError,
@@ -15,11 +19,26 @@ from mlpkit.core.errors import (
     MlpkitError,
 )
 from mlpkit.core.version import __version__
-from mlpkit.data.mnist import load_mnist
-from mlpkit.nn.mlp import MLP
-from mlpkit.optim.sgd import SGD
-from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
-from mlpkit.train.trainer import Trainer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpkit.data.mnist import load_mnist
+    from mlpkit.nn.mlp import MLP
+    from mlpkit.optim.sgd import SGD
+    from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
+    from mlpkit.train.trainer import Trainer
+
+#: public name -> the module that defines it (imported when the name is first used)
+_LAZY = {
+    "MLP": "mlpkit.nn.mlp",
+    "SGD": "mlpkit.optim.sgd",
+    "Trainer": "mlpkit.train.trainer",
+    "Callback": "mlpkit.train.callbacks",
+    "Checkpointer": "mlpkit.train.callbacks",
+    "EarlyStopping": "mlpkit.train.callbacks",
+    "History": "mlpkit.train.callbacks",
+    "ProgressBar": "mlpkit.train.callbacks",
+    "load_mnist": "mlpkit.data.mnist",
+}
 
 __all__ = [
     "MLP",
@@ -39,3 +58,15 @@ __all__ = [
     "__version__",
     "load_mnist",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'mlpkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,16 +1,32 @@
-"""Shared basics every layer may use: errors, aligned array buffers, atomic files, metrics (NumPy only)."""
+"""Shared basics every layer may use: errors, aligned array buffers, atomic files, metrics (NumPy only).
 
-from mlpkit.core.arrays import ALIGNMENT, aligned_zeros, flat_span, input_array
+The error classes and the version are loaded eagerly (they import nothing); the rest on first
+use (PEP 562), so that ``import mlpkit`` stays free of NumPy until something needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from mlpkit.core.errors import CheckpointError, ConfigError, DataError, DivergenceError, InputError, MlpkitError
-from mlpkit.core.fileio import (
-    RunIOError,
-    atomic_save_npz,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    fsync_dir,
-)
-from mlpkit.core.metrics import accuracy, confusion_matrix, most_confused_pairs, per_class_accuracy
+
+_LAZY = {
+    "ALIGNMENT": "mlpkit.core.arrays",
+    "aligned_zeros": "mlpkit.core.arrays",
+    "flat_span": "mlpkit.core.arrays",
+    "input_array": "mlpkit.core.arrays",
+    "RunIOError": "mlpkit.core.fileio",
+    "atomic_save_npz": "mlpkit.core.fileio",
+    "atomic_write_bytes": "mlpkit.core.fileio",
+    "atomic_write_json": "mlpkit.core.fileio",
+    "atomic_write_text": "mlpkit.core.fileio",
+    "fsync_dir": "mlpkit.core.fileio",
+    "accuracy": "mlpkit.core.metrics",
+    "confusion_matrix": "mlpkit.core.metrics",
+    "most_confused_pairs": "mlpkit.core.metrics",
+    "per_class_accuracy": "mlpkit.core.metrics",
+}
 
 __all__ = [
     "ALIGNMENT",
@@ -34,3 +50,15 @@ __all__ = [
     "most_confused_pairs",
     "per_class_accuracy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlpkit.core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
