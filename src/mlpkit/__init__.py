@@ -21,6 +21,7 @@ from mlpkit.core.errors import (
 from mlpkit.core.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlpkit.adapters.sklearn import MLPClassifier
     from mlpkit.data.mnist import load_mnist
     from mlpkit.nn.mlp import MLP
     from mlpkit.optim.sgd import SGD
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: public name -> the module that defines it (imported when the name is first used)
 _LAZY = {
     "MLP": "mlpkit.nn.mlp",
+    "MLPClassifier": "mlpkit.adapters.sklearn",
     "SGD": "mlpkit.optim.sgd",
     "Trainer": "mlpkit.train.trainer",
     "Callback": "mlpkit.train.callbacks",
@@ -52,6 +54,7 @@ __all__ = [
     "EarlyStopping",
     "History",
     "InputError",
+    "MLPClassifier",
     "MlpkitError",
     "ProgressBar",
     "Trainer",
