@@ -242,11 +242,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ += (per_epoch @ rows / len(x)).tolist()
         self.n_iter_ += state.epoch
         if early_stopping:
-            assert self.validation_scores_ is not None
+            assert self.validation_scores_ is not None and stopper.best_step is not None  # one check per epoch
             scores = history.validation["val_accuracy"]
             self.validation_scores_ += scores
             # the weights kept (restore_best_weights) are those of the check with the lowest loss
-            self.best_validation_score_ = float(scores[history.validation["step"].index(stopper.best_step)])
+            self.best_validation_score_ = float(scores[history.validation["step"].index(float(stopper.best_step))])
         else:
             self.best_loss_ = float(min(self.loss_curve_))
 
