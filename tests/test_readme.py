@@ -15,3 +15,10 @@ def test_readme_python_example_runs(mnist_path, monkeypatch, capsys):
     exec(compile(code.group(1).replace("epochs=5", "epochs=1"), "README.md", "exec"), {})
     accuracy = float(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0.9 < accuracy <= 1.0
+
+
+def test_readme_estimator_example_runs(capsys):
+    code = re.search(r"## A scikit-learn estimator\n.*?```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert code is not None, "README lost its estimator example"
+    exec(compile(code.group(1), "README.md", "exec"), {})
+    assert float(capsys.readouterr().out.strip().splitlines()[-1]) >= 0.95
