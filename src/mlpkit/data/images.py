@@ -22,7 +22,7 @@ MNIST_SIZE = 28  # the field
 MNIST_BOX = 20  # the longer side of the ink after scaling
 #: MNIST's centre of mass, in pixel-index coordinates (the training set averages 13.99, 14.00)
 MNIST_CENTRE = 14.0
-INK_THRESHOLD = 0.1  # of the brightest pixel: fainter pixels do not count for the bounding box
+INK_THRESHOLD = 0.3  # of the brightest pixel: fainter ones (blur, JPEG noise) are outside the bounding box
 _MAX_PIXELS = 50_000_000  # a bigger picture is refused before it is decoded (a "decompression bomb")
 
 
