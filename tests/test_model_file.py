@@ -209,3 +209,35 @@ def test_public_names_are_lazy():
 
     assert mlpkit.save_model is save_model and mlpkit.load_model is load_model
     assert mlpkit.runs.model_from_run.__name__ == "model_from_run"
+
+
+def test_model_from_run_predicts_as_the_run_did_and_saves(tmp_path, mnist_path):
+    from mlpkit.data.mnist import load_mnist
+    from mlpkit.runs import schema
+    from mlpkit.runs.folder import load_run
+    from mlpkit.runs.model_file import model_from_run
+    from mlpkit.workflows.configs import resolve_config
+    from mlpkit.workflows.experiment import run_experiment
+
+    small = ["epochs=1", "n_train=640", "data.n_val=300"]
+    out = tmp_path / "run"
+    run_experiment(resolve_config("task3c", small), out, data_dir=mnist_path, progress=False, log=lambda *_: None)
+    loaded = model_from_run(out)
+    run = load_run(out)
+    assert loaded.classes == list(range(10)) and loaded.input_shape == (28, 28)
+    assert loaded.provenance.config_digest == config_digest(run.config)
+    stored = run.predictions()
+    assert stored is not None
+    test_images = load_mnist(mnist_path, download=False).test_images
+    proba = loaded.predict_proba(test_images[: len(stored["proba"])])
+    assert np.array_equal(proba.argmax(axis=1), stored["y_pred"])
+    assert np.array_equal(proba, stored["proba"])  # bit for bit: the same normalization and forward pass
+    path = save_model(loaded.model, tmp_path / "m.safetensors", normalization=loaded.normalization,
+                      classes=loaded.classes, input_shape=loaded.input_shape, dataset=loaded.dataset,
+                      provenance=loaded.provenance)  # fmt: skip
+    assert np.array_equal(load_model(path).predict_proba(test_images[:100]), proba[:100])
+    metrics = json.loads((out / schema.METRICS).read_text())
+    metrics["normalization"]["std"] += 1.0
+    (out / schema.METRICS).write_text(json.dumps(metrics))
+    with pytest.raises(CheckpointError, match="normalization in metrics.json"):
+        model_from_run(out)
