@@ -45,7 +45,9 @@ def _variant(i: int, digit: np.ndarray, rng: np.random.Generator) -> tuple[Image
         return img.resize((56, 56), Image.Resampling.BILINEAR), "png"
     if kind == 1:  # padded into a wide canvas, anywhere
         canvas = Image.new("L", (100, 60))
-        canvas.paste(img.resize((42, 42), Image.Resampling.BILINEAR), (int(rng.integers(0, 58)), int(rng.integers(0, 18))))
+        canvas.paste(
+            img.resize((42, 42), Image.Resampling.BILINEAR), (int(rng.integers(0, 58)), int(rng.integers(0, 18)))
+        )
         return canvas, "png"
     if kind == 2:  # dark ink on white, scanned bigger
         return Image.fromarray(255 - np.asarray(img.resize((84, 84), Image.Resampling.BICUBIC))), "bmp"

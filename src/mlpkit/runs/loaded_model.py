@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,15 +57,17 @@ class Normalization:
             if self.mean is not None or self.std is not None:
                 raise DataError("normalization 'none' takes no mean or std")
         elif self.kind == "global":
-            ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (self.mean, self.std))
-            if not ok or not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):  # type: ignore[arg-type]
+            scalars = _finite_scalar(self.mean), _finite_scalar(self.std)
+            if scalars[0] is None or scalars[1] is None or scalars[1] <= 0:
                 raise DataError(f"global normalization needs finite mean and std > 0, got {self.mean!r}, {self.std!r}")
-            object.__setattr__(self, "mean", float(self.mean))  # type: ignore[arg-type]
-            object.__setattr__(self, "std", float(self.std))  # type: ignore[arg-type]
+            object.__setattr__(self, "mean", scalars[0])
+            object.__setattr__(self, "std", scalars[1])
         else:
             mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
             if mean.ndim != 1 or mean.shape != std.shape or mean.size == 0:
-                raise DataError(f"per_feature normalization needs two 1-D arrays of one size, got {mean.shape}, {std.shape}")
+                raise DataError(
+                    f"per_feature normalization needs two 1-D arrays of one size, got {mean.shape}, {std.shape}"
+                )
             if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
                 raise DataError("per_feature normalization needs finite means and finite stds > 0")
             object.__setattr__(self, "mean", mean)
@@ -73,8 +75,8 @@ class Normalization:
 
     def check_features(self, n_features: int) -> None:
         """Raise DataError unless per-feature statistics have ``n_features`` entries."""
-        if self.kind == "per_feature" and np.shape(self.mean) != (n_features,):
-            raise DataError(f"per_feature normalization has {np.size(self.mean)} features, the model {n_features}")
+        if isinstance(self.mean, np.ndarray) and self.mean.shape != (n_features,):
+            raise DataError(f"per_feature normalization has {self.mean.size} features, the model {n_features}")
 
     def apply(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """(n, features) raw inputs -> (n, features) array of ``dtype``; math in float64.
@@ -85,7 +87,7 @@ class Normalization:
         out = np.empty(x.shape, dtype=dtype)
         for i in range(0, len(x), _BLOCK_ROWS):
             block = x[i : i + _BLOCK_ROWS].astype(np.float64)
-            if self.kind != "none":
+            if self.mean is not None and self.std is not None:  # kind "none" has neither
                 block -= self.mean
                 block /= self.std
             out[i : i + _BLOCK_ROWS] = block
@@ -96,6 +98,14 @@ class Normalization:
         if self.kind == "global":
             return {"kind": "global", "mean": self.mean, "std": self.std}
         return {"kind": self.kind}
+
+
+def _finite_scalar(value: object) -> float | None:
+    """``value`` as a float if it is a finite real number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -121,7 +131,7 @@ class Provenance:
 
     mlpkit_version: str = __version__
     config_digest: str | None = None
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
     def for_config(cls, config: dict[str, Any] | None) -> Provenance:
