@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.data.mnist import load_mnist
     from mlpkit.nn.mlp import MLP
     from mlpkit.optim.sgd import SGD
+    from mlpkit.runs.model_file import load_model, save_model
     from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
     from mlpkit.train.trainer import Trainer
 
@@ -40,6 +41,8 @@ _LAZY = {
     "History": "mlpkit.train.callbacks",
     "ProgressBar": "mlpkit.train.callbacks",
     "load_mnist": "mlpkit.data.mnist",
+    "load_model": "mlpkit.runs.model_file",
+    "save_model": "mlpkit.runs.model_file",
 }
 
 __all__ = [
@@ -60,6 +63,8 @@ __all__ = [
     "Trainer",
     "__version__",
     "load_mnist",
+    "load_model",
+    "save_model",
 ]
 
 

@@ -2,6 +2,7 @@
 preparing arrays for a model. Imports only ``mlpkit.core`` (and NumPy)."""
 
 from mlpkit.data.download import MNIST_MIRRORS, fetch_file
+from mlpkit.data.images import load_image, mnist_style
 from mlpkit.data.idx import payload_sha256, read_idx, read_idx_with_sha256, write_idx
 from mlpkit.data.labels import one_hot
 from mlpkit.data.mnist import (
@@ -32,9 +33,11 @@ __all__ = [
     "Split",
     "default_cache_dir",
     "fetch_file",
+    "load_image",
     "load_mnist",
     "make_split",
     "mnist_checksums",
+    "mnist_style",
     "one_hot",
     "payload_sha256",
     "prepare_data",

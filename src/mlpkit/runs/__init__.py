@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from mlpkit.runs.environment import environment_info
     from mlpkit.runs.folder import Run, load_run, new_run_dir
     from mlpkit.runs.footprint import Footprint, available_memory, check_footprint, estimate_footprint
+    from mlpkit.runs.loaded_model import LoadedModel, Normalization, Provenance, config_digest
     from mlpkit.runs.lock import RunFolderBusyError, RunLock
+    from mlpkit.runs.model_file import load_model, model_from_run, save_model
     from mlpkit.runs.weights import load_weights, save_weights
 
 _HOMES = {
@@ -52,6 +54,13 @@ _HOMES = {
     "Run": "folder",
     "load_run": "folder",
     "new_run_dir": "folder",
+    "LoadedModel": "loaded_model",
+    "Normalization": "loaded_model",
+    "Provenance": "loaded_model",
+    "config_digest": "loaded_model",
+    "load_model": "model_file",
+    "model_from_run": "model_file",
+    "save_model": "model_file",
     "RunFolderBusyError": "lock",
     "RunLock": "lock",
     "load_weights": "weights",
@@ -62,7 +71,10 @@ __all__ = [
     "DataConfig",
     "Footprint",
     "IncompleteRunError",
+    "LoadedModel",
     "ModelConfig",
+    "Normalization",
+    "Provenance",
     "Run",
     "RunFolderBusyError",
     "RunLock",
@@ -70,16 +82,20 @@ __all__ = [
     "available_memory",
     "check_footprint",
     "checkpoint_files",
+    "config_digest",
     "environment_info",
     "estimate_footprint",
     "from_dict",
     "latest_checkpoint",
     "load_config",
+    "load_model",
     "load_run",
     "load_weights",
+    "model_from_run",
     "new_run_dir",
     "parse_config",
     "parse_override",
+    "save_model",
     "save_weights",
     "to_toml",
     "with_overrides",
