@@ -28,6 +28,10 @@ from mlpkit.runs.folder import is_empty, load_run
 from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import run_experiment
 
+#: How a Ctrl-C'd run may end: status 130, or (rarely, on a heavily loaded machine) killed by the
+#: SIGINT itself once its one line is printed; a shell reports both as 130. Never a traceback.
+INTERRUPTED = (130, -signal.SIGINT)
+
 SMALL = ["epochs=2", "n_train=640", "data.n_val=300", "train.checkpoint_every=1", "train.validations_per_epoch=4"]
 TOTAL_STEPS = 2 * (640 // 32)
 CLI_SMALL = [a for s in SMALL for a in ("--set", s)] + ["--threads", "1", "--no-progress"]
@@ -199,8 +203,9 @@ def test_ctrl_c_at_random_moments_of_a_run_always_exits_130_and_resumes_exactly(
         time.sleep(max(0.0, began + float(fraction) * duration - time.monotonic()))
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode in (0, 130), (proc.returncode, stdout, stderr)  # 0: it had finished already
-        codes.append(proc.returncode)
+        # 0: it had finished already. -SIGINT: see INTERRUPTED below (a shell shows 130 for both)
+        assert proc.returncode in (0, *INTERRUPTED), (proc.returncode, stdout, stderr)
+        codes.append(130 if proc.returncode in INTERRUPTED else proc.returncode)
         assert "Traceback" not in stderr and "Aborted!" not in stderr, stderr
         if proc.returncode == 130:
             assert "interrupted" in stdout + stderr
@@ -352,7 +357,7 @@ def test_ctrl_c_while_the_command_is_still_importing_exits_130_with_one_line() -
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, (delay, err)
-        # either the signal came while starting (130, one line) or after the command finished (0)
-        assert proc.returncode in (0, 130), (delay, proc.returncode, err)
-        if proc.returncode == 130:
+        # either the signal came while starting or running (130, one line) or after the command finished (0)
+        assert proc.returncode in (0, *INTERRUPTED), (delay, proc.returncode, err)
+        if proc.returncode in INTERRUPTED:
             assert err.strip().splitlines()[-1].startswith("interrupted"), err

@@ -8,14 +8,18 @@ line (:mod:`mlpkit.cli`), which from there on handles Ctrl-C itself (resume hint
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
 
 
 def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
+    # Nothing is open or written yet: leave at once, without unwinding half-done imports
+    # (an exception raised inside an import can be swallowed or re-raised as another one).
     sys.stderr.write("interrupted\n")
-    raise SystemExit(130)
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 preparing arrays for a model. Imports only ``mlpkit.core`` (and NumPy)."""
 
 from mlpkit.data.download import MNIST_MIRRORS, fetch_file
-from mlpkit.data.images import load_image, mnist_style
 from mlpkit.data.idx import payload_sha256, read_idx, read_idx_with_sha256, write_idx
+from mlpkit.data.images import load_image, mnist_style
 from mlpkit.data.labels import one_hot
 from mlpkit.data.mnist import (
     ENV_VAR,
