@@ -2,7 +2,7 @@
 
 Why verify: a silently corrupted or substituted file gives a model that trains "fine" and is
 wrong; the SHA-256 of each decompressed file is shipped in `checksums/mnist.sha256`. Why an
-in-process cache: decoding 55 MB of gzip takes ~0.5 s and tests load MNIST many times; the
+in-process cache: decoding and verifying 55 MB of gzip is not free, and tests load MNIST many times; the
 cached arrays are read-only so no caller can change what the next one sees.
 """
 
