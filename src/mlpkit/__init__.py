@@ -7,8 +7,7 @@ entry point (``mlpkit.__main__``) in charge of Ctrl-C from its first instruction
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlpkit.core.errors import (
     CheckpointError,
@@ -18,6 +17,7 @@ from mlpkit.core.errors import (
     InputError,
     MlpkitError,
 )
+from mlpkit.core.lazy import lazy_exports
 from mlpkit.core.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,14 +67,4 @@ __all__ = [
     "save_model",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'mlpkit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -6,8 +6,9 @@ adapter loads its library when its name is first used (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlpkit.core.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.adapters.sklearn import MLPClassifier
@@ -16,14 +17,4 @@ _LAZY = {"MLPClassifier": "mlpkit.adapters.sklearn"}
 
 __all__ = ["MLPClassifier"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlpkit.adapters' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -6,10 +6,8 @@ use (PEP 562), so that ``import mlpkit`` stays free of NumPy until something nee
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from mlpkit.core.errors import CheckpointError, ConfigError, DataError, DivergenceError, InputError, MlpkitError
+from mlpkit.core.lazy import lazy_exports
 
 _LAZY = {
     "ALIGNMENT": "mlpkit.core.arrays",
@@ -51,14 +49,4 @@ __all__ = [
     "per_class_accuracy",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlpkit.core' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,7 @@ the compiled ones (kernels, cblas, sparse, simd) import Numba.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mlpkit.core.lazy import lazy_exports
 
 _HOMES = {
     "ENGINES": "selection",
@@ -51,15 +50,4 @@ __all__ = [
 ]
 assert sorted(__all__) == sorted(_HOMES)
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -7,8 +7,7 @@ Names are imported on first use, so ``import mlpkit.report`` loads neither matpl
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mlpkit.core.lazy import lazy_exports
 
 #: public name -> the module that defines it
 _EXPORTS = {
@@ -45,12 +44,4 @@ __all__ = [
     "weights_figure",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

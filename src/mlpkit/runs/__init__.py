@@ -6,8 +6,9 @@ one module (say ``mlpkit.runs.folder`` for a report) does not pull in the others
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlpkit.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from mlpkit.runs.checkpoints import checkpoint_files, latest_checkpoint
@@ -101,13 +102,4 @@ __all__ = [
     "with_overrides",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'mlpkit.runs' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mlpkit.runs.{home}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -8,8 +8,7 @@ so importing it must stay cheap and must not import the report machinery.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mlpkit.core.lazy import lazy_exports
 
 #: public name -> the module that defines it
 _EXPORTS = {
@@ -46,12 +45,4 @@ __all__ = [
     "stated",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,9 @@ matplotlib, which ``import mlpkit.workflows`` alone should not.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlpkit.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from mlpkit.workflows.configs import preset_names, resolve_config
@@ -48,13 +49,4 @@ __all__ = [
     "run_experiment",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'mlpkit.workflows' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mlpkit.workflows.{home}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
