@@ -87,6 +87,10 @@ def assert_no_partial_file(run_dir: Path) -> None:
             assert data.startswith(b"\x89PNG") and data.endswith(b"IEND\xaeB`\x82"), p
         elif p.suffix == ".svg":
             assert data.rstrip().endswith(b"</svg>"), p
+        elif p.suffix == ".safetensors":
+            from mlpkit.runs.model_file import load_model
+
+            load_model(p)
         else:
             assert p.name.endswith(".corrupt"), f"unexpected file {p}"
 

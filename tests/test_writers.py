@@ -149,7 +149,9 @@ def test_a_left_over_lock_file_does_not_make_a_folder_busy_or_non_empty(mnist_pa
 
 
 # ------------------------------------------------------------ the results as one unit
-@pytest.mark.parametrize("crash_in", ["save_weights", "save_predictions", "run_figures", "commit_results"])
+@pytest.mark.parametrize(
+    "crash_in", ["save_weights", "save_predictions", "save_run_model", "run_figures", "commit_results"]
+)
 def test_a_crash_between_the_final_writes_leaves_an_incomplete_folder_that_resume_finishes(
     mnist_path: Path,
     interrupted: Path,

@@ -286,6 +286,7 @@ def train(
 ) -> None:
     """Train PRESET (a preset name or a .toml config) and write a run folder."""
     from mlpkit.core.errors import ConfigError
+    from mlpkit.runs.completion import interrupted_message
     from mlpkit.runs.folder import new_run_dir
     from mlpkit.workflows.experiment import check_experiment, resume_experiment, run_experiment
 
@@ -296,7 +297,7 @@ def train(
                 " the keys that are safe on resume, e.g. --set epochs=80)"
             )
         items = list(overrides) + ([f"train.threads={threads}"] if threads else [])
-        _on_interrupt(lambda: _interrupted_run(resume_dir))
+        _on_interrupt(lambda: interrupted_message(resume_dir))
         result = resume_experiment(resume_dir, items, data_dir=data_dir, progress=progress, log=click.echo)
     else:
         if not preset:
@@ -304,7 +305,7 @@ def train(
         cfg = _config(preset, overrides, threads)
         run_dir = out or new_run_dir("runs", cfg.name)
         check_experiment(cfg, run_dir, data_dir=data_dir)  # refuse before announcing anything
-        _on_interrupt(lambda: _interrupted_run(run_dir))
+        _on_interrupt(lambda: interrupted_message(run_dir))
         click.echo(f"training {cfg.name} -> {run_dir}")
         result = run_experiment(cfg, run_dir, data_dir=data_dir, progress=progress, log=click.echo)
     m = result.metrics
@@ -321,20 +322,6 @@ def train(
     click.echo(f"run folder: {result.run_dir}")
     if result.interrupted:
         sys.exit(130)
-
-
-def _interrupted_run(run_dir: Path | None) -> str:
-    """What a Ctrl-C outside the training loop left in ``run_dir``, and what to do next."""
-    from mlpkit.runs import schema
-    from mlpkit.runs.checkpoints import checkpoint_files
-
-    if run_dir is None or not run_dir.is_dir():
-        return "interrupted"
-    if (run_dir / schema.METRICS).exists():
-        return f"interrupted after the run was written; {run_dir} is complete"
-    if checkpoint_files(run_dir):
-        return f"interrupted; resume with: mlpkit train --resume {run_dir}"
-    return "interrupted"
 
 
 # ------------------------------------------------------------------ reproduce
@@ -407,6 +394,21 @@ def report(run_dirs: tuple[Path, ...], out: Path) -> None:
 
     path = build_report(list(run_dirs), out, base_configs=preset_config)
     click.echo(f"report: {path}")
+
+
+# -------------------------------------------------------------------- predict
+@main.command()
+@click.argument("model_or_run", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True, help="Labels per input, best first.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="One JSON document (a list) instead of lines.")
+def predict(model_or_run: Path, files: tuple[Path, ...], top: int, as_json: bool) -> None:
+    """Label FILES (images: PNG, JPEG, BMP, GIF; batches of rows: .npy, .npz with x, .csv) with a
+    model file or a run folder's model."""
+    from mlpkit.workflows.predict import format_json, format_text, load_predictor, predict_files
+
+    results = predict_files(load_predictor(model_or_run), files, top=top)
+    click.echo(format_json(results) if as_json else format_text(results))
 
 
 if __name__ == "__main__":  # pragma: no cover

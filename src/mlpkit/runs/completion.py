@@ -24,6 +24,7 @@ __all__ = [
     "commit_results",
     "file_checksum",
     "incomplete_message",
+    "interrupted_message",
     "mismatches",
     "withdraw_results",
 ]
@@ -119,3 +120,16 @@ def incomplete_message(run_dir: Path, why: str | None = None) -> str:
             return f"run folder {run_dir} is incomplete (stopped before it wrote its results); {hint}"
         why = f"missing {schema.METRICS}"
     return f"run folder {run_dir} is incomplete (interrupted while writing its results: {why}); {hint}"
+
+
+def interrupted_message(run_dir: Path | None) -> str:
+    """What a Ctrl-C outside the training loop left in ``run_dir``, and what to do next."""
+    from mlpkit.runs.checkpoints import checkpoint_files
+
+    if run_dir is None or not run_dir.is_dir():
+        return "interrupted"
+    if (run_dir / schema.METRICS).exists():
+        return f"interrupted after the run was written; {run_dir} is complete"
+    if checkpoint_files(run_dir):
+        return f"interrupted; resume with: mlpkit train --resume {run_dir}"
+    return "interrupted"

@@ -28,6 +28,7 @@ __all__ = [
     "LOCK",
     "METRICS",
     "METRICS_PARTIAL",
+    "MODEL",
     "PREDICTIONS",
     "REQUIRED",
     "TEMPORARY_GLOB",
@@ -42,6 +43,7 @@ METRICS = "metrics.json"
 METRICS_PARTIAL = "metrics.partial.json"
 DIVERGED = "diverged.json"
 WEIGHTS = "weights.npz"
+MODEL = "model.safetensors"
 PREDICTIONS = "predictions.npz"
 FIGURES = "figures"
 CHECKPOINTS = "checkpoints"
@@ -54,7 +56,7 @@ TEMPORARY_GLOB = ".*.tmp"
 LOCK = ".mlpkit.lock"
 #: The result files a run commits as one unit (`mlpkit.runs.completion`): metrics.json (or
 #: metrics.partial.json), written after them, records their SHA-256 under CHECKSUMS.
-COMMITTED = (HISTORY, WEIGHTS, PREDICTIONS)
+COMMITTED = (HISTORY, WEIGHTS, PREDICTIONS)  # not MODEL: its provenance holds a time
 #: The entry of metrics.json that maps each of COMMITTED to its SHA-256 (hex): the completion marker.
 CHECKSUMS = "sha256"
 #: The ``format`` recorded in a weights file's metadata.
@@ -70,6 +72,8 @@ FILES: dict[str, str] = {
     METRICS_PARTIAL: "the same metrics and checksums for a run stopped by Ctrl-C (resumable)",
     DIVERGED: "where and why training diverged, and the last good checkpoint",
     WEIGHTS: "parameters by name plus __meta__: architecture, dtype and normalization (plain arrays, no pickle)",
+    MODEL: "the trained model with its normalization, classes and input shape (mlpkit.runs.model_file;"
+    " what mlpkit predict reads)",
     PREDICTIONS: "validation labels, predictions, probabilities, the most confident mistakes' images",
     FIGURES: "loss and accuracy against the gradient step (PNG and SVG)",
     CHECKPOINTS: "the newest checkpoints (mlpkit.train.checkpoint format)",

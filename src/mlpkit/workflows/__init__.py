@@ -1,5 +1,5 @@
 """Workflows: one experiment end to end (config -> data -> model -> training -> run folder),
-configs by preset name or path, and reproducing the seed report.
+configs by preset name or path, reproducing the seed report, and predicting with a trained model.
 
 Names are imported on first use (PEP 562): an experiment pulls in the compiled engine and
 matplotlib, which ``import mlpkit.workflows`` alone should not.
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         resume_experiment,
         run_experiment,
     )
+    from mlpkit.workflows.predict import load_predictor, predict_files
     from mlpkit.workflows.reproduce import reproduce_all
 
 _HOMES = {
@@ -34,6 +35,8 @@ _HOMES = {
     "experiment_data": "experiment",
     "resume_experiment": "experiment",
     "run_experiment": "experiment",
+    "load_predictor": "predict",
+    "predict_files": "predict",
     "reproduce_all": "reproduce",
 }
 __all__ = [
@@ -42,6 +45,8 @@ __all__ = [
     "check_experiment",
     "data_key",
     "experiment_data",
+    "load_predictor",
+    "predict_files",
     "preset_names",
     "reproduce_all",
     "resolve_config",

@@ -42,7 +42,7 @@ from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.interrupt import deferred_interrupts
 from mlpkit.train.trainer import Trainer
-from mlpkit.workflows.results import final_metrics, save_predictions, write_history
+from mlpkit.workflows.results import final_metrics, save_predictions, save_run_model, write_history
 
 
 def experiment_data(cfg: Config, *, data_dir: str | Path | None = None) -> PreparedData:
@@ -294,6 +294,7 @@ def run_experiment(
             metrics["sparse_inputs"] = trainer.sparse_used
             save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
             save_predictions(run_dir / schema.PREDICTIONS, model, data)
+            save_run_model(run_dir / schema.MODEL, model, data, cfg.to_dict())
             if owned:
                 data = None  # frees the training arrays (~100 MB for the seed split) before plotting
             run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)

@@ -1,5 +1,5 @@
 """A run's results on disk: the history, the final metrics and the validation predictions
-(the run's weights are written by :mod:`mlpkit.runs.weights`). Written by
+(the run's weights are written by :mod:`mlpkit.runs.weights`) and its model file. Written by
 :func:`mlpkit.workflows.experiment.run_experiment` inside its one committed unit."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mlpkit.runs.checkpoints import last_good_checkpoint
 from mlpkit.train.callbacks import EarlyStopping, History
 from mlpkit.train.trainer import Trainer
 
-__all__ = ["MISCLASSIFIED_KEPT", "final_metrics", "save_predictions", "write_history"]
+__all__ = ["MISCLASSIFIED_KEPT", "final_metrics", "save_predictions", "save_run_model", "write_history"]
 
 #: Misclassified validation images kept in predictions.npz (the most confident mistakes first).
 MISCLASSIFIED_KEPT = 100
@@ -92,4 +92,24 @@ def save_predictions(path: Path, model: MLP, data: PreparedData) -> None:
             "misclassified_images": data.val_images(order),
         },
         compress=True,
+    )
+
+
+def save_run_model(path: Path, model: MLP, data: PreparedData, config: dict[str, Any], dataset: str = "mnist") -> Path:
+    """The run's model file (`mlpkit.runs.model_file`): what ``mlpkit predict`` reads.
+
+    MNIST's digits: the training split's global mean/std, classes 0..9, inputs of 28x28 pixels;
+    the provenance digests the run's config (``Config.to_dict``).
+    """
+    from mlpkit.runs.loaded_model import Normalization, Provenance
+    from mlpkit.runs.model_file import save_model
+
+    return save_model(
+        model,
+        path,
+        normalization=Normalization("global", data.mean, data.std),
+        classes=list(range(model.n_classes)),
+        input_shape=(28, 28),
+        dataset=dataset,
+        provenance=Provenance.for_config(config),
     )
