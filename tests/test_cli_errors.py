@@ -27,6 +27,7 @@ from mlpkit.runs.completion import IncompleteRunError
 from mlpkit.runs.folder import is_empty, load_run
 from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import run_experiment
+from run_files import weights_bytes
 
 #: How a Ctrl-C'd run may end: status 130, or (rarely, on a heavily loaded machine) killed by the
 #: SIGINT itself once its one line is printed; a shell reports both as 130. Never a traceback.
@@ -43,11 +44,6 @@ def invoke(*args: str, mnist_path: Path | None = None):
 
 def env(mnist_path: Path) -> dict[str, str]:
     return {**os.environ, "MLPKIT_DATA": str(mnist_path), "PYTHONWARNINGS": "ignore"}
-
-
-def weights_bytes(run_dir: Path) -> dict[str, bytes]:
-    with np.load(run_dir / schema.WEIGHTS, allow_pickle=False) as archive:
-        return {k: archive[k].tobytes() for k in archive.files}
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from conftest import mnist_dir  # the shared finder of real MNIST
 from mlpkit.runs.config import with_overrides
 from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import run_experiment
+from run_files import weights_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["n_train=600", "data.n_val=300", "epochs=2", "train.threads=1", "train.checkpoint_every=0"]
@@ -31,11 +32,6 @@ def train(out: Path, *overrides: str) -> Path:
     return out
 
 
-def weights(run_dir: Path) -> dict[str, bytes]:
-    with np.load(run_dir / "weights.npz", allow_pickle=False) as archive:
-        return {k: archive[k].tobytes() for k in archive.files}
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("determinism")
@@ -44,14 +40,14 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 def test_same_seed_gives_bit_identical_weights_and_history(runs) -> None:
     a, b = runs["a"], runs["b"]
-    assert weights(a) == weights(b)
+    assert weights_bytes(a) == weights_bytes(b)
     assert (a / "history.json").read_bytes() == (b / "history.json").read_bytes()
     with np.load(a / "predictions.npz") as pa, np.load(b / "predictions.npz") as pb:
         assert all(pa[k].tobytes() == pb[k].tobytes() for k in pa.files)
 
 
 def test_another_seed_gives_different_weights(runs) -> None:
-    a, other = weights(runs["a"]), weights(runs["other"])
+    a, other = weights_bytes(runs["a"]), weights_bytes(runs["other"])
     params = [k for k in a if k != "__meta__"]
     assert params and all(a[k] != other[k] for k in params)
     assert (runs["a"] / "history.json").read_bytes() != (runs["other"] / "history.json").read_bytes()

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from mlpkit.train.checkpoint import load_checkpoint
+from run_files import assert_same_run, weights_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20240607  # drives the kill moments
@@ -97,21 +98,6 @@ def assert_no_partial_file(run_dir: Path) -> None:
 
 def checkpoint_steps(run_dir: Path) -> set[int]:
     return {int(p.stem.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*.npz")}
-
-
-def weights(run_dir: Path) -> dict[str, bytes]:
-    with np.load(run_dir / "weights.npz", allow_pickle=False) as archive:
-        return {k: archive[k].tobytes() for k in archive.files}
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    assert weights(a) == weights(b)
-    assert (a / "history.json").read_bytes() == (b / "history.json").read_bytes()
-    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-    ma.pop("wall_time_s"), mb.pop("wall_time_s")
-    assert ma == mb
-    with np.load(a / "predictions.npz") as pa, np.load(b / "predictions.npz") as pb:
-        assert all(np.array_equal(pa[k], pb[k]) for k in pa.files)
 
 
 @pytest.fixture(scope="module")
@@ -301,13 +287,13 @@ def test_resuming_an_early_stopped_run_stays_stopped(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout + first.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["early_stop_step"] is not None and metrics["steps"] < 20 * (1000 // 32)
-    before = weights(run_dir), (run_dir / "history.json").read_bytes()
+    before = weights_bytes(run_dir), (run_dir / "history.json").read_bytes()
 
     again = run("--resume", str(run_dir))
     assert again.returncode == 0, again.stdout + again.stderr
     after = json.loads((run_dir / "metrics.json").read_text())
     assert after["steps"] == metrics["steps"] and after["early_stop_step"] == metrics["early_stop_step"]
-    assert (weights(run_dir), (run_dir / "history.json").read_bytes()) == before
+    assert (weights_bytes(run_dir), (run_dir / "history.json").read_bytes()) == before
 
 
 def test_resume_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path: Path) -> None:
