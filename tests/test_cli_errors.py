@@ -98,7 +98,7 @@ def assert_interrupted(proc: subprocess.CompletedProcess, line: str) -> None:
     ("moment", "target"),
     [
         ("start-up", "mlpkit.workflows.experiment.check_experiment"),
-        ("data loading", "mlpkit.workflows.experiment.load_mnist"),
+        ("data loading", "mlpkit.workflows.experiment_data.load_dataset"),
         ("writing the config", "mlpkit.workflows.experiment.environment_info"),
     ],
 )

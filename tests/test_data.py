@@ -299,7 +299,7 @@ def fake_split(n: int = 30) -> Mnist:
 
 
 def test_split_options_validated() -> None:
-    with pytest.raises(ConfigError, match="full, seed"):
+    with pytest.raises(ConfigError, match="seed, full, holdout, given"):
         make_split(fake_split(), "random")
     with pytest.raises(ConfigError, match="n_train"):
         make_split(fake_split(), "seed", n_train=0)

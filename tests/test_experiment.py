@@ -46,7 +46,7 @@ def test_a_run_records_the_training_split_statistics_exactly(mnist_path: Path, t
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / schema.METRICS).read_text())
     assert metrics["steps"] == 20_000 // 32
-    assert metrics["normalization"] == {"mean": SEED_TRAIN_MEAN, "std": SEED_TRAIN_STD}
+    assert metrics["normalization"] == {"kind": "global", "mean": SEED_TRAIN_MEAN, "std": SEED_TRAIN_STD}
     model, meta = load_weights(out / schema.WEIGHTS)
     assert (meta["mean"], meta["std"]) == (SEED_TRAIN_MEAN, SEED_TRAIN_STD)
     assert list(model.hidden) == [64]

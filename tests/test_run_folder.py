@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from mlpkit.cli import main
 from mlpkit.core.errors import CheckpointError, MlpkitError
 from mlpkit.core.fileio import atomic_save_npz
+from mlpkit.data.normalize import Normalization
 from mlpkit.runs import schema
 from mlpkit.runs.folder import load_run
 from mlpkit.runs.weights import META_KEY, load_weights, save_weights
@@ -118,7 +119,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     model = MLP([5, 3], bias="per_layer", dtype="float64", activation="tanh")
     model.init_weights(np.random.default_rng(0), "uniform")
     cfg = resolve_config("task3c", ["hidden=[5, 3]", "model.bias=per_layer", "dtype=float64", "activation=tanh"])
-    save_weights(tmp_path / "w.npz", model, mean=1.5, std=2.0, config=cfg.to_dict())
+    save_weights(tmp_path / "w.npz", model, normalization=Normalization("global", 1.5, 2.0), config=cfg.to_dict())
     loaded, meta = load_weights(tmp_path / "w.npz", config=cfg)
     assert (meta["mean"], meta["std"]) == (1.5, 2.0)
     for a, b in zip(model.parameters(), loaded.parameters()):

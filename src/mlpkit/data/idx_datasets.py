@@ -6,13 +6,24 @@ Transitional: only MNIST is registered, through `mlpkit.data.mnist.load_mnist`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from mlpkit.data.dataset import Dataset
 
 __all__ = ["IDX_DATASETS", "load_idx_dataset"]
 
-#: Registered IDX data sets -> (train size, test size, input shape, number of classes).
-IDX_DATASETS: dict[str, tuple[int, int, tuple[int, ...], int]] = {"mnist": (60_000, 10_000, (28, 28), 10)}
+
+class IdxFacts(NamedTuple):
+    """What is known of a registered IDX data set without reading it."""
+
+    n_train: int
+    n_test: int
+    input_shape: tuple[int, ...]
+    n_classes: int
+
+
+#: Registered IDX data sets and their sizes.
+IDX_DATASETS: dict[str, IdxFacts] = {"mnist": IdxFacts(60_000, 10_000, (28, 28), 10)}
 
 
 def load_idx_dataset(name: str, data_dir: str | Path | None = None, *, download: bool = True) -> Dataset:

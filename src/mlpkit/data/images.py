@@ -16,7 +16,7 @@ import numpy as np
 
 from mlpkit.core.errors import DataError
 
-__all__ = ["MNIST_BOX", "MNIST_SIZE", "load_image", "mnist_style"]
+__all__ = ["MNIST_BOX", "MNIST_SIZE", "load_image", "mnist_style", "resize_gray"]
 
 MNIST_SIZE = 28  # the field
 MNIST_BOX = 20  # the longer side of the ink after scaling
@@ -129,6 +129,19 @@ def mnist_style(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     digit = _fit_box(x)
     return _centre(digit)
+
+
+def resize_gray(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Grayscale pixels resized (Lanczos) to ``shape`` (rows, columns), 0..255: how a model
+    trained on a folder of pictures (not MNIST-style digits) reads a new picture."""
+    from PIL import Image
+
+    rows, cols = shape
+    x = np.asarray(image, dtype=np.float32)
+    if x.shape == (rows, cols):
+        return x.astype(np.float64)
+    resized = Image.fromarray(x).resize((cols, rows), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(resized, dtype=np.float64), 0.0, 255.0)
 
 
 def _fit_box(x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 from mlpkit.core.errors import ConfigError, DataError
 from mlpkit.data.dataset import Dataset
 from mlpkit.data.idx_datasets import IDX_DATASETS, load_idx_dataset
+from mlpkit.data.splits import stratified_pick
 
 __all__ = ["DATASET_NAMES", "DEFAULT_TEST_FRACTION", "carve_test", "is_registered", "load_dataset"]
 
@@ -127,16 +128,8 @@ def carve_test(dataset: Dataset, fraction: float) -> Dataset:
     if fraction == 0:
         return dataset
     y = np.asarray(dataset.y_train)
-    rng = np.random.default_rng(_CARVE_SEED)
-    order = rng.permutation(len(y))
-    _, inverse = np.unique(y[order], return_inverse=True)
-    test_rows = []
-    for c in range(int(inverse.max()) + 1 if len(y) else 0):
-        members = order[inverse == c]
-        test_rows.append(members[: int(round(fraction * len(members)))])
     is_test = np.zeros(len(y), dtype=bool)
-    if test_rows:
-        is_test[np.concatenate(test_rows)] = True
+    is_test[stratified_pick(y, fraction, np.random.default_rng(_CARVE_SEED))] = True
     if is_test.all():
         raise ConfigError(f"{dataset.name}: data.test_fraction={fraction} leaves no training rows")
     return replace(

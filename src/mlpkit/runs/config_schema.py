@@ -41,17 +41,43 @@ class DataConfig:
 
     Parameters
     ----------
+    dataset : str
+        A registered name (``mnist``, ``fashion-mnist``, ``kmnist``, ``digits``) or the path of
+        the user's own data: ``.npz``, ``.csv``, a folder of images (one subfolder per class) or
+        an IDX images file (see `mlpkit.data.registry.load_dataset`).
     split : str
-        ``"seed"`` or ``"full"`` (see `mlpkit.data.splits.make_split`).
+        ``"seed"``, ``"full"``, ``"holdout"`` or ``"given"`` (see `mlpkit.data.splits.make_split`).
     n_train, n_val : int or None
         Training and validation set sizes; None for the split's default.
+    val_fraction : float
+        The share of the training part ``holdout`` validates on.
+    validation : str or None
+        ``given``'s validation file (same kind as ``dataset``).
+    test : str or None
+        A test file for the user's own data; without one a test part is carved off.
+    test_fraction : float
+        The share carved off as the test part of data that has none (0: none).
+    normalization : str
+        ``"global"`` (one mean/std, the seed's), ``"per_feature"`` or ``"none"``.
+    label_column : str
+        The label column of a CSV file.
+    labels : str or None
+        The labels file of an IDX images file (default: its name with images -> labels).
     shuffle : bool
         Reshuffle the training set every epoch.
     """
 
+    dataset: str = "mnist"
     split: str = "seed"
     n_train: int | None = None  # None: the split's default (20,000 for "seed")
     n_val: int | None = None
+    val_fraction: float = 0.1
+    validation: str | None = None
+    test: str | None = None
+    test_fraction: float = 0.2
+    normalization: str = "global"
+    label_column: str = "label"
+    labels: str | None = None
     shuffle: bool = True
 
 

@@ -9,103 +9,38 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlpkit.core.errors import DataError, InputError
+from mlpkit.core.errors import InputError
 from mlpkit.core.version import __version__
+from mlpkit.data.normalize import NORMALIZATION_KINDS, Normalization
 
 if TYPE_CHECKING:
     from mlpkit.nn.mlp import MLP
 
-__all__ = ["NORMALIZATION_KINDS", "LoadedModel", "Normalization", "Provenance", "config_digest"]
+__all__ = [
+    "NORMALIZATION_KINDS",
+    "PREPROCESS_KINDS",
+    "LoadedModel",
+    "Normalization",
+    "Provenance",
+    "config_digest",
+    "default_preprocess",
+]
 
-NORMALIZATION_KINDS = ("global", "per_feature", "none")
-_BLOCK_ROWS = 1024  # rows per float64 temporary when normalizing, as `mlpkit.data.normalize` does
-
-
-@dataclass(frozen=True, eq=False)
-class Normalization:
-    """How raw inputs are standardized before the network sees them.
-
-    Parameters
-    ----------
-    kind : {"global", "per_feature", "none"}
-        One scalar mean/std over all features (the seed's), one per feature, or none.
-    mean, std : float or np.ndarray or None
-        Floats for ``"global"``, 1-D float64 arrays (one entry per feature) for
-        ``"per_feature"``, None for ``"none"``; every std finite and > 0.
-
-    Raises
-    ------
-    DataError
-        For an unknown kind or statistics that do not fit it.
-    """
-
-    kind: str
-    mean: float | np.ndarray | None = None
-    std: float | np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in NORMALIZATION_KINDS:
-            raise DataError(f"unknown normalization kind {self.kind!r}; valid: {', '.join(NORMALIZATION_KINDS)}")
-        if self.kind == "none":
-            if self.mean is not None or self.std is not None:
-                raise DataError("normalization 'none' takes no mean or std")
-        elif self.kind == "global":
-            scalars = _finite_scalar(self.mean), _finite_scalar(self.std)
-            if scalars[0] is None or scalars[1] is None or scalars[1] <= 0:
-                raise DataError(f"global normalization needs finite mean and std > 0, got {self.mean!r}, {self.std!r}")
-            object.__setattr__(self, "mean", scalars[0])
-            object.__setattr__(self, "std", scalars[1])
-        else:
-            mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
-            if mean.ndim != 1 or mean.shape != std.shape or mean.size == 0:
-                raise DataError(
-                    f"per_feature normalization needs two 1-D arrays of one size, got {mean.shape}, {std.shape}"
-                )
-            if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-                raise DataError("per_feature normalization needs finite means and finite stds > 0")
-            object.__setattr__(self, "mean", mean)
-            object.__setattr__(self, "std", std)
-
-    def check_features(self, n_features: int) -> None:
-        """Raise DataError unless per-feature statistics have ``n_features`` entries."""
-        if isinstance(self.mean, np.ndarray) and self.mean.shape != (n_features,):
-            raise DataError(f"per_feature normalization has {self.mean.size} features, the model {n_features}")
-
-    def apply(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        """(n, features) raw inputs -> (n, features) array of ``dtype``; math in float64.
-
-        ``"global"`` is exactly `mlpkit.data.normalize.Normalizer.apply` (subtract, then divide,
-        in float64, then one rounding), so a model trained on its output predicts the same.
-        """
-        out = np.empty(x.shape, dtype=dtype)
-        for i in range(0, len(x), _BLOCK_ROWS):
-            block = x[i : i + _BLOCK_ROWS].astype(np.float64)
-            if self.mean is not None and self.std is not None:  # kind "none" has neither
-                block -= self.mean
-                block /= self.std
-            out[i : i + _BLOCK_ROWS] = block
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON part (arrays of ``"per_feature"`` are stored as tensors, not here)."""
-        if self.kind == "global":
-            return {"kind": "global", "mean": self.mean, "std": self.std}
-        return {"kind": self.kind}
+#: How ``predict`` (and the web app) turn an image file into one raw input (see `LoadedModel`).
+PREPROCESS_KINDS = ("mnist", "resize", "none")
 
 
-def _finite_scalar(value: object) -> float | None:
-    """``value`` as a float if it is a finite real number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+def default_preprocess(input_shape: tuple[int, ...]) -> str:
+    """MNIST's preprocessing for 28x28 inputs, a plain resize for other 2-D inputs, else none."""
+    if tuple(input_shape) == (28, 28):
+        return "mnist"
+    return "resize" if len(input_shape) == 2 else "none"
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -161,6 +96,12 @@ class LoadedModel:
         The data set it was trained on.
     provenance : Provenance
         Version, config digest, time.
+    preprocess : {"mnist", "resize", "none"} or None
+        How an image file becomes an input: MNIST's own steps (`mlpkit.data.images.mnist_style`),
+        grayscale resized to ``input_shape``, or not at all (images refused); None:
+        `default_preprocess` of ``input_shape``.
+    data : dict or None
+        The ``[data]`` table the model was trained with (how to find its test part again).
     """
 
     model: MLP
@@ -169,6 +110,12 @@ class LoadedModel:
     input_shape: tuple[int, ...]
     dataset: str
     provenance: Provenance
+    preprocess: str | None = None
+    data: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.preprocess is None:
+            object.__setattr__(self, "preprocess", default_preprocess(self.input_shape))
 
     def features(self, raw_x: np.ndarray) -> np.ndarray:
         """Raw inputs (n, *input_shape) or (n, n_features), or one input of ``input_shape``,

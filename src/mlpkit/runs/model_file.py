@@ -21,7 +21,15 @@ import numpy as np
 from mlpkit.core.errors import CheckpointError, MlpkitError
 from mlpkit.core.fileio import atomic_write_bytes
 from mlpkit.nn.mlp import BIAS_MODES, DTYPES
-from mlpkit.runs.loaded_model import NORMALIZATION_KINDS, LoadedModel, Normalization, Provenance, config_digest
+from mlpkit.runs.loaded_model import (
+    NORMALIZATION_KINDS,
+    PREPROCESS_KINDS,
+    LoadedModel,
+    Normalization,
+    Provenance,
+    config_digest,
+    default_preprocess,
+)
 
 if TYPE_CHECKING:
     from mlpkit.nn.mlp import MLP
@@ -45,6 +53,8 @@ def save_model(
     input_shape: Sequence[int],
     dataset: str,
     provenance: Provenance | None = None,
+    preprocess: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Path:
     """Atomically write ``model`` and what it needs to classify raw inputs to one file.
 
@@ -67,6 +77,11 @@ def save_model(
         The name of the data set it was trained on.
     provenance : Provenance or None
         Version, config digest, time; None for this mlpkit, now, and no config.
+    preprocess : {"mnist", "resize", "none"} or None
+        How ``predict`` reads image files for it; None: the default for ``input_shape``
+        (`mlpkit.runs.loaded_model.default_preprocess`).
+    data : dict or None
+        The ``[data]`` table it was trained with (plain JSON), for ``evaluate``.
 
     Returns
     -------
@@ -97,7 +112,10 @@ def save_model(
         "input_shape": [int(s) for s in input_shape],
         "dataset": dataset,
         "provenance": provenance.to_json(),
+        "preprocess": preprocess or default_preprocess(tuple(int(s) for s in input_shape)),
     }
+    if data is not None:
+        doc["data"] = data
     tensors = {name: np.ascontiguousarray(p) for name, p in zip(model.parameter_names(), model.parameters())}
     if normalization.kind == "per_feature":
         tensors.update(zip(_NORM_TENSORS, (np.asarray(normalization.mean), np.asarray(normalization.std))))
@@ -168,6 +186,11 @@ def model_from_run(run_dir: str | Path) -> LoadedModel:
 
     run = load_run(run_dir)
     model, meta = load_weights(run.path / schema.WEIGHTS, config=from_dict(run.config))
+    if meta.get("normalization", "global") != "global":
+        raise CheckpointError(
+            f"run {run.path}: its {meta.get('normalization')} normalization is kept only in {schema.MODEL},"
+            f" which is missing; {schema.WEIGHTS} alone cannot rebuild the model"
+        )
     stats = run.metrics.get("normalization") or {}
     if (stats.get("mean"), stats.get("std")) != (meta["mean"], meta["std"]):
         raise CheckpointError(
@@ -267,13 +290,19 @@ def _build(doc: dict[str, Any], tensors: dict[str, np.ndarray], path: Path) -> L
     if not isinstance(dataset, str) or not dataset:
         raise fail(f"dataset must be a non-empty name, got {dataset!r}")
     provenance = _provenance(doc.get("provenance"), fail)
+    preprocess = doc.get("preprocess", default_preprocess(tuple(shape)))
+    if preprocess not in PREPROCESS_KINDS:
+        raise fail(f"preprocess must be one of {', '.join(PREPROCESS_KINDS)}, got {preprocess!r}")
+    data = doc.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise fail(f"data must be a table of the training data's settings, got {data!r}"[:300])
     try:
         model = MLP(hidden, n_features=n_features, n_classes=n_classes, activation=arch["activation"],
                     bias=arch["bias"], dtype=dtype)  # fmt: skip
         model.load_state_dict({n: tensors[n] for n in model.parameter_names()})
     except MlpkitError as exc:
         raise fail(f"describes a model mlpkit cannot build: {exc}") from None
-    return LoadedModel(model, normalization, classes, tuple(shape), dataset, provenance)
+    return LoadedModel(model, normalization, classes, tuple(shape), dataset, provenance, preprocess, data)
 
 
 def _check_weights(arch: dict[str, Any], tensors: dict[str, np.ndarray], fail: Any) -> None:

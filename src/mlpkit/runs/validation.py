@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlpkit.core.errors import ConfigError
+from mlpkit.data.normalize import NORMALIZATION_KINDS
+from mlpkit.data.registry import DATASET_NAMES
 from mlpkit.data.splits import SPLITS
 from mlpkit.engine.selection import ENGINES
 from mlpkit.nn.activations import ACTIVATIONS
@@ -96,9 +98,23 @@ def validate(cfg: Config) -> Config:
     )
     need(m.init in INITIALIZERS, f"model.init {m.init!r} is unknown; valid: {', '.join(sorted(INITIALIZERS))}")
     need(m.bias in BIAS_MODES, f"model.bias {m.bias!r} is unknown; valid: {', '.join(BIAS_MODES)}")
+    need(d.dataset.strip() != "", f"data.dataset must name a data set ({', '.join(DATASET_NAMES)}) or a path")
     need(d.split in SPLITS, f"data.split {d.split!r} is unknown; valid: {', '.join(SPLITS)}")
     need(d.n_train is None or d.n_train > 0, f"data.n_train must be > 0, got {d.n_train}")
     need(d.n_val is None or d.n_val > 0, f"data.n_val must be > 0, got {d.n_val}")
+    need(0 < d.val_fraction < 1, f"data.val_fraction must lie in (0, 1), got {d.val_fraction}")
+    need(0 <= d.test_fraction < 1, f"data.test_fraction must lie in [0, 1) (0: no test part), got {d.test_fraction}")
+    need(
+        d.normalization in NORMALIZATION_KINDS,
+        f"data.normalization {d.normalization!r} is unknown; valid: {', '.join(NORMALIZATION_KINDS)}",
+    )
+    need(
+        (d.split == "given") == (d.validation is not None),
+        "data.split 'given' needs data.validation (a validation file)"
+        if d.split == "given"
+        else f"data.validation is only used with data.split = 'given' (split is {d.split!r})",
+    )
+    need(d.label_column.strip() != "", "data.label_column must name the CSV's label column")
     need(t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}")
     need(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
     need(0 < t.learning_rate < float("inf"), f"train.learning_rate must be > 0, got {t.learning_rate}")

@@ -22,6 +22,7 @@ from mlpkit.runs.schema import WEIGHTS_FORMAT
 from mlpkit.train.checkpoint import read_npz
 
 if TYPE_CHECKING:
+    from mlpkit.data.normalize import Normalization
     from mlpkit.nn.mlp import MLP
     from mlpkit.runs.config import Config
 
@@ -31,7 +32,7 @@ META_KEY = "__meta__"
 VERSION = 1
 
 
-def save_weights(path: str | Path, model: MLP, *, mean: float, std: float, config: dict[str, Any]) -> Path:
+def save_weights(path: str | Path, model: MLP, *, normalization: Normalization, config: dict[str, Any]) -> Path:
     """Atomically write ``model``'s parameters and metadata to ``path``.
 
     Parameters
@@ -40,8 +41,10 @@ def save_weights(path: str | Path, model: MLP, *, mean: float, std: float, confi
         The ``.npz`` file to write.
     model : MLP
         The trained model.
-    mean, std : float
-        The normalization its inputs need.
+    normalization : Normalization
+        The normalization its inputs need: a global one is recorded as ``mean`` and ``std``;
+        for the other kinds those are 0 and 1 and ``normalization`` names the kind (the run's
+        ``model.safetensors`` holds the statistics).
     config : dict
         The run's config as a dict (`Config.to_dict`); its ``model`` table is recorded.
 
@@ -56,9 +59,11 @@ def save_weights(path: str | Path, model: MLP, *, mean: float, std: float, confi
         "dtype": model.dtype.name,
         "n_features": model.n_features,
         "n_classes": model.n_classes,
-        "mean": mean,
-        "std": std,
+        "mean": normalization.mean if normalization.kind == "global" else 0.0,
+        "std": normalization.std if normalization.kind == "global" else 1.0,
     }
+    if normalization.kind != "global":
+        meta["normalization"] = normalization.kind
     arrays = dict(model.state_dict())
     arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     return atomic_save_npz(path, arrays)

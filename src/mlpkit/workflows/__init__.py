@@ -17,11 +17,10 @@ if TYPE_CHECKING:
         RunResult,
         build_model,
         check_experiment,
-        data_key,
-        experiment_data,
         resume_experiment,
         run_experiment,
     )
+    from mlpkit.workflows.experiment_data import data_key, experiment_data
     from mlpkit.workflows.predict import load_predictor, predict_files
     from mlpkit.workflows.reproduce import reproduce_all
 
@@ -31,8 +30,8 @@ _HOMES = {
     "RunResult": "experiment",
     "build_model": "experiment",
     "check_experiment": "experiment",
-    "data_key": "experiment",
-    "experiment_data": "experiment",
+    "data_key": "experiment_data",
+    "experiment_data": "experiment_data",
     "resume_experiment": "experiment",
     "run_experiment": "experiment",
     "load_predictor": "predict",

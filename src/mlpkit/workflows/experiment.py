@@ -17,9 +17,10 @@ import numpy as np
 
 from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, MlpkitError
 from mlpkit.core.fileio import atomic_write_json, atomic_write_text
-from mlpkit.data.mnist import MNIST_CLASSES, MNIST_SHAPES, load_mnist, resolve_data_dir
-from mlpkit.data.prepare import PreparedData, prepare_data
-from mlpkit.data.splits import make_split, split_sizes
+from mlpkit.data.idx_datasets import IDX_DATASETS
+from mlpkit.data.mnist import resolve_data_dir
+from mlpkit.data.prepare import PreparedData
+from mlpkit.data.splits import split_sizes
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.report.plots import run_figures
@@ -42,31 +43,8 @@ from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.interrupt import deferred_interrupts
 from mlpkit.train.trainer import Trainer
+from mlpkit.workflows.experiment_data import experiment_data
 from mlpkit.workflows.results import final_metrics, save_predictions, save_run_model, write_history
-
-
-def experiment_data(cfg: Config, *, data_dir: str | Path | None = None) -> PreparedData:
-    """The arrays ``cfg`` trains and validates on: MNIST, split and prepared for its model.
-
-    Parameters
-    ----------
-    cfg : Config
-        Its ``data`` table chooses the split; ``train.dtype`` and ``model.bias`` the arrays' form.
-    data_dir : str, Path or None
-        Where MNIST is (see `mlpkit.data.mnist.load_mnist`).
-
-    Returns
-    -------
-    PreparedData
-        Normalized with the training split's mean and std.
-
-    Raises
-    ------
-    DataError, ConfigError
-        If MNIST cannot be had, or the split's sizes do not fit it.
-    """
-    split = make_split(load_mnist(data_dir), cfg.data.split, n_train=cfg.data.n_train, n_val=cfg.data.n_val)
-    return prepare_data(split, dtype=cfg.train.dtype, bias_column=cfg.model.bias == "input_column")
 
 
 def check_experiment(
@@ -80,6 +58,9 @@ def check_experiment(
     """Everything about a run that can be refused before any work: nothing is read, allocated or
     written (the CLI announces a run only after this passed; `run_experiment` calls it first).
 
+    Sizes come from the registry for the IDX family; the sizes of other data sets are only known
+    once read, so their memory check waits for ``data`` (`run_experiment` checks again with it).
+
     Parameters
     ----------
     cfg : Config
@@ -87,9 +68,9 @@ def check_experiment(
     run_dir : str or Path
         Its folder: must be new or empty (a folder to resume must be a folder).
     data_dir : str, Path or None
-        Where MNIST is: a folder that was named must exist (unused when ``data`` is given).
+        Where an IDX data set is: a folder that was named must exist (unused when ``data`` is given).
     data : PreparedData or None
-        Arrays prepared already; None: sizes come from the MNIST registry.
+        Arrays prepared already; None: sizes come from the registry where it knows them.
     resume : bool
         Whether the run continues in ``run_dir``.
 
@@ -104,22 +85,30 @@ def check_experiment(
     run_dir = Path(run_dir)
     _check_folder(run_dir, resume=resume)
     if data is None:
-        resolve_data_dir(data_dir)
+        facts = IDX_DATASETS.get(cfg.data.dataset)
+        if facts is None:
+            return
+        if cfg.data.dataset == "mnist":
+            resolve_data_dir(data_dir)
         n_train, n_val = split_sizes(
             cfg.data.split,
             cfg.data.n_train,
             cfg.data.n_val,
-            train_available=MNIST_SHAPES["train_images"][0],
-            test_available=MNIST_SHAPES["test_images"][0],
+            train_available=facts.n_train,
+            test_available=facts.n_test,
         )
-        raw = sum(math.prod(shape) for shape in MNIST_SHAPES.values())
+        n_features, n_classes = math.prod(facts.input_shape), facts.n_classes
+        raw = (facts.n_train + facts.n_test) * (n_features + 1)
     else:
         n_train, n_val, raw = len(data.x_train), len(data.x_val), 0
+        n_features, n_classes = data.n_features, len(data.classes)
     if cfg.train.batch_size > n_train:
         raise ConfigError(
             f"train.batch_size {cfg.train.batch_size} is larger than the training set ({n_train} samples)"
         )
-    footprint = estimate_footprint(cfg, n_train=n_train, n_val=n_val, n_classes=MNIST_CLASSES, raw_bytes=raw)
+    footprint = estimate_footprint(
+        cfg, n_train=n_train, n_val=n_val, n_features=n_features, n_classes=n_classes, raw_bytes=raw
+    )
     check_footprint(footprint, what=f"config {cfg.name}")
 
 
@@ -130,14 +119,17 @@ def _check_folder(run_dir: Path, *, resume: bool) -> None:
         raise ConfigError(f"output folder {run_dir} already exists and is not empty; choose another --out")
 
 
-def data_key(cfg: Config) -> tuple:
-    """Configs with equal keys can share one `experiment_data`."""
-    return (cfg.data.split, cfg.data.n_train, cfg.data.n_val, cfg.train.dtype, cfg.model.bias)
-
-
-def build_model(cfg: Config) -> MLP:
-    """The untrained model ``cfg`` describes."""
-    return MLP(cfg.model.hidden, activation=cfg.model.activation, bias=cfg.model.bias, dtype=cfg.train.dtype)
+def build_model(cfg: Config, *, n_features: int = 784, n_classes: int = 10) -> MLP:
+    """The untrained model ``cfg`` describes, for inputs of ``n_features`` and ``n_classes`` classes."""
+    m = cfg.model
+    return MLP(
+        m.hidden,
+        n_features=n_features,
+        n_classes=n_classes,
+        activation=m.activation,
+        bias=m.bias,
+        dtype=cfg.train.dtype,
+    )
 
 
 @dataclass
@@ -220,13 +212,15 @@ def run_experiment(
     """
     run_dir = Path(run_dir)
     check_experiment(cfg, run_dir, data_dir=data_dir, data=data, resume=resume)
-    model = build_model(cfg)
     t = cfg.train
     owned = data is None
     with RunLock(run_dir), _thread_limit(t.threads):
         _check_folder(run_dir, resume=resume)  # again under the lock: another writer may have begun
         if data is None:
             data = experiment_data(cfg, data_dir=data_dir)
+            if cfg.data.dataset not in IDX_DATASETS:  # sizes known only now
+                check_experiment(cfg, run_dir, data=data, resume=True)
+        model = build_model(cfg, n_features=data.n_features, n_classes=len(data.classes))
         if data.x_train.shape[1] != model.input_width:
             raise ConfigError(
                 f"the prepared data have {data.x_train.shape[1]} columns, the model takes"
@@ -292,7 +286,7 @@ def run_experiment(
             metrics["interrupted"] = state.interrupted
             metrics["engine"] = trainer.engine_used
             metrics["sparse_inputs"] = trainer.sparse_used
-            save_weights(run_dir / schema.WEIGHTS, model, mean=data.mean, std=data.std, config=cfg.to_dict())
+            save_weights(run_dir / schema.WEIGHTS, model, normalization=data.normalization, config=cfg.to_dict())
             save_predictions(run_dir / schema.PREDICTIONS, model, data)
             save_run_model(run_dir / schema.MODEL, model, data, cfg.to_dict())
             if owned:

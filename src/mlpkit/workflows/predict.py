@@ -32,7 +32,6 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 BATCH_SUFFIXES = (".npy", ".npz", ".csv")
-_MNIST_SHAPE = (28, 28)
 
 
 @dataclass(frozen=True)
@@ -118,11 +117,18 @@ def _read_csv(path: Path) -> np.ndarray:
 
 
 def _read_image(model: LoadedModel, path: Path) -> np.ndarray:
-    from mlpkit.data.images import load_image, mnist_style
+    from mlpkit.data.images import load_image, mnist_style, resize_gray
 
+    if model.preprocess == "none":
+        raise InputError(
+            f"{path}: this model takes rows of {model.model.n_features} values ({model.dataset}), not images;"
+            " give a .npy, .npz or .csv batch"
+        )
     pixels = load_image(path)
-    if model.input_shape == _MNIST_SHAPE:
+    if model.preprocess == "mnist":
         pixels = mnist_style(pixels, name=str(path))
+    else:
+        pixels = resize_gray(pixels, model.input_shape)
     return pixels[None]
 
 

@@ -29,7 +29,8 @@ from mlpkit.seed.reference import reference_presets
 from mlpkit.seed.report import build_seed_report
 from mlpkit.seed.summary import reference_entry, summary_markdown
 from mlpkit.workflows.configs import preset_names, resolve_config
-from mlpkit.workflows.experiment import check_experiment, data_key, experiment_data, run_experiment
+from mlpkit.workflows.experiment import check_experiment, run_experiment
+from mlpkit.workflows.experiment_data import data_key, experiment_data
 
 #: Settings that change how fast a run computes, not what it computes: a kept run may differ in them.
 IGNORED_KEYS = ("train.threads",)

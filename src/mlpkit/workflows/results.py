@@ -72,7 +72,11 @@ def final_metrics(
         "steps_per_epoch": trainer.steps_per_epoch,
         "validate_every": trainer.validate_every,
         "wall_time_s": wall,
-        "normalization": {"mean": data.mean, "std": data.std},
+        "normalization": {"kind": data.normalization.kind, "mean": data.mean, "std": data.std}
+        if data.normalization.kind == "global"
+        else {"kind": data.normalization.kind},
+        "classes": list(data.classes),
+        "dataset": data.dataset,
     }
 
 
@@ -82,34 +86,51 @@ def save_predictions(path: Path, model: MLP, data: PreparedData) -> None:
     pred = proba.argmax(axis=1)
     wrong = np.flatnonzero(pred != data.y_val)
     order = wrong[np.argsort(-proba[wrong, pred[wrong]])][:MISCLASSIFIED_KEPT]
-    atomic_save_npz(
-        path,
-        {
-            "y_true": data.y_val.astype(np.int64),
-            "y_pred": pred.astype(np.int64),
-            "proba": proba,
-            "misclassified_index": order.astype(np.int64),
-            "misclassified_images": data.val_images(order),
-        },
-        compress=True,
-    )
+    arrays = {
+        "y_true": data.y_val.astype(np.int64),
+        "y_pred": pred.astype(np.int64),
+        "proba": proba,
+        "misclassified_index": order.astype(np.int64),
+    }
+    if len(data.image_shape) == 2:  # pictures only of inputs that are pictures
+        arrays["misclassified_images"] = data.val_images(order)
+    atomic_save_npz(path, arrays, compress=True)
 
 
-def save_run_model(path: Path, model: MLP, data: PreparedData, config: dict[str, Any], dataset: str = "mnist") -> Path:
+def save_run_model(path: Path, model: MLP, data: PreparedData, config: dict[str, Any]) -> Path:
     """The run's model file (`mlpkit.runs.model_file`): what ``mlpkit predict`` reads.
 
-    MNIST's digits: the training split's global mean/std, classes 0..9, inputs of 28x28 pixels;
-    the provenance digests the run's config (``Config.to_dict``).
+    It holds the training split's normalization, the data set's classes and input shape, the
+    run's ``[data]`` table (so ``evaluate`` finds the test part again) and the provenance
+    digest of the run's config (``Config.to_dict``).
     """
-    from mlpkit.runs.loaded_model import Normalization, Provenance
+    from mlpkit.runs.loaded_model import Provenance
     from mlpkit.runs.model_file import save_model
 
     return save_model(
         model,
         path,
-        normalization=Normalization("global", data.mean, data.std),
-        classes=list(range(model.n_classes)),
-        input_shape=(28, 28),
-        dataset=dataset,
+        normalization=data.normalization,
+        classes=list(data.classes),
+        input_shape=data.image_shape,
+        dataset=data.dataset,
         provenance=Provenance.for_config(config),
+        preprocess=image_preprocess(data),
+        data={k: v for k, v in config["data"].items() if v is not None},
     )
+
+
+def image_preprocess(data: PreparedData) -> str:
+    """How ``predict`` should read image files for a model trained on ``data``.
+
+    MNIST's own steps for the IDX family (digits drawn like MNIST's), a plain grayscale resize
+    for other pictures of uint8 pixels (an image folder), and none for the rest (table rows,
+    and scikit-learn's digits, whose 0..16 values no image file has).
+    """
+    from mlpkit.data.idx_datasets import IDX_DATASETS
+
+    if data.dataset in IDX_DATASETS and data.image_shape == (28, 28):
+        return "mnist"
+    if data.dataset != "digits" and len(data.image_shape) == 2 and data.raw_uint8:
+        return "resize"
+    return "none"
