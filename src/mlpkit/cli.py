@@ -83,6 +83,9 @@ data_dir_option = click.option(
     default=None,
     help="Folder with the four MNIST files (default: $MLPKIT_DATA, then the user cache, else download).",
 )
+dataset_option = click.option(
+    "--dataset", default="mnist", show_default=True, help="mnist, fashion-mnist or kmnist; --data-dir: its IDX files."
+)
 set_option = click.option(
     "--set",
     "overrides",
@@ -105,22 +108,6 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------------- data
-dataset_option = click.option(
-    "--dataset",
-    default="mnist",
-    show_default=True,
-    metavar="NAME",
-    help="An IDX data set: mnist, fashion-mnist or kmnist (--data-dir, then its variable, then"
-    " $MLPKIT_DATA_ROOT/NAME, then the user cache).",
-)
-idx_data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with the data set's four IDX files (default: its variable, e.g. $MLPKIT_DATA for MNIST).",
-)
-
-
 @main.group()
 def data() -> None:
     """The IDX data sets (MNIST, Fashion-MNIST, KMNIST): statistics and download."""
@@ -128,7 +115,7 @@ def data() -> None:
 
 @data.command("stats")
 @dataset_option
-@idx_data_dir_option
+@data_dir_option
 @click.option("--split", default="seed", show_default=True, help="seed (first 20,000 train / 10,000 test) or full.")
 def data_stats(dataset: str, data_dir: Path | None, split: str) -> None:
     """Split sizes and the training set's pixel mean and std."""
@@ -137,7 +124,6 @@ def data_stats(dataset: str, data_dir: Path | None, split: str) -> None:
     arrays = load_idx_arrays(dataset, data_dir)
     sp = make_split(arrays, split)
     norm = Normalizer.fit(sp.x_train)
-    click.echo(f"data set:        {dataset}")
     click.echo(f"data folder:     {resolve_idx_dir(dataset, data_dir) or '(downloaded to cache)'}")
     click.echo(f"split:           {split}")
     click.echo(f"training:        {len(sp.x_train)} images")
@@ -152,7 +138,7 @@ def data_stats(dataset: str, data_dir: Path | None, split: str) -> None:
 
 @data.command("download")
 @dataset_option
-@idx_data_dir_option
+@data_dir_option
 def data_download(dataset: str, data_dir: Path | None) -> None:
     """Fetch an IDX data set (if not present) and verify every file's SHA-256."""
     from mlpkit.data import IDX_DATASETS, load_idx_arrays, resolve_idx_dir
