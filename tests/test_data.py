@@ -20,6 +20,7 @@ from mlpkit.core.errors import ConfigError, DataError, InputError
 from mlpkit.data import (
     ENV_VAR,
     MNIST_FILES,
+    ROOT_ENV_VAR,
     Mnist,
     Normalizer,
     Split,
@@ -44,8 +45,9 @@ def mnist(mnist_path: Path) -> Mnist:
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the user's $MLPKIT_DATA or cache, and a stray download fails loudly."""
+    """No test sees the user's $MLPKIT_DATA, $MLPKIT_DATA_ROOT or cache, and a stray download fails loudly."""
     monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(ROOT_ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(mlpkit.data.download, "MNIST_MIRRORS", ("http://127.0.0.1:9/no-network/",))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mlpkit.core.errors import DataError
-from mlpkit.data.download import MNIST_MIRRORS, fetch_file
+from mlpkit.data.download import FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MNIST_MIRRORS, fetch_file
 from mlpkit.data.idx import read_idx, write_idx
 
 NAME = "tiny-idx1-ubyte.gz"
@@ -86,6 +86,8 @@ def fetch(base: str, subs: list[str], dest: Path, digest: str, **kwargs: object)
 def test_default_mirrors_are_the_known_mnist_hosts() -> None:
     assert MNIST_MIRRORS[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
     assert len(MNIST_MIRRORS) == 3 and all(m.endswith("/mnist/") for m in MNIST_MIRRORS)
+    assert FASHION_MNIST_MIRRORS[0] == "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    assert all(m.endswith("/kmnist/dataset/kmnist/") for m in KMNIST_MIRRORS)
 
 
 def test_first_good_mirror_is_used_once(server, tmp_path: Path) -> None:
@@ -163,3 +165,23 @@ def test_invalid_names_rejected_before_any_request(tmp_path: Path, name: str) ->
 def test_no_mirrors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no mirrors"):
         fetch_file(NAME, tmp_path, mirrors=[], sha256_of_payload="0" * 64)
+
+
+def test_digest_of_the_file_itself(server, tmp_path: Path) -> None:
+    """For data sets whose published digests are of the .gz bytes: those bytes, not the payload."""
+    base, requests, payload_digest = server
+    good = write_idx(tmp_path / NAME, PAYLOAD, compress=True)  # deterministic: the bytes the server's good/ has
+    gz_digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    path = fetch_file(NAME, tmp_path / "d", mirrors=[f"{base}/raw/", f"{base}/good/"], sha256_of_file=gz_digest)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == gz_digest
+    assert requests == [f"/raw/{NAME}", f"/good/{NAME}"]  # the same payload, uncompressed: refused
+    with pytest.raises(DataError, match="checksum mismatch: file SHA-256"):
+        fetch_file(NAME, tmp_path / "e", mirrors=[f"{base}/good/"], sha256_of_file=payload_digest)
+    assert list((tmp_path / "e").iterdir()) == []
+
+
+def test_exactly_one_digest(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="exactly one"):
+        fetch_file(NAME, tmp_path, mirrors=[])
+    with pytest.raises(TypeError, match="exactly one"):
+        fetch_file(NAME, tmp_path, mirrors=[], sha256_of_payload="0" * 64, sha256_of_file="0" * 64)

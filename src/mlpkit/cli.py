@@ -83,6 +83,9 @@ data_dir_option = click.option(
     default=None,
     help="Folder with the four MNIST files (default: $MLPKIT_DATA, then the user cache, else download).",
 )
+dataset_option = click.option(
+    "--dataset", default="mnist", show_default=True, help="mnist, fashion-mnist or kmnist; --data-dir: its IDX files."
+)
 set_option = click.option(
     "--set",
     "overrides",
@@ -107,20 +110,21 @@ def main() -> None:
 # ---------------------------------------------------------------------- data
 @main.group()
 def data() -> None:
-    """MNIST files: statistics and download."""
+    """The IDX data sets (MNIST, Fashion-MNIST, KMNIST): statistics and download."""
 
 
 @data.command("stats")
+@dataset_option
 @data_dir_option
 @click.option("--split", default="seed", show_default=True, help="seed (first 20,000 train / 10,000 test) or full.")
-def data_stats(data_dir: Path | None, split: str) -> None:
+def data_stats(dataset: str, data_dir: Path | None, split: str) -> None:
     """Split sizes and the training set's pixel mean and std."""
-    from mlpkit.data import Normalizer, load_mnist, make_split, resolve_data_dir
+    from mlpkit.data import IDX_DATASETS, Normalizer, load_idx_arrays, make_split, resolve_idx_dir
 
-    mnist = load_mnist(data_dir)
-    sp = make_split(mnist, split)
+    arrays = load_idx_arrays(dataset, data_dir)
+    sp = make_split(arrays, split)
     norm = Normalizer.fit(sp.x_train)
-    click.echo(f"data folder:     {resolve_data_dir(data_dir) or '(downloaded to cache)'}")
+    click.echo(f"data folder:     {resolve_idx_dir(dataset, data_dir) or '(downloaded to cache)'}")
     click.echo(f"split:           {split}")
     click.echo(f"training:        {len(sp.x_train)} images")
     click.echo(f"validation:      {len(sp.x_val)} images")
@@ -128,20 +132,21 @@ def data_stats(data_dir: Path | None, split: str) -> None:
         click.echo(f"test:            {len(sp.x_test)} images")
     click.echo(f"training mean:   {norm.mean!r}")
     click.echo(f"training std:    {norm.std!r}")
-    counts = np.bincount(np.asarray(sp.y_train), minlength=10)
+    counts = np.bincount(np.asarray(sp.y_train), minlength=IDX_DATASETS[dataset].n_classes)
     click.echo("training labels: " + " ".join(str(c) for c in counts))
 
 
 @data.command("download")
+@dataset_option
 @data_dir_option
-def data_download(data_dir: Path | None) -> None:
-    """Fetch MNIST (if not present) and verify every file's SHA-256."""
-    from mlpkit.data import load_mnist, resolve_data_dir
+def data_download(dataset: str, data_dir: Path | None) -> None:
+    """Fetch an IDX data set (if not present) and verify every file's SHA-256."""
+    from mlpkit.data import IDX_DATASETS, load_idx_arrays, resolve_idx_dir
 
-    mnist = load_mnist(data_dir, download=True, verify=True)
+    arrays = load_idx_arrays(dataset, data_dir, download=True, verify=True)
     click.echo(
-        f"MNIST verified: {len(mnist.train_images)} training and {len(mnist.test_images)} test images"
-        f" in {resolve_data_dir(data_dir)}"
+        f"{IDX_DATASETS[dataset].title} verified: {len(arrays.train_images)} training and"
+        f" {len(arrays.test_images)} test images in {resolve_idx_dir(dataset, data_dir)}"
     )
 
 

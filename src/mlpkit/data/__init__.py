@@ -1,8 +1,17 @@
-"""Datasets: the IDX reader, verified downloads, the MNIST registry, splits, normalization and
-preparing arrays for a model. Imports only ``mlpkit.core`` (and NumPy)."""
+"""Datasets: the IDX reader, verified downloads, the IDX family (MNIST, Fashion-MNIST, KMNIST),
+splits, normalization and preparing arrays for a model. Imports only ``mlpkit.core`` (and NumPy)."""
 
-from mlpkit.data.download import MNIST_MIRRORS, fetch_file
+from mlpkit.data.download import FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MNIST_MIRRORS, fetch_file
 from mlpkit.data.idx import payload_sha256, read_idx, read_idx_with_sha256, write_idx
+from mlpkit.data.idx_datasets import (
+    ROOT_ENV_VAR,
+    IdxArrays,
+    idx_cache_dir,
+    load_idx_arrays,
+    load_idx_dataset,
+    resolve_idx_dir,
+)
+from mlpkit.data.idx_specs import FASHION_MNIST_CLASSES, IDX_DATASETS, IDX_FILES, IdxSpec, idx_checksums
 from mlpkit.data.images import load_image, mnist_style
 from mlpkit.data.labels import one_hot
 from mlpkit.data.mnist import (
@@ -22,17 +31,29 @@ from mlpkit.data.splits import SPLITS, Split, make_split, split_sizes
 
 __all__ = [
     "ENV_VAR",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_MIRRORS",
+    "IDX_DATASETS",
+    "IDX_FILES",
+    "KMNIST_MIRRORS",
     "MNIST_CLASSES",
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "MNIST_SHAPES",
+    "ROOT_ENV_VAR",
     "SPLITS",
+    "IdxArrays",
+    "IdxSpec",
     "Mnist",
     "Normalizer",
     "PreparedData",
     "Split",
     "default_cache_dir",
     "fetch_file",
+    "idx_cache_dir",
+    "idx_checksums",
+    "load_idx_arrays",
+    "load_idx_dataset",
     "load_image",
     "load_mnist",
     "make_split",
@@ -44,6 +65,7 @@ __all__ = [
     "read_idx",
     "read_idx_with_sha256",
     "resolve_data_dir",
+    "resolve_idx_dir",
     "split_sizes",
     "write_idx",
 ]

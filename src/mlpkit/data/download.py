@@ -1,14 +1,17 @@
 """Download a dataset file from the first mirror that serves a verified copy.
 
-Why several mirrors: the original MNIST host is often down or rate-limited. Why the checksum
-is of the decompressed payload: gzip bytes differ between mirrors (timestamps, levels), the
-data does not. Why a temp file + fsync + os.replace: a crash or a bad mirror must never leave
-a half-written or wrong file under the final name, where the next run would trust it.
-Only urllib is used, so the library needs no HTTP dependency.
+Why several mirrors: a data set's original host is often down or rate-limited. Why, where it is
+known, the checksum is of the decompressed payload: gzip bytes differ between mirrors
+(timestamps, levels), the data do not; where only the digests of the published ``.gz`` files
+exist (Fashion-MNIST, KMNIST), the file's own bytes are checked instead. Why a temp file +
+fsync + os.replace: a crash or a bad mirror must never leave a half-written or wrong file under
+the final name, where the next run would trust it. Only urllib is used, so the library needs no
+HTTP dependency.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import tempfile
@@ -21,12 +24,23 @@ from mlpkit.core.errors import DataError
 from mlpkit.core.fileio import fsync_dir
 from mlpkit.data.idx import payload_sha256
 
-__all__ = ["MNIST_MIRRORS", "fetch_file"]
+__all__ = ["FASHION_MNIST_MIRRORS", "KMNIST_MIRRORS", "MNIST_MIRRORS", "fetch_file"]
 
 MNIST_MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
+)
+#: Zalando's own host (plain HTTP only; the digest check is what makes it safe), then the copy
+#: in the project's GitHub repository.
+FASHION_MNIST_MIRRORS: tuple[str, ...] = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+#: The ROIS-DS Center for Open Data in the Humanities, the data set's publisher.
+KMNIST_MIRRORS: tuple[str, ...] = (
+    "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+    "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
 )
 #: Refuse downloads (and decompressed payloads) beyond this; MNIST's largest is 47 MB.
 MAX_BYTES = 256 * 2**20
@@ -38,16 +52,48 @@ def fetch_file(
     dest_dir: str | Path,
     *,
     mirrors: Sequence[str] = MNIST_MIRRORS,
-    sha256_of_payload: str,
+    sha256_of_payload: str | None = None,
+    sha256_of_file: str | None = None,
     timeout: float = 60.0,
     max_bytes: int = MAX_BYTES,
 ) -> Path:
     """Download `name` into `dest_dir`, trying `mirrors` in order; return the final path.
 
     A mirror is skipped on any HTTP/network error, a short or oversized body, a corrupt
-    gzip, or a payload whose SHA-256 differs from `sha256_of_payload`. Raises DataError
-    listing every mirror tried and why it failed.
+    gzip, or a digest other than the one given.
+
+    Parameters
+    ----------
+    name : str
+        File name, appended to each mirror URL and kept in `dest_dir`.
+    dest_dir : str or Path
+        Folder of the final file (created if missing).
+    mirrors : sequence of str
+        Base URLs, tried in order.
+    sha256_of_payload : str or None
+        SHA-256 of the decompressed content (gzip recognised by its magic bytes).
+    sha256_of_file : str or None
+        SHA-256 of the bytes as served (for digests published of the ``.gz`` files);
+        exactly one of the two digests is given.
+    timeout : float
+        Seconds each connection may stay silent.
+    max_bytes : int
+        Refuse bodies (and decompressed payloads) larger than this.
+
+    Returns
+    -------
+    Path
+        ``dest_dir / name``, verified.
+
+    Raises
+    ------
+    DataError
+        Listing every mirror tried and why it failed.
     """
+    if (sha256_of_payload is None) == (sha256_of_file is None):
+        raise TypeError("fetch_file needs exactly one of sha256_of_payload and sha256_of_file")
+    digest = (sha256_of_payload or sha256_of_file or "").lower()
+    of_payload = sha256_of_payload is not None
     if "/" in name or "\\" in name or name in ("", ".", ".."):
         raise DataError(f"invalid file name to download: {name!r}")
     dest_dir = Path(dest_dir)
@@ -58,7 +104,7 @@ def fetch_file(
         url = mirror if mirror.endswith("/") else mirror + "/"
         url += name
         try:
-            return _fetch_one(opener, url, dest_dir / name, sha256_of_payload.lower(), timeout, max_bytes)
+            return _fetch_one(opener, url, dest_dir / name, digest, of_payload, timeout, max_bytes)
         except urllib.error.HTTPError as e:
             failures.append(f"{url}: HTTP {e.code} {e.reason}")
         except urllib.error.URLError as e:
@@ -70,7 +116,13 @@ def fetch_file(
 
 
 def _fetch_one(
-    opener: urllib.request.OpenerDirector, url: str, final: Path, expected: str, timeout: float, max_bytes: int
+    opener: urllib.request.OpenerDirector,
+    url: str,
+    final: Path,
+    expected: str,
+    of_payload: bool,
+    timeout: float,
+    max_bytes: int,
 ) -> Path:
     """Stream url into a temp file next to `final`, verify, then atomically rename."""
     fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
@@ -88,9 +140,13 @@ def _fetch_one(
                 raise DataError(f"truncated response: got {received} of {declared} bytes")
             out.flush()
             os.fsync(out.fileno())
-        actual = payload_sha256(tmp, max_bytes=max_bytes)
+        if of_payload:
+            actual, what = payload_sha256(tmp, max_bytes=max_bytes), "payload"
+        else:
+            with tmp.open("rb") as f:
+                actual, what = hashlib.file_digest(f, "sha256").hexdigest(), "file"
         if actual != expected:
-            raise DataError(f"checksum mismatch: payload SHA-256 {actual}, expected {expected}")
+            raise DataError(f"checksum mismatch: {what} SHA-256 {actual}, expected {expected}")
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
