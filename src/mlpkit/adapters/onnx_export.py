@@ -26,8 +26,17 @@ from mlpkit.core.version import __version__
 from mlpkit.nn.activations import IMPROVED_SIGMOID_A, IMPROVED_SIGMOID_B
 from mlpkit.runs.loaded_model import LoadedModel
 
-__all__ = ["DEFAULT_OPSET", "INPUT", "LABEL", "MIN_OPSET", "PROBABILITIES", "OnnxExport", "TensorInfo",
-           "export_onnx", "to_onnx"]  # fmt: skip
+__all__ = [
+    "DEFAULT_OPSET",
+    "INPUT",
+    "LABEL",
+    "MIN_OPSET",
+    "PROBABILITIES",
+    "OnnxExport",
+    "TensorInfo",
+    "export_onnx",
+    "to_onnx",
+]
 
 MIN_OPSET = 17  # Softmax over one axis (13+), Gemm with an optional C (11+); 17 is the floor
 DEFAULT_OPSET = 17  # the oldest that qualifies: the most runtimes read it
@@ -36,6 +45,7 @@ _BATCH = "N"  # the symbolic batch dimension
 _MAX_PROTO_BYTES = 2**31 - 1  # protobuf's limit on one message; bigger needs ONNX external data
 _ELEM = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 _INT64 = np.iinfo(np.int64)
+_SINGLE_OP = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}  # activations that are one ONNX op
 
 
 @dataclass(frozen=True)
@@ -245,9 +255,6 @@ def _activation(name: str, z: str, prefix: str, dtype: np.dtype, nodes: list[onn
         valid = ", ".join([*_SINGLE_OP, "improved_sigmoid"])
         raise InputError(f"activation {name!r} has no ONNX form in mlpkit's exporter (it exports {valid})")
     return out
-
-
-_SINGLE_OP = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 
 
 def _class_tensor(classes: list[Any]) -> tuple[np.ndarray, int]:
