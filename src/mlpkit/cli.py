@@ -331,13 +331,8 @@ def train(
 
 # ------------------------------------------------------------------ reproduce
 @main.command()
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/reproduce"),
-    show_default=True,
-    help="Folder for every preset's run, the figures and summary.",
-)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/reproduce"),
+              show_default=True, help="Folder for every preset's run, the figures and summary.")  # fmt: skip
 @click.option("--presets", "only", default=None, help="Comma-separated subset of presets (default: all).")
 @set_option
 @data_dir_option
@@ -383,15 +378,8 @@ def reproduce(
 # --------------------------------------------------------------------- report
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("report.html"),
-    show_default=True,
-    help="The HTML file to write.",
-)
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("report.html"), show_default=True, help="The HTML file to write.")  # fmt: skip
 def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     """One self-contained HTML report from one or more run folders."""
     from mlpkit.report import build_report
@@ -414,6 +402,19 @@ def predict(model_or_run: Path, files: tuple[Path, ...], top: int, as_json: bool
 
     results = predict_files(load_predictor(model_or_run), files, top=top)
     click.echo(format_json(results) if as_json else format_text(results))
+
+
+# --------------------------------------------------------------------- export
+@main.command()
+@click.argument("model_or_run", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, help="The .onnx file to write.")
+@click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True, help="The ONNX opset to declare.")
+def export(model_or_run: Path, out: Path, opset: int) -> None:
+    """Write the model of a model file or run folder as ONNX (raw inputs in; probabilities, labels out)."""
+    from mlpkit.adapters.onnx_export import export_onnx
+    from mlpkit.workflows.predict import load_predictor
+
+    click.echo(export_onnx(load_predictor(model_or_run), out, opset=opset).summary())
 
 
 if __name__ == "__main__":  # pragma: no cover
