@@ -1,153 +1,18 @@
-"""The ``mlpkit`` command line: wiring only; the work lives in the library modules.
-
-Exit status: 0 done, 1 a check failed (gradcheck), 2 an error the user can fix (one ``error:``
-line: an MlpkitError, or an OSError naming the path and the system's reason), 130 Ctrl-C.
-"""
+"""Experiment commands: presets, describe, gradcheck, train, reproduce, report."""
 
 from __future__ import annotations
 
-import errno
-import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 
-from mlpkit.core.errors import MlpkitError
+from mlpkit.cli.app import data_dir_option, main, on_interrupt, set_option, threads_option
 
 if TYPE_CHECKING:
     from mlpkit.runs.config import Config
-
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
-_INTERRUPT_MESSAGE = "mlpkit.interrupt_message"  # ctx.meta entry, shared by the group and its commands
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_ERROR)
-
-
-def _interrupted(message: str = "interrupted") -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(EXIT_INTERRUPTED)
-
-
-def _on_interrupt(message: Callable[[], str]) -> None:
-    """From here on, a Ctrl-C that ends the command prints ``message()`` (say, how to resume)."""
-    click.get_current_context().meta[_INTERRUPT_MESSAGE] = message
-
-
-def _os_error_message(exc: OSError) -> str:
-    """``PATH: reason`` from what the operating system said."""
-    reason = exc.strerror or str(exc)
-    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
-
-
-class _Group(click.Group):
-    """Every MlpkitError or OSError becomes one ``error:`` line and exit status 2, Ctrl-C exit
-    status 130 (never click's "Aborted!" and status 1, never a traceback)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MlpkitError as exc:
-            _fail(str(exc))
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:  # output piped into a closed reader: click's own handling
-                raise
-            _fail(_os_error_message(exc))
-        except KeyboardInterrupt:
-            _interrupted(ctx.meta.get(_INTERRUPT_MESSAGE, lambda: "interrupted")())
-
-    def main(self, args: Any = None, *more: Any, **kwargs: Any) -> Any:
-        """Also a Ctrl-C after the command's work (while click and Python exit) ends with status
-        130, never with a traceback or death by the signal. Called without ``args`` it is the
-        process's entry point (console script, ``python -m``): then a Ctrl-C once the command is
-        over is ignored; a call from Python with ``args`` (tests) leaves the handler alone."""
-        try:
-            return super().main(args, *more, **kwargs)
-        except KeyboardInterrupt:
-            _interrupted()
-        finally:
-            if args is None:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder with the four MNIST files (default: $MLPKIT_DATA, then the user cache, else download).",
-)
-dataset_option = click.option(
-    "--dataset", default="mnist", show_default=True, help="mnist, fashion-mnist or kmnist; --data-dir: its IDX files."
-)
-set_option = click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config key, e.g. --set epochs=5 --set model.hidden=[128].",
-)
-threads_option = click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="BLAS threads (threadpoolctl); default: the library's own choice.",
-)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="mlpkit")
-def main() -> None:
-    """Train, check and compare multilayer perceptrons on MNIST, backprop written by hand."""
-
-
-# ---------------------------------------------------------------------- data
-@main.group()
-def data() -> None:
-    """The IDX data sets (MNIST, Fashion-MNIST, KMNIST): statistics and download."""
-
-
-@data.command("stats")
-@dataset_option
-@data_dir_option
-@click.option("--split", default="seed", show_default=True, help="seed (first 20,000 train / 10,000 test) or full.")
-def data_stats(dataset: str, data_dir: Path | None, split: str) -> None:
-    """Split sizes and the training set's pixel mean and std."""
-    from mlpkit.data import IDX_DATASETS, Normalizer, load_idx_arrays, make_split, resolve_idx_dir
-
-    arrays = load_idx_arrays(dataset, data_dir)
-    sp = make_split(arrays, split)
-    norm = Normalizer.fit(sp.x_train)
-    click.echo(f"data folder:     {resolve_idx_dir(dataset, data_dir) or '(downloaded to cache)'}")
-    click.echo(f"split:           {split}")
-    click.echo(f"training:        {len(sp.x_train)} images")
-    click.echo(f"validation:      {len(sp.x_val)} images")
-    if sp.x_test is not None:
-        click.echo(f"test:            {len(sp.x_test)} images")
-    click.echo(f"training mean:   {norm.mean!r}")
-    click.echo(f"training std:    {norm.std!r}")
-    counts = np.bincount(np.asarray(sp.y_train), minlength=IDX_DATASETS[dataset].n_classes)
-    click.echo("training labels: " + " ".join(str(c) for c in counts))
-
-
-@data.command("download")
-@dataset_option
-@data_dir_option
-def data_download(dataset: str, data_dir: Path | None) -> None:
-    """Fetch an IDX data set (if not present) and verify every file's SHA-256."""
-    from mlpkit.data import IDX_DATASETS, load_idx_arrays, resolve_idx_dir
-
-    arrays = load_idx_arrays(dataset, data_dir, download=True, verify=True)
-    click.echo(
-        f"{IDX_DATASETS[dataset].title} verified: {len(arrays.train_images)} training and"
-        f" {len(arrays.test_images)} test images in {resolve_idx_dir(dataset, data_dir)}"
-    )
 
 
 # -------------------------------------------------------------------- presets
@@ -302,7 +167,7 @@ def train(
                 " the keys that are safe on resume, e.g. --set epochs=80)"
             )
         items = list(overrides) + ([f"train.threads={threads}"] if threads else [])
-        _on_interrupt(lambda: interrupted_message(resume_dir))
+        on_interrupt(lambda: interrupted_message(resume_dir))
         result = resume_experiment(resume_dir, items, data_dir=data_dir, progress=progress, log=click.echo)
     else:
         if not preset:
@@ -310,7 +175,7 @@ def train(
         cfg = _config(preset, overrides, threads)
         run_dir = out or new_run_dir("runs", cfg.name)
         check_experiment(cfg, run_dir, data_dir=data_dir)  # refuse before announcing anything
-        _on_interrupt(lambda: interrupted_message(run_dir))
+        on_interrupt(lambda: interrupted_message(run_dir))
         click.echo(f"training {cfg.name} -> {run_dir}")
         result = run_experiment(cfg, run_dir, data_dir=data_dir, progress=progress, log=click.echo)
     m = result.metrics
@@ -361,7 +226,7 @@ def reproduce(
     from mlpkit.workflows.reproduce import reproduce_all
 
     names = [p.strip() for p in only.split(",")] if only else None
-    _on_interrupt(lambda: f"interrupted; continue with the same command (complete runs in {out} are kept)")
+    on_interrupt(lambda: f"interrupted; continue with the same command (complete runs in {out} are kept)")
     summary = reproduce_all(
         out,
         presets=names,
@@ -387,35 +252,3 @@ def report(run_dirs: tuple[Path, ...], out: Path) -> None:
 
     path = build_report(list(run_dirs), out, base_configs=preset_config)
     click.echo(f"report: {path}")
-
-
-# -------------------------------------------------------------------- predict
-@main.command()
-@click.argument("model_or_run", type=click.Path(path_type=Path))
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True, help="Labels per input, best first.")
-@click.option("--json", "as_json", is_flag=True, default=False, help="One JSON document (a list) instead of lines.")
-def predict(model_or_run: Path, files: tuple[Path, ...], top: int, as_json: bool) -> None:
-    """Label FILES (images: PNG, JPEG, BMP, GIF; batches of rows: .npy, .npz with x, .csv) with a
-    model file or a run folder's model."""
-    from mlpkit.workflows.predict import format_json, format_text, load_predictor, predict_files
-
-    results = predict_files(load_predictor(model_or_run), files, top=top)
-    click.echo(format_json(results) if as_json else format_text(results))
-
-
-# --------------------------------------------------------------------- export
-@main.command()
-@click.argument("model_or_run", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, help="The .onnx file to write.")
-@click.option("--opset", type=click.IntRange(min=17), default=17, show_default=True, help="The ONNX opset to declare.")
-def export(model_or_run: Path, out: Path, opset: int) -> None:
-    """Write the model of a model file or run folder as ONNX (raw inputs in; probabilities, labels out)."""
-    from mlpkit.adapters.onnx_export import export_onnx
-    from mlpkit.workflows.predict import load_predictor
-
-    click.echo(export_onnx(load_predictor(model_or_run), out, opset=opset).summary())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

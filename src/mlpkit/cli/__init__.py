@@ -1,0 +1,11 @@
+"""The ``mlpkit`` command line: wiring only; the work lives in the library modules.
+
+Exit status: 0 done, 1 a check failed (gradcheck), 2 an error the user can fix (one ``error:``
+line: an MlpkitError, or an OSError naming the path and the system's reason), 130 Ctrl-C.
+Importing this package registers every command on `main`.
+"""
+
+from mlpkit.cli import data_commands, experiments, models  # noqa: F401  (each registers its commands)
+from mlpkit.cli.app import main
+
+__all__ = ["main"]
