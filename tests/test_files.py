@@ -8,6 +8,7 @@ row) or column. All files are small and written here (never MNIST).
 from __future__ import annotations
 
 import gzip
+import os
 import pathlib
 import time
 from pathlib import Path
@@ -94,6 +95,20 @@ def test_npz_faults(tmp_path: Path) -> None:
     fails(npz(tmp_path, x=x, y=np.array(["a", "b", " ", "a"])), "array 'y' row 2", "empty label")
     fails(npz(tmp_path, x=np.zeros(4), y=y), "inputs have shape (4,)")
     fails(npz(tmp_path, x=np.full((4, 2), "1"), y=y), "inputs are of type <U1", "expected numbers")
+
+
+def test_npz_label_types(tmp_path: Path) -> None:
+    x = np.zeros((3, 2))
+    d = load_file_dataset(npz(tmp_path, x=x, y=np.array([b"no", b"yes", b"no"])))
+    assert d.y_train.tolist() == ["no", "yes", "no"]
+    assert load_file_dataset(npz(tmp_path, x=x, y=np.array([[5], [6], [5]]))).y_train.tolist() == [5, 6, 5]
+    assert load_file_dataset(npz(tmp_path, x=x, y=np.array([True, False, True]))).y_train.tolist() == [1, 0, 1]
+    fails(npz(tmp_path, x=x, y=np.array([1, 2**63, 1], dtype=np.uint64)), "array 'y' row 1", "too large")
+    fails(npz(tmp_path, x=x, y=np.array([1.0, np.inf, 2.0])), "array 'y' row 1", "inf", "not an integer")
+    fails(npz(tmp_path, x=x, y=np.array([b"\xff", b"a", b"b"])), "not UTF-8")
+    fails(npz(tmp_path, x=x, y=np.zeros((3, 2))), "labels have shape (3, 2)")
+    fails(npz(tmp_path, x=x, y=np.array([1 + 1j, 2, 3])), "labels are of type complex128")
+    fails(npz(tmp_path, x=np.zeros((3, 0)), y=np.array([1, 2, 3])), "no features")
 
 
 def test_npz_unreadable_files(tmp_path: Path) -> None:
@@ -183,6 +198,24 @@ def test_unreadable_files_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     fails(npz_path, "cannot be read", "Permission denied")
     (tmp_path / "folder.csv").mkdir()
     fails(tmp_path / "folder.csv", "is a folder, expected a .csv file")
+
+
+def test_csv_oddities(tmp_path: Path) -> None:
+    fails(write(tmp_path / "huge.csv", "label," + "x" * 200_000 + "\n1,2\n"), "line 1", "field limit")
+    fails(write(tmp_path / "und.csv", "label,a\n1,1_000\n2,3\n"), "line 2, column 2 'a'", "'1_000' is not a number")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    fails(fifo, "not a regular file")
+
+
+def test_unlistable_image_folder_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = classes(tmp_path, "a", "b")
+
+    def denied(self: Path) -> Any:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", denied)
+    fails(root, "cannot be listed", "Permission denied")
 
 
 def test_a_large_csv_loads_fast(tmp_path: Path) -> None:

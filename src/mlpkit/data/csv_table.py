@@ -166,11 +166,20 @@ def _first_fault(path: Path, header: list[str], label: int) -> str:
             where = f"line {line}, column {column + 1} {show(header[column])}"
             if not text.strip():
                 return f"{where}: empty value"
-            try:
-                float(text)
-            except ValueError:
+            if not _is_number(text):
                 return f"{where}: {show(text)} is not a number"
     return "unreadable CSV (NumPy's parser and the csv module disagree on it)"  # pragma: no cover
+
+
+def _is_number(text: str) -> bool:
+    """Whether NumPy's parser reads ``text`` as a float (Python's also takes "1_000" and non-ASCII digits)."""
+    if "_" in text or not text.isascii():
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _not_utf8(path: Path) -> str:
