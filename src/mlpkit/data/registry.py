@@ -18,7 +18,14 @@ from mlpkit.data.dataset import Dataset
 from mlpkit.data.idx_datasets import IDX_DATASETS, load_idx_dataset
 from mlpkit.data.splits import stratified_pick
 
-__all__ = ["DATASET_NAMES", "DEFAULT_TEST_FRACTION", "carve_test", "is_registered", "load_dataset"]
+__all__ = [
+    "DATASET_NAMES",
+    "DEFAULT_TEST_FRACTION",
+    "carve_test",
+    "check_dataset_spec",
+    "is_registered",
+    "load_dataset",
+]
 
 #: Names `load_dataset` knows without a path.
 DATASET_NAMES: tuple[str, ...] = (*IDX_DATASETS, "digits")
@@ -91,13 +98,23 @@ def load_dataset(
     return carve_test(dataset, test_fraction)
 
 
-def _load_path(spec: str, *, label_column: str, labels: str | Path | None) -> Dataset:
-    path = Path(spec).expanduser()
-    if not path.exists():
+def check_dataset_spec(spec: str, *, what: str = "data set") -> None:
+    """Raise ConfigError unless ``spec`` is a registered name or an existing path (read nothing).
+
+    Lets a run be refused before it is announced, when its data cannot even be found.
+    """
+    if spec in DATASET_NAMES:
+        return
+    if not Path(spec).expanduser().exists():
         raise ConfigError(
-            f"data set {spec!r} is neither a registered name ({', '.join(DATASET_NAMES)}) nor an existing file or"
+            f"{what} {spec!r} is neither a registered name ({', '.join(DATASET_NAMES)}) nor an existing file or"
             " folder (.npz, .csv, a folder of images with one subfolder per class, or an IDX images file)"
         )
+
+
+def _load_path(spec: str, *, label_column: str, labels: str | Path | None) -> Dataset:
+    check_dataset_spec(spec)
+    path = Path(spec).expanduser()
     from mlpkit.data.files import load_file_dataset
 
     return load_file_dataset(path, label_column=label_column, labels=labels)

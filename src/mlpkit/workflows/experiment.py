@@ -20,6 +20,7 @@ from mlpkit.core.fileio import atomic_write_json, atomic_write_text
 from mlpkit.data.idx_datasets import IDX_DATASETS
 from mlpkit.data.mnist import resolve_data_dir
 from mlpkit.data.prepare import PreparedData
+from mlpkit.data.registry import check_dataset_spec, is_registered
 from mlpkit.data.splits import split_sizes
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
@@ -85,6 +86,10 @@ def check_experiment(
     run_dir = Path(run_dir)
     _check_folder(run_dir, resume=resume)
     if data is None:
+        for key in ("dataset", "validation", "test", "labels"):
+            spec = getattr(cfg.data, key)
+            if spec is not None and (key == "dataset" or not is_registered(spec)):
+                check_dataset_spec(spec, what="data set" if key == "dataset" else f"data.{key}")
         facts = IDX_DATASETS.get(cfg.data.dataset)
         if facts is None:
             return
