@@ -72,6 +72,10 @@ def test_a_csv_with_named_label_column_and_string_labels(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     labels = [d["label"] for d in json.loads(result.output)]
     assert np.mean(np.array(labels) == np.array(DIGIT_NAMES)[digits.target[:40]]) >= 0.95
+    page = tmp_path / "report.html"
+    assert CliRunner().invoke(main, ["report", str(tmp_path / "C"), "-o", str(page)]).exit_code == 0
+    html = page.read_text()
+    assert "Most-confused class pairs" in html and "<td>seven</td>" in html and "Hardest digit" not in html
 
 
 def test_a_folder_of_images_one_subfolder_per_class(mnist_path: Path, tmp_path: Path) -> None:

@@ -32,11 +32,20 @@ def save_figure(fig: Figure, path: str | Path) -> list[Path]:
     return plots.save_figure(fig, path, dpi=PNG_DPI)
 
 
-def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = "") -> list[Path]:
+def confusion_figure(
+    confusion: np.ndarray,
+    path: str | Path,
+    *,
+    title: str = "",
+    names: Sequence[str] | None = None,
+    noun: str = "digit",
+) -> list[Path]:
     """C[i, j] (true i, predicted j) as a heat map with every count written in its cell;
-    each row is labelled with that class's accuracy (the diagonal over the row sum)."""
+    each row is labelled with its class (``names``, default 0..k-1) and that class's accuracy
+    (the diagonal over the row sum)."""
     confusion = np.asarray(confusion)
     k = confusion.shape[0]
+    names = [str(i) for i in range(k)] if names is None else list(names)
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = confusion / totals[:, None]
@@ -59,10 +68,15 @@ def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = ""
                 fontsize=9,
                 color="white" if dark else ("#b2182b" if i != j else "black"),
             )
-    ax.set_xticks(range(k), [str(j) for j in range(k)])
-    ax.set_yticks(range(k), [f"{i}  ({r:.1%})" if np.isfinite(r) else f"{i}  (-)" for i, r in enumerate(recall)])
-    ax.set_xlabel("predicted digit", fontsize=11)
-    ax.set_ylabel("true digit  (per-class accuracy)", fontsize=11)
+    ax.set_xticks(
+        range(k),
+        names,
+        rotation=0 if max(map(len, names)) <= 2 else 45,
+        ha="center" if max(map(len, names)) <= 2 else "right",
+    )
+    ax.set_yticks(range(k), [f"{c}  ({r:.1%})" if np.isfinite(r) else f"{c}  (-)" for c, r in zip(names, recall)])
+    ax.set_xlabel(f"predicted {noun}", fontsize=11)
+    ax.set_ylabel(f"true {noun}  (per-class accuracy)", fontsize=11)
     ax.set_title(title or f"confusion matrix ({int(confusion.sum()):,} validation images)", fontsize=11)
     ax.tick_params(length=0, labelsize=10)
     fig.tight_layout()
@@ -133,8 +147,8 @@ def weights_figure(images: np.ndarray, path: str | Path, *, title: str = "", max
 
 def gallery_figure(
     images: np.ndarray,
-    y_true: Sequence[int],
-    y_pred: Sequence[int],
+    y_true: Sequence[int | str],
+    y_pred: Sequence[int | str],
     confidence: Sequence[float],
     path: str | Path,
     *,
@@ -156,7 +170,7 @@ def gallery_figure(
         ax.text(
             c * (side + gap) + gap + side / 2,
             r * (side + gap + label) + gap + label - 1.5,
-            f"{int(y_true[i])}\u2192{int(y_pred[i])} {float(confidence[i]):.0%}",
+            f"{y_true[i]}\u2192{y_pred[i]} {float(confidence[i]):.0%}",
             ha="center",
             va="bottom",
             fontsize=8,

@@ -32,50 +32,63 @@ CONFUSED_PAIRS = 8
 MAX_WEIGHT_UNITS = 128
 
 
-def _confusion(cm: np.ndarray, label: str, tag: str, n: int, assets: Assets) -> dict[str, Any]:
+def _confusion(
+    cm: np.ndarray, label: str, tag: str, n: int, assets: Assets, names: list[str], noun: str
+) -> dict[str, Any]:
     k = cm.shape[0]
     fig = confusion_figure(
-        cm, assets.path(f"{tag}-confusion"), title=f"{label}: confusion matrix ({n:,} validation images)"
+        cm,
+        assets.path(f"{tag}-confusion"),
+        title=f"{label}: confusion matrix ({n:,} validation inputs)",
+        names=names,
+        noun=noun,
     )
-    rows = [[f"true {i}"] + [str(int(v)) for v in cm[i]] + [str(int(cm[i].sum()))] for i in range(k)]
+    rows = [[f"true {names[i]}"] + [str(int(v)) for v in cm[i]] + [str(int(cm[i].sum()))] for i in range(k)]
     rows.append(["all"] + [str(int(v)) for v in cm.sum(axis=0)] + [str(int(cm.sum()))])
     return {
         "figure": assets.figure(
             fig,
             alt=f"{label} confusion matrix",
             size="small",
-            caption="Rows: true digit (with its accuracy); columns: predicted digit. "
+            caption=f"Rows: true {noun} (with its accuracy); columns: predicted {noun}. "
             "Cell colour is the share of the row (square-root scale).",
         ),
         "total": int(cm.sum()),
-        "table": table(["", *[f"pred {j}" for j in range(k)], "total"], rows, numeric=range(1, k + 2), cls="confusion"),
+        "table": table(
+            ["", *[f"pred {names[j]}" for j in range(k)], "total"], rows, numeric=range(1, k + 2), cls="confusion"
+        ),
     }
 
 
-def _per_class(cm: np.ndarray) -> dict[str, Any]:
+def _per_class(cm: np.ndarray, names: list[str], noun: str) -> dict[str, Any]:
     acc = per_class_accuracy(cm)
     rows = [
-        [str(i), f"{int(cm[i].sum()):,}", f"{int(cm[i, i]):,}", fmt(float(a), "acc") if np.isfinite(a) else "\u2013"]
+        [names[i], f"{int(cm[i].sum()):,}", f"{int(cm[i, i]):,}", fmt(float(a), "acc") if np.isfinite(a) else "\u2013"]
         for i, a in enumerate(acc)
     ]
     worst = int(np.nanargmin(acc)) if np.isfinite(acc).any() else None
     return {
-        "hardest": f"Hardest digit: {worst} ({acc[worst]:.2%} correct)." if worst is not None else "",
-        "table": table(["digit", "images", "correct", "accuracy"], rows, numeric=[1, 2, 3], cls="per-class"),
+        "hardest": f"Hardest {noun}: {names[worst]} ({acc[worst]:.2%} correct)." if worst is not None else "",
+        "table": table(
+            [noun, "inputs" if noun == "class" else "images", "correct", "accuracy"],
+            rows,
+            numeric=[1, 2, 3],
+            cls="per-class",
+        ),
     }
 
 
-def _pairs(cm: np.ndarray) -> dict[str, Any]:
+def _pairs(cm: np.ndarray, names: list[str], noun: str) -> dict[str, Any]:
     pairs = most_confused_pairs(cm, CONFUSED_PAIRS)
     errors = int(cm.sum() - np.trace(cm))
     rows = [
-        [str(t), str(p), f"{n:,}", f"{n / max(int(cm[t].sum()), 1):.2%}", f"{n / max(errors, 1):.1%}"]
+        [names[t], names[p], f"{n:,}", f"{n / max(int(cm[t].sum()), 1):.2%}", f"{n / max(errors, 1):.1%}"]
         for t, p, n in pairs
     ]
     return {
-        "summary": f"{errors:,} of {int(cm.sum()):,} validation images are misclassified.",
+        "summary": f"{errors:,} of {int(cm.sum()):,} validation inputs are misclassified.",
         "table": table(
-            ["true", "predicted as", "count", "share of the true digit", "share of all errors"],
+            ["true", "predicted as", "count", f"share of the true {noun}", "share of all errors"],
             rows,
             numeric=[2, 3, 4],
             cls="pairs",
@@ -85,7 +98,7 @@ def _pairs(cm: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _gallery(pred: dict[str, np.ndarray], label: str, tag: str, assets: Assets) -> dict[str, Any]:
+def _gallery(pred: dict[str, np.ndarray], label: str, tag: str, assets: Assets, names: list[str]) -> dict[str, Any]:
     index = pred.get("misclassified_index")
     images = pred.get("misclassified_images")
     if index is None or images is None or len(index) == 0:
@@ -95,8 +108,8 @@ def _gallery(pred: dict[str, np.ndarray], label: str, tag: str, assets: Assets) 
     conf = pred["proba"][index, y_pred]
     digits = [
         {
-            "true": int(t),
-            "pred": int(p),
+            "true": names[int(t)],
+            "pred": names[int(p)],
             "confidence": f"{c:.4f}",
             "percent": f"{c:.1%}",
             "index": int(i),
@@ -106,8 +119,8 @@ def _gallery(pred: dict[str, np.ndarray], label: str, tag: str, assets: Assets) 
     ]
     fig = gallery_figure(
         images,
-        y_true,
-        y_pred,
+        [names[int(t)] for t in y_true],
+        [names[int(p)] for p in y_pred],
         conf,
         assets.path(f"{tag}-misclassified"),
         title=f"{label}: most confident mistakes (true\u2192predicted, confidence)",
@@ -146,6 +159,14 @@ def _weights(run: Run, label: str, tag: str, assets: Assets) -> dict[str, Any]:
     }
 
 
+def class_names(metrics: dict[str, Any] | None, n_classes: int) -> list[str]:
+    """The run's class labels as text (``metrics.json`` records them; older runs: 0..n-1)."""
+    classes = (metrics or {}).get("classes")
+    if isinstance(classes, list) and len(classes) == n_classes:
+        return [str(c) for c in classes]
+    return [str(i) for i in range(n_classes)]
+
+
 def run_context(
     k: int, run: Run, label: str, assets: Assets, base_configs: BaseConfigs | None = None
 ) -> dict[str, Any]:
@@ -166,11 +187,14 @@ def run_context(
         y_true, y_pred, proba = pred["y_true"], pred["y_pred"], pred["proba"]
         n_classes = int(max(proba.shape[1] if proba.ndim == 2 else 0, y_true.max() + 1, y_pred.max() + 1))
         cm = confusion_matrix(y_true, y_pred, n_classes)
+        names = class_names(run.metrics, n_classes)
+        noun = "digit" if names == [str(i) for i in range(10)] else "class"
         ctx.update(
-            confusion=_confusion(cm, label, tag, len(y_true), assets),
-            per_class=_per_class(cm),
-            pairs=_pairs(cm),
-            gallery=_gallery(pred, label, tag, assets),
+            noun=noun,
+            confusion=_confusion(cm, label, tag, len(y_true), assets, names, noun),
+            per_class=_per_class(cm, names, noun),
+            pairs=_pairs(cm, names, noun),
+            gallery=_gallery(pred, label, tag, assets, names),
         )
     return ctx
 
