@@ -169,3 +169,92 @@ def test_importing_mlpkit_does_not_import_sklearn():
         " assert 'sklearn' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_early_stopping_holds_out_validation_fraction(digits):
+    # every validation accuracy is a count over the held-out rows: k / ceil(fraction * n_samples)
+    x_train, _, y_train, _ = digits
+    x = StandardScaler().fit(x_train).transform(x_train)
+    for fraction in (0.1, 0.25):
+        n_val = int(np.ceil(fraction * len(x)))  # train_test_split's test size (135 and 337 rows)
+        clf = MLPClassifier(max_iter=4, early_stopping=True, validation_fraction=fraction, random_state=0)
+        scores = np.asarray(clf.fit(x, y_train).validation_scores_) * n_val
+        assert len(scores) == 4 and np.allclose(scores, np.round(scores), atol=1e-3), (fraction, scores)
+
+
+def test_non_contiguous_inputs_train_like_a_contiguous_copy(digits):
+    x_train, x_test, y_train, _ = digits
+    x = StandardScaler().fit(x_train).transform(x_train)
+    wide = np.repeat(x, 2, axis=1)  # x == wide[:, ::2], a strided view
+    views = (np.asfortranarray(x), wide[:, ::2], np.asfortranarray(x).astype(np.float32))
+    reference = MLPClassifier(max_iter=2, random_state=0).fit(np.ascontiguousarray(x), y_train)
+    for view in views:
+        assert not view.flags.c_contiguous
+        clf = MLPClassifier(max_iter=2, random_state=0).fit(view, y_train)
+        assert np.array_equal(clf.model_.flat_parameters, reference.model_.flat_parameters)
+        assert np.array_equal(clf.predict_proba(view), reference.predict_proba(x))
+    # labels from a strided view of a larger array
+    labels = np.stack([y_train, -y_train], axis=1)[:, 0]
+    assert not labels.flags.c_contiguous
+    clf = MLPClassifier(max_iter=2, random_state=0).fit(x, labels)
+    assert np.array_equal(clf.model_.flat_parameters, reference.model_.flat_parameters)
+
+
+def test_feature_names_are_checked_at_prediction():
+    import pandas as pd
+
+    x, y = load_digits(return_X_y=True)
+    columns = [f"pixel{i}" for i in range(64)]
+    frame = pd.DataFrame(x[:200], columns=columns)
+    clf = MLPClassifier(max_iter=2, random_state=0).fit(frame, y[:200])
+    assert isinstance(clf.feature_names_in_, np.ndarray) and clf.n_features_in_ == 64
+    with pytest.warns(UserWarning, match="feature names"):  # an array where names were seen: a warning only
+        from_array = clf.predict_proba(frame.to_numpy())
+    assert np.array_equal(clf.predict_proba(frame), from_array)
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(frame.rename(columns={"pixel0": "other"}))
+    # a DataFrame inside a Pipeline: the scaler sees the names, the classifier an array
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=2, random_state=0)).fit(frame, y[:200])
+    assert list(pipe.feature_names_in_) == columns and not hasattr(pipe[-1], "feature_names_in_")
+
+
+def test_partial_fit_keeps_every_class_it_was_told_about(digits):
+    x_train, x_test, y_train, _ = digits
+    scaler = StandardScaler().fit(x_train)
+    names = np.array(list("abcdefghij"))
+    first = y_train < 5  # the first batch holds only half of the classes
+    clf = MLPClassifier(random_state=0).partial_fit(scaler.transform(x_train[first]), names[y_train[first]], names)
+    assert list(clf.classes_) == list(names) and clf.predict_proba(scaler.transform(x_test)).shape == (len(x_test), 10)
+    clf.partial_fit(scaler.transform(x_train), names[y_train], classes=names[::-1])  # the same set, any order
+    assert clf.n_iter_ == 2 and set(clf.predict(scaler.transform(x_test))) <= set(names)
+    with pytest.raises(ValueError, match="differ"):
+        clf.partial_fit(scaler.transform(x_train[:5]), names[y_train[:5]], classes=names[:5])
+
+
+def test_warm_start_refuses_other_classes_and_clone_forgets_the_fit(digits):
+    x_train, _, y_train, _ = digits
+    x = StandardScaler().fit(x_train).transform(x_train)
+    clf = MLPClassifier(max_iter=1, random_state=0, warm_start=True).fit(x, y_train).fit(x, y_train)
+    before = clf.model_.flat_parameters.copy()
+    with pytest.raises(ValueError, match="warm_start"):
+        clf.fit(x, np.where(y_train == 9, 8, y_train))
+    assert clf.n_iter_ == 2 and np.array_equal(clf.model_.flat_parameters, before)
+    copy = clone(clf)
+    assert copy.warm_start and not hasattr(copy, "model_")
+    copy.fit(x, y_train)  # starts over: one epoch from the initial weights, not a third
+    fresh = MLPClassifier(max_iter=1, random_state=0).fit(x, y_train)
+    assert copy.n_iter_ == 1 and np.array_equal(copy.model_.flat_parameters, fresh.model_.flat_parameters)
+    assert not np.array_equal(copy.model_.flat_parameters, before)
+
+
+def test_pickle_keeps_labels_early_stopping_record_and_unfitted_state(digits):
+    x_train, x_test, y_train, _ = digits
+    x = StandardScaler().fit(x_train).transform(x_train)
+    unfitted = pickle.loads(pickle.dumps(MLPClassifier(hidden_layer_sizes=(8,), random_state=3)))
+    assert unfitted.get_params()["hidden_layer_sizes"] == (8,) and not hasattr(unfitted, "model_")
+    labels = np.array([f"digit {d}" for d in range(10)])[y_train]
+    clf = MLPClassifier(max_iter=3, early_stopping=True, random_state=0).fit(x, labels)
+    copy = pickle.loads(pickle.dumps(clf))
+    assert copy.validation_scores_ == clf.validation_scores_
+    assert copy.best_validation_score_ == clf.best_validation_score_
+    assert np.array_equal(copy.classes_, clf.classes_) and np.array_equal(copy.predict(x), clf.predict(x))
