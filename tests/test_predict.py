@@ -169,3 +169,21 @@ def _save(path: Path, x: np.ndarray) -> Path:
 def _savez(path: Path) -> Path:
     np.savez(path, y=np.zeros(3))
     return path
+
+
+def test_an_idx_file_of_images_is_a_batch(run_dir: Path, test_images: np.ndarray, tmp_path: Path) -> None:
+    from mlpkit.data.idx import write_idx
+    from mlpkit.runs.model_file import load_model
+
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    write_idx(path, test_images[:30], compress=True)
+    result = invoke("predict", str(run_dir), str(path), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [d["row"] for d in doc] == list(range(30))
+    expected = load_model(run_dir / schema.MODEL).predict(test_images[:30])
+    assert [d["label"] for d in doc] == expected.tolist()
+    broken = tmp_path / "broken-idx3-ubyte"
+    broken.write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 5)
+    bad = CliRunner().invoke(main, ["predict", str(run_dir), str(broken)])
+    assert bad.exit_code == 2 and "not a readable IDX file" in bad.output and "Traceback" not in bad.output

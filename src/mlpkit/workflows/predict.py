@@ -82,8 +82,12 @@ def read_inputs(model: LoadedModel, path: Path) -> tuple[np.ndarray, bool]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    batch = suffix in BATCH_SUFFIXES
-    x = _read_batch(path, suffix) if batch else _read_image(model, path)
+    if suffix in BATCH_SUFFIXES:
+        x, batch = _read_batch(path, suffix), True
+    elif suffix not in IMAGE_SUFFIXES and _looks_like_idx(path):
+        x, batch = _read_idx_batch(path), True
+    else:
+        x, batch = _read_image(model, path), False
     try:
         model.features(x)  # shape and values checked here, once per file, before any prediction
     except MlpkitError as exc:
@@ -105,6 +109,27 @@ def _read_batch(path: Path, suffix: str) -> np.ndarray:
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: unreadable {suffix[1:]} file: {exc}") from None
     x = np.asarray(x)
+    return x.reshape(1, -1) if x.ndim == 1 else x
+
+
+def _looks_like_idx(path: Path) -> bool:
+    """IDX magic (two zero bytes, type 0x08 = uint8) or gzip's, by the first bytes, not the name."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise InputError(f"{path}: unreadable: {exc.strerror or exc}") from None
+    return head[:2] == b"\x1f\x8b" or (len(head) == 4 and head[:3] == b"\x00\x00\x08")
+
+
+def _read_idx_batch(path: Path) -> np.ndarray:
+    """An IDX file of inputs (n, ...) as a batch, read by the strict reader."""
+    from mlpkit.data.idx import read_idx
+
+    try:
+        x = read_idx(path)
+    except MlpkitError as exc:
+        raise InputError(f"{path}: not a readable IDX file of inputs: {exc}") from None
     return x.reshape(1, -1) if x.ndim == 1 else x
 
 
@@ -141,7 +166,8 @@ def predict_files(model: LoadedModel, files: Sequence[str | Path], *, top: int =
         What predicts.
     files : sequence of str or Path
         Image files (PNG, JPEG, BMP, GIF) and batches (``.npy``, ``.npz`` with array ``x``,
-        ``.csv``) of raw feature rows.
+        ``.csv``, an IDX file of inputs such as MNIST's ``t10k-images-idx3-ubyte[.gz]``) of raw
+        feature rows.
     top : int
         How many labels to give per input (at most the number of classes).
 
