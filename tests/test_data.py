@@ -110,10 +110,10 @@ def test_seed_split(mnist: Mnist) -> None:
 
 def test_full_split(mnist: Mnist) -> None:
     split = make_split(mnist, "full")
-    assert split.x_train.shape == (50000, 784) and split.x_val.shape == (10000, 784)
+    assert split.x_train.shape == (55000, 784) and split.x_val.shape == (5000, 784)  # issue 13's 55,000 / 5,000
     assert split.x_test is not None and split.x_test.shape == (10000, 784)
-    np.testing.assert_array_equal(split.x_val[0], mnist.train_images[50000].ravel())
-    np.testing.assert_array_equal(split.y_train, mnist.train_labels[:50000])
+    np.testing.assert_array_equal(split.x_val[0], mnist.train_images[55000].ravel())
+    np.testing.assert_array_equal(split.y_train, mnist.train_labels[:55000])
     np.testing.assert_array_equal(split.y_test, mnist.test_labels)
 
 
