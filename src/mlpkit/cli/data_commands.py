@@ -19,7 +19,12 @@ def data() -> None:
 @data.command("stats")
 @dataset_option
 @data_dir_option
-@click.option("--split", default="seed", show_default=True, help="seed (first 20,000 train / 10,000 test) or full (55,000 / 5,000 of the training set).")
+@click.option(
+    "--split",
+    default="seed",
+    show_default=True,
+    help="seed (first 20,000 train / 10,000 test) or full (55,000 / 5,000 of the training set).",
+)
 def data_stats(dataset: str, data_dir: Path | None, split: str) -> None:
     """Split sizes and the training set's pixel mean and std."""
     from mlpkit.data import IDX_DATASETS, Normalizer, load_idx_arrays, make_split, resolve_idx_dir
