@@ -32,11 +32,21 @@ def save_figure(fig: Figure, path: str | Path) -> list[Path]:
     return plots.save_figure(fig, path, dpi=PNG_DPI)
 
 
-def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = "") -> list[Path]:
+def confusion_figure(
+    confusion: np.ndarray,
+    path: str | Path,
+    *,
+    title: str = "",
+    labels: Sequence[str] | None = None,
+    noun: str = "digit",
+    rows: str = "validation images",
+) -> list[Path]:
     """C[i, j] (true i, predicted j) as a heat map with every count written in its cell;
-    each row is labelled with that class's accuracy (the diagonal over the row sum)."""
+    each row is labelled with that class's accuracy (the diagonal over the row sum). ``labels``
+    names the classes (default 0..K-1), ``noun`` them on the axes, ``rows`` what was counted."""
     confusion = np.asarray(confusion)
     k = confusion.shape[0]
+    names = [str(j) for j in range(k)] if labels is None else [str(lbl) for lbl in labels]
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = confusion / totals[:, None]
@@ -59,11 +69,11 @@ def confusion_figure(confusion: np.ndarray, path: str | Path, *, title: str = ""
                 fontsize=9,
                 color="white" if dark else ("#b2182b" if i != j else "black"),
             )
-    ax.set_xticks(range(k), [str(j) for j in range(k)])
-    ax.set_yticks(range(k), [f"{i}  ({r:.1%})" if np.isfinite(r) else f"{i}  (-)" for i, r in enumerate(recall)])
-    ax.set_xlabel("predicted digit", fontsize=11)
-    ax.set_ylabel("true digit  (per-class accuracy)", fontsize=11)
-    ax.set_title(title or f"confusion matrix ({int(confusion.sum()):,} validation images)", fontsize=11)
+    ax.set_xticks(range(k), names)
+    ax.set_yticks(range(k), [f"{c}  ({r:.1%})" if np.isfinite(r) else f"{c}  (-)" for c, r in zip(names, recall)])
+    ax.set_xlabel(f"predicted {noun}", fontsize=11)
+    ax.set_ylabel(f"true {noun}  (per-class accuracy)", fontsize=11)
+    ax.set_title(title or f"confusion matrix ({int(confusion.sum()):,} {rows})", fontsize=11)
     ax.tick_params(length=0, labelsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
