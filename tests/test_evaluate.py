@@ -61,7 +61,7 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def evaluate_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     result = invoke("evaluate", *args, "--json", env=env)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # stdout alone: a stray thread of another test may write to stderr
 
 
 # ------------------------------------------------------------------------ MNIST
@@ -195,6 +195,18 @@ def test_unknown_labels_and_wrong_width_name_the_problem(rng: np.random.Generato
     assert "\n" not in str(err.value)
 
 
+def test_a_model_without_its_data_table_is_evaluated_on_its_data_sets_test_part() -> None:
+    from mlpkit.data.registry import load_dataset
+    from mlpkit.workflows.evaluate import evaluation_dataset
+
+    net = MLP([8], n_features=64, n_classes=10)
+    model = LoadedModel(net, Normalization("none"), list(range(10)), (8, 8), "digits", Provenance())
+    assert model.data is None
+    data = evaluation_dataset(model)
+    np.testing.assert_array_equal(data.x_test, load_dataset("digits").x_test)
+    assert data.test_carved and evaluation_dataset(model, "digits").name == data.name
+
+
 def test_split_choice_and_a_data_set_without_test_part(rng: np.random.Generator) -> None:
     x, y = own_data(30, rng)
     whole = Dataset(name="own.npz", x_train=x, y_train=y, input_shape=(4,))
@@ -236,8 +248,9 @@ def write_own_files(folder: Path, rng: np.random.Generator) -> dict[str, Path]:
     centres = {"ant": (3, 0, 0, 0), "bee": (0, 3, 0, 0), "cat": (0, 0, 3, 0)}
     labels = rng.choice(np.array(list(centres)), size=600)
     x = np.array([centres[v] for v in labels], dtype=np.float64) + rng.normal(size=(600, 4))
-    files = {name: folder / f"{name}.npz" for name in ("train", "other", "wide")}
+    files = {name: folder / f"{name}.npz" for name in ("train", "more", "other", "wide")}
     np.savez(files["train"], x=x, y=labels)
+    np.savez(files["more"], x=x[:50] + 0.1, y=labels[:50])
     np.savez(files["other"], x=x[:50], y=np.where(labels[:50] == "cat", "wasp", labels[:50]))
     np.savez(files["wide"], x=np.hstack([x[:50], x[:50, :1]]), y=labels[:50])
     return files
@@ -254,6 +267,8 @@ def own_files_cli_checks(files: dict[str, Path], run: Path) -> None:
     doc = evaluate_json(str(run))
     assert doc["classes"] == ["ant", "bee", "cat"] and doc["split"] == "test" and doc["test_carved"]
     assert doc["n"] == len(carved.x_test) and doc["accuracy"] > 0.9
+    more = evaluate_json(str(run), "--dataset", str(files["more"]))  # another file: every row, no test part
+    assert (more["dataset"], more["split"], more["n"]) == (str(files["more"]), "all", 50)
     other = str(files["other"])
     result = invoke("evaluate", str(run), "--dataset", other)
     assert result.exit_code == 2 and len(error_lines(result)) == 1, result.output

@@ -42,7 +42,7 @@ def _summary(doc: Mapping[str, Any]) -> dict[str, Any]:
         ["data set", str(doc["dataset"])],
         ["split", f"{doc['split']}: {part}"],
         ["rows", fmt(int(doc["n"]), "int")],
-        ["loss (mean cross-entropy)", fmt(float(doc["loss"]), "loss")],
+        ["loss (mean cross-entropy)", fmt(doc["loss"], "loss")],
         ["accuracy", f"{fmt(float(doc['accuracy']), 'acc')} ({correct:,} of {int(doc['n']):,})"],
         ["classes", fmt(len(doc["classes"]), "int")],
     ]
@@ -153,7 +153,7 @@ def build_evaluation_report(doc: Mapping[str, Any], out: str | Path) -> Path:
         "evaluation_report.html.j2",
         title=f"mlpkit evaluation: {doc['dataset']} ({doc['split']})",
         subtitle=f"{doc['model']} on {int(doc['n']):,} rows: accuracy {fmt(float(doc['accuracy']), 'acc')}, "
-        f"loss {fmt(float(doc['loss']), 'loss')}",
+        f"loss {fmt(doc['loss'], 'loss')}",
         nav=nav,
         summary=_summary(doc),
         confusion=_confusion(doc, assets),

@@ -51,7 +51,8 @@ def confusion_figure(
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = confusion / totals[:, None]
         recall = np.diag(confusion) / totals
-    fig, ax = new_figure(6.0, 5.4)
+    longest = max((len(n) for n in names), default=1)
+    fig, ax = new_figure(6.0 + min(0.1 * max(longest - 1, 0), 4.0), 5.4)  # room for long class names
     # colour by row share, on a square-root scale so small confusions stay visible
     ax.imshow(np.sqrt(np.nan_to_num(rates)), cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
@@ -66,7 +67,7 @@ def confusion_figure(
                 str(n),
                 ha="center",
                 va="center",
-                fontsize=9,
+                fontsize=9 if k <= 12 else max(4.0, 108 / k),  # smaller counts in smaller cells
                 color="white" if dark else ("#b2182b" if i != j else "black"),
             )
     ax.set_xticks(range(k), names)

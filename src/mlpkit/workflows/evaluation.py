@@ -97,6 +97,7 @@ class Evaluation:
 
     @property
     def per_class(self) -> list[ClassResult]:
+        """Each class's figures, in ``classes`` order, read off the confusion matrix."""
         cm = self.confusion
         return [
             ClassResult(label, int(cm[i].sum()), int(cm[:, i].sum()), int(cm[i, i]))
@@ -104,14 +105,14 @@ class Evaluation:
         ]
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON values (NaN ratios as null)."""
+        """Plain JSON values (NaN ratios, and the loss of a diverged model, as null)."""
         return {
             "model": self.model,
             "dataset": self.dataset,
             "split": self.split,
             "test_carved": self.test_carved,
             "n": self.n,
-            "loss": self.loss,
+            "loss": _finite_or_none(self.loss),
             "accuracy": self.accuracy,
             "classes": list(self.classes),
             "per_class": [c.to_json() for c in self.per_class],
