@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mlpkit.cli.app import main
+from mlpkit.core.errors import InputError
 
 
 # -------------------------------------------------------------------- predict
@@ -22,6 +23,60 @@ def predict(model_or_run: Path, files: tuple[Path, ...], top: int, as_json: bool
 
     results = predict_files(load_predictor(model_or_run), files, top=top)
     click.echo(format_json(results) if as_json else format_text(results))
+
+
+# ------------------------------------------------------------------- evaluate
+@main.command()
+@click.argument("model_or_run", type=click.Path(path_type=Path))
+@click.option(
+    "--dataset",
+    default=None,
+    metavar="NAME|PATH",
+    help="A registered data set or your own file (default: the model's own data set, its held-out test part).",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "train", "all"]),
+    default=None,
+    help="test (default), train (all but the test part) or all; another file with --dataset: all its rows.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with an IDX data set's files (mnist, fashion-mnist, kmnist).",
+)
+@click.option("--label-column", default=None, help="A CSV file's label column (default: the model's, else label).")
+@click.option("--json", "as_json", is_flag=True, default=False, help="One JSON document instead of text.")
+@click.option(
+    "--html",
+    "html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write an HTML page there.",
+)
+def evaluate(
+    model_or_run: Path,
+    dataset: str | None,
+    split: str | None,
+    data_dir: Path | None,
+    label_column: str | None,
+    as_json: bool,
+    html: Path | None,
+) -> None:
+    """Loss, accuracy, per-class figures and the confusion matrix of a model file or run folder's
+    model on a data set's test part (by default the model's own, rows training never saw)."""
+    from mlpkit.workflows.evaluate import evaluate_model
+    from mlpkit.workflows.evaluation import format_json, format_text, write_html
+
+    if html is not None and html.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--html {html}: the page's name must end in .html")
+    result = evaluate_model(model_or_run, dataset=dataset, split=split, data_dir=data_dir, label_column=label_column)
+    if html is not None:
+        write_html(result, html)
+    click.echo(format_json(result) if as_json else format_text(result))
+    if html is not None and not as_json:
+        click.echo(f"page: {html}")
 
 
 # --------------------------------------------------------------------- export

@@ -1,8 +1,10 @@
-"""Figures and self-contained HTML pages made from run folders only (never from live objects).
+"""Figures and self-contained HTML pages made from run folders (and an evaluation's plain
+results), never from live objects.
 
-``build_report`` writes the run report; :mod:`mlpkit.report.page` (skeleton, tables, figures as
-template data) and :mod:`mlpkit.report.sections` are the generic pieces other pages build on.
-Names are imported on first use, so ``import mlpkit.report`` loads neither matplotlib nor Jinja2.
+``build_report`` writes the run report, ``build_evaluation_report`` the page of ``mlpkit
+evaluate``; :mod:`mlpkit.report.page` (skeleton, tables, figures as template data) and
+:mod:`mlpkit.report.sections` are the generic pieces other pages build on. Names are imported
+on first use, so ``import mlpkit.report`` loads neither matplotlib nor Jinja2.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from mlpkit.core.lazy import lazy_exports
 #: public name -> the module that defines it
 _EXPORTS = {
     "build_report": "mlpkit.report.run_report",
+    "build_evaluation_report": "mlpkit.report.evaluation_report",
     "REPORT_SECTIONS": "mlpkit.report.run_report",
     "RUN_SECTIONS": "mlpkit.report.run_report",
     "run_figures": "mlpkit.report.plots",
@@ -32,6 +35,7 @@ __all__ = [
     "REPORT_SECTIONS",
     "RUN_SECTIONS",
     "Assets",
+    "build_evaluation_report",
     "build_report",
     "comparison_figure",
     "confusion_figure",

@@ -37,20 +37,22 @@ def confusion_figure(
     path: str | Path,
     *,
     title: str = "",
-    names: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
     noun: str = "digit",
+    rows: str = "validation images",
 ) -> list[Path]:
     """C[i, j] (true i, predicted j) as a heat map with every count written in its cell;
-    each row is labelled with its class (``names``, default 0..k-1) and that class's accuracy
-    (the diagonal over the row sum)."""
+    each row is labelled with that class's accuracy (the diagonal over the row sum). ``labels``
+    names the classes (default 0..K-1), ``noun`` them on the axes, ``rows`` what was counted."""
     confusion = np.asarray(confusion)
     k = confusion.shape[0]
-    names = [str(i) for i in range(k)] if names is None else list(names)
+    names = [str(j) for j in range(k)] if labels is None else [str(lbl) for lbl in labels]
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = confusion / totals[:, None]
         recall = np.diag(confusion) / totals
-    fig, ax = new_figure(6.0, 5.4)
+    longest = max((len(n) for n in names), default=1)
+    fig, ax = new_figure(6.0 + min(0.1 * max(longest - 1, 0), 4.0), 5.4)  # room for long class names
     # colour by row share, on a square-root scale so small confusions stay visible
     ax.imshow(np.sqrt(np.nan_to_num(rates)), cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
@@ -65,7 +67,7 @@ def confusion_figure(
                 str(n),
                 ha="center",
                 va="center",
-                fontsize=9,
+                fontsize=9 if k <= 12 else max(4.0, 108 / k),  # smaller counts in smaller cells
                 color="white" if dark else ("#b2182b" if i != j else "black"),
             )
     ax.set_xticks(
@@ -77,7 +79,7 @@ def confusion_figure(
     ax.set_yticks(range(k), [f"{c}  ({r:.1%})" if np.isfinite(r) else f"{c}  (-)" for c, r in zip(names, recall)])
     ax.set_xlabel(f"predicted {noun}", fontsize=11)
     ax.set_ylabel(f"true {noun}  (per-class accuracy)", fontsize=11)
-    ax.set_title(title or f"confusion matrix ({int(confusion.sum()):,} validation images)", fontsize=11)
+    ax.set_title(title or f"confusion matrix ({int(confusion.sum()):,} {rows})", fontsize=11)
     ax.tick_params(length=0, labelsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

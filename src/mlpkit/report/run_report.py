@@ -40,8 +40,9 @@ def _confusion(
         cm,
         assets.path(f"{tag}-confusion"),
         title=f"{label}: confusion matrix ({n:,} validation inputs)",
-        names=names,
+        labels=names,
         noun=noun,
+        rows="validation inputs",
     )
     rows = [[f"true {names[i]}"] + [str(int(v)) for v in cm[i]] + [str(int(cm[i].sum()))] for i in range(k)]
     rows.append(["all"] + [str(int(v)) for v in cm.sum(axis=0)] + [str(int(cm.sum()))])
