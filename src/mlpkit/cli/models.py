@@ -17,8 +17,8 @@ from mlpkit.core.errors import InputError
 @click.option("--top", type=click.IntRange(min=1), default=1, show_default=True, help="Labels per input, best first.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="One JSON document (a list) instead of lines.")
 def predict(model_or_run: Path, files: tuple[Path, ...], top: int, as_json: bool) -> None:
-    """Label FILES (images: PNG, JPEG, BMP, GIF; batches of rows: .npy, .npz with x, .csv) with a
-    model file or a run folder's model."""
+    """Label FILES (images: PNG, JPEG, BMP, GIF; batches of rows: .npy, .npz with x, .csv, IDX) with
+    a model file or a run folder's model."""
     from mlpkit.workflows.predict import format_json, format_text, load_predictor, predict_files
 
     results = predict_files(load_predictor(model_or_run), files, top=top)
