@@ -232,6 +232,14 @@ def test_state_survives_a_checkpoint_file(tmp_path):
         np.testing.assert_array_equal(other.state_dict()[key], value)
 
 
+@pytest.mark.parametrize(("name", "options", "torch_cls", "torch_options", "state_keys"), CASES, ids=CASE_IDS)
+def test_state_spec_describes_the_state_dict(name, options, torch_cls, torch_options, state_keys):
+    opt = make_optimizer(name, make_params(True, np.random.default_rng(0)), **options)
+    state = opt.state_dict()
+    assert {k: (v.shape, v.dtype) for k, v in state.items()} == opt.state_spec()
+    assert ("step" in state) == (name != "sgd")
+
+
 def test_load_refuses_a_state_that_does_not_fit():
     params = [np.zeros((2, 3)), np.zeros(3)]
     adam = Adam(params, lr=0.1)
@@ -350,7 +358,7 @@ def _tiny_problem(rng):
         (
             "sgd",
             dict(lr=0.1, momentum=0.9, nesterov=True),
-            "optimizer sgd with Nesterov momentum has no compiled" + " kernel",
+            "optimizer sgd with Nesterov momentum has no compiled kernel",
         ),
         ("sgd", dict(lr=0.1, weight_decay=1e-4), "optimizer sgd with weight decay has no compiled kernel"),
     ],

@@ -120,6 +120,15 @@ class Optimizer:
             flat = None
         self._flat_grads = flat
 
+    def state_spec(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """The (shape, dtype) of each entry of :meth:`state_dict`: what a checkpoint must hold."""
+        spec = {
+            f"{key}.{i}": (v.shape, v.dtype) for key, buffer in self._states.items() for i, v in enumerate(buffer.views)
+        }
+        if self.counts_steps:
+            spec["step"] = ((), np.dtype(np.int64))
+        return spec
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of everything a resumed run needs to continue bit-identically."""
         state = {f"{key}.{i}": v.copy() for key, buffer in self._states.items() for i, v in enumerate(buffer.views)}
