@@ -14,6 +14,7 @@ import numpy as np
 
 from mlpkit.core.arrays import flat_span
 from mlpkit.nn.mlp import MLP
+from mlpkit.optim.optimizer import Optimizer
 from mlpkit.optim.sgd import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,7 +59,13 @@ def model_reason(model: MLP) -> str | None:
 def why_not(model: MLP, optimizer: object, batch_size: int, x: np.ndarray) -> str | None:
     """None when the compiled steps can train this model on ``x``, else the reason they cannot."""
     if type(optimizer) is not SGD:
+        if isinstance(optimizer, Optimizer) and optimizer.name != SGD.name:
+            return f"optimizer {optimizer.name} has no compiled kernel"
         return f"the optimizer is {type(optimizer).__name__}, not mlpkit's SGD"
+    if optimizer.nesterov:
+        return "optimizer sgd with Nesterov momentum has no compiled kernel"
+    if optimizer.weight_decay:
+        return "optimizer sgd with weight decay has no compiled kernel"
     if reason := model_reason(model):
         return reason
     params = model.parameters()

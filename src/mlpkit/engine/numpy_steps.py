@@ -39,6 +39,8 @@ class BlockedSGDUpdate:
         params, velocity = flat_span(optimizer.params), flat_span(optimizer.velocity)
         if params is None or velocity is None or grads.shape != params.shape or grads.dtype != params.dtype:
             raise ValueError("a blocked update needs flat parameters, velocity and gradients of one shape")
+        if not optimizer.plain:
+            raise ValueError("a blocked update runs the seed's SGD rule only (no Nesterov, no weight decay)")
         self.optimizer, self.pool = optimizer, pool
         n = len(params)
         blocks = [(params[i : i + BLOCK], grads[i : i + BLOCK], velocity[i : i + BLOCK]) for i in range(0, n, BLOCK)]
@@ -89,6 +91,7 @@ class NumpySteps:
         flat_grads = flat_span(self._grads)
         if (
             type(optimizer) is SGD
+            and optimizer.plain  # the blocked update runs the seed's rule only
             and flat_grads is not None
             and len(flat_grads) > BLOCKED_MIN
             and flat_span(optimizer.params) is not None

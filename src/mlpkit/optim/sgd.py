@@ -1,12 +1,9 @@
-"""Optimizers that own their state; each update is plain arithmetic on (param, grad) pairs.
+"""Stochastic gradient descent with heavy-ball or Nesterov momentum and L2 weight decay.
 
-The optimizer knows nothing of the model: it gets lists of arrays and updates them in place.
-When the arrays are consecutive views of one buffer (as ``MLP.parameters()`` and
-``MLP.new_gradients()`` are), an update runs once over the whole buffer instead of once per
-array: the same arithmetic, element for element, in a few calls whatever the depth.
-``SGD.step`` is the reference; the engines (mlpkit.engine) may run the same arithmetic
-differently (in blocks on several threads, or fused into compiled steps) and are tested
-against it.
+``SGD.step`` is the reference; the engines (mlpkit.engine) may run the plain rule
+(:func:`sgd_momentum_update`: no Nesterov, no weight decay) differently (in blocks on several
+threads, or fused into compiled steps) and are tested against it. Nesterov momentum and weight
+decay run only here: the engines decline them (and fall back to this step).
 """
 
 from __future__ import annotations
@@ -15,8 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mlpkit.core.arrays import aligned_zeros, flat_span
-from mlpkit.core.errors import CheckpointError, ConfigError
+from mlpkit.core.errors import ConfigError
+from mlpkit.optim import hyperparameters as hp
+from mlpkit.optim.optimizer import Optimizer, StateBuffer
+
+__all__ = ["SGD", "sgd_momentum_update", "sgd_update"]
 
 
 def sgd_momentum_update(
@@ -35,19 +35,52 @@ def sgd_momentum_update(
     param -= scratch
 
 
-def _split_like(flat: np.ndarray, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    views, offset = [], 0
-    for a in arrays:
-        views.append(flat[offset : offset + a.size].reshape(a.shape))
-        offset += a.size
-    return views
+def sgd_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    velocity: np.ndarray,
+    scratch: np.ndarray,
+    decayed: np.ndarray | None,
+    *,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+) -> None:
+    """PyTorch's SGD (dampening 0), in place; ``decayed`` is scratch for g + wd w (None if wd = 0).
+
+    g <- g + wd * w                  (when weight_decay > 0: L2, coupled to the gradient)
+    v <- momentum * v + g            (when momentum > 0)
+    d <- g + momentum * v  (Nesterov), v (heavy ball), or g (no momentum)
+    w <- w - lr * d
+    """
+    g = grad
+    if weight_decay:
+        assert decayed is not None
+        np.multiply(param, weight_decay, out=decayed)
+        decayed += grad
+        g = decayed
+    if momentum:
+        velocity *= momentum
+        velocity += g
+        if nesterov:
+            np.multiply(velocity, momentum, out=scratch)
+            scratch += g
+            scratch *= lr
+        else:
+            np.multiply(velocity, lr, out=scratch)
+    else:
+        np.multiply(g, lr, out=scratch)
+    param -= scratch
 
 
-class SGD:
-    """Mini-batch SGD with (heavy-ball) momentum: v <- g + gamma v;  w <- w - lr v.
+class SGD(Optimizer):
+    """Mini-batch SGD with momentum: v <- g + gamma v;  w <- w - lr v (or Nesterov's d = g + gamma v).
 
-    This equals PyTorch's ``torch.optim.SGD(momentum=gamma, dampening=0)``: the velocity
-    starts at zero, so the first step is w -= lr * g.
+    This equals PyTorch's ``torch.optim.SGD(momentum=gamma, dampening=0, nesterov=...,
+    weight_decay=...)``: the velocity starts at zero, so the first step is w -= lr * g.
+    Without Nesterov and weight decay the update is :func:`sgd_momentum_update` (the seed's
+    rule, which the engines also run); otherwise :func:`sgd_update`.
 
     Parameters
     ----------
@@ -58,64 +91,62 @@ class SGD:
         The learning rate, > 0.
     momentum : float, default 0.0
         gamma, in [0, 1); 0 is plain SGD.
+    nesterov : bool, default False
+        Nesterov momentum: step along g + gamma v instead of v. Needs momentum > 0.
+    weight_decay : float, default 0.0
+        L2 penalty, >= 0: wd * w is added to the gradient (coupled, as PyTorch's SGD does).
 
     Raises
     ------
     ConfigError
-        A learning rate that is not a finite positive number, or a momentum outside [0, 1).
+        A learning rate that is not a finite positive number, a momentum outside [0, 1), a
+        negative weight decay, or Nesterov without momentum.
     """
 
-    def __init__(self, params: Sequence[np.ndarray], *, lr: float, momentum: float = 0.0) -> None:
-        if not np.isfinite(lr) or lr <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {lr}")
-        if not (0.0 <= momentum < 1.0):
-            raise ConfigError(f"momentum must lie in [0, 1), got {momentum}")
-        self.params = list(params)
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self._flat_params = flat_span(self.params)
-        if self._flat_params is not None:  # velocity and scratch laid out like the parameters
-            flat_v = aligned_zeros(len(self._flat_params), self._flat_params.dtype)
-            flat_s = np.empty_like(self._flat_params)
-            self.velocity = _split_like(flat_v, self.params)
-            self._scratch = _split_like(flat_s, self.params)
-            self._flat_state = (flat_v, flat_s)
-        else:
-            self.velocity = [np.zeros_like(p) for p in self.params]
-            self._scratch = [np.empty_like(p) for p in self.params]
-        self._grads_key: tuple[int, ...] = ()
-        self._grads_seen: list[np.ndarray] = []  # keeps the ids in _grads_key alive
-        self._flat_grads: np.ndarray | None = None
+    name = "sgd"
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
-        """Apply v <- g + momentum v; w <- w - lr v to every parameter, in place."""
-        if self._flat_params is not None:
-            key = tuple(map(id, grads))
-            if key != self._grads_key:
-                self._find_flat_grads(key, grads)
-            if self._flat_grads is not None:
-                flat_v, flat_s = self._flat_state
-                sgd_momentum_update(
-                    self._flat_params, self._flat_grads, flat_v, flat_s, lr=self.lr, momentum=self.momentum
-                )
-                return
-        for p, g, v, s in zip(self.params, grads, self.velocity, self._scratch):
-            sgd_momentum_update(p, g, v, s, lr=self.lr, momentum=self.momentum)
+    def __init__(
+        self,
+        params: Sequence[np.ndarray],
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr=lr)
+        self.momentum = hp.unit_interval(momentum, "momentum")
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise ConfigError(f"nesterov must be true or false, got {nesterov!r}")
+        if nesterov and not self.momentum:
+            raise ConfigError("nesterov needs a momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = hp.non_negative(weight_decay, "weight_decay")
+        self._velocity = self._state("velocity")
+        self.velocity = self._velocity.views
+        self._scratch_buffer = self._scratch()
+        self._decayed: StateBuffer | None = None  # g + wd w, made at the first step with weight decay
 
-    def _find_flat_grads(self, key: tuple[int, ...], grads: Sequence[np.ndarray]) -> None:
-        self._grads_key, self._grads_seen = key, list(grads)
-        flat = flat_span(self._grads_seen)
-        params = self._flat_params
-        if flat is not None and params is not None and (flat.shape != params.shape or flat.dtype != params.dtype):
-            flat = None
-        self._flat_grads = flat
+    @property
+    def plain(self) -> bool:
+        """True for the seed's rule (no Nesterov, no weight decay): the one the engines run."""
+        return not self.nesterov and not self.weight_decay
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {f"velocity.{i}": v.copy() for i, v in enumerate(self.velocity)}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for i, v in enumerate(self.velocity):
-            key = f"velocity.{i}"
-            if key not in state or np.shape(state[key]) != v.shape:
-                raise CheckpointError(f"optimizer state does not fit: {key} missing or of wrong shape")
-            v[...] = state[key]
+    def _update(self, i: int, param: np.ndarray, grad: np.ndarray) -> None:
+        v, s = self._velocity.part(i), self._scratch_buffer.part(i)
+        if self.plain:
+            sgd_momentum_update(param, grad, v, s, lr=self.lr, momentum=self.momentum)
+            return
+        if self.weight_decay and self._decayed is None:
+            self._decayed = self._scratch()
+        sgd_update(
+            param,
+            grad,
+            v,
+            s,
+            None if self._decayed is None else self._decayed.part(i),
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
