@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,10 @@ REFERENCE = {
     "improved_sigmoid": lambda z: 1.7159 * np.tanh(2 * z / 3),
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+    "gelu": lambda z: z * np.vectorize(lambda v: 0.5 * math.erfc(-v / math.sqrt(2)))(z),
+    "silu": lambda z: z / (1 + np.exp(-z)),
 }
 
 
@@ -20,12 +26,14 @@ def test_forward_matches_formula(name):
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_derivative_from_output_matches_finite_difference(name):
+    """From a = f(z), or from z itself for the activations marked ``from_input``."""
     z = np.linspace(-4, 4, 81)
     z = z[np.abs(z) > 1e-3]  # relu has a kink at 0
     act = get_activation(name)
     h = 1e-6
     numeric = (REFERENCE[name](z + h) - REFERENCE[name](z - h)) / (2 * h)
-    np.testing.assert_allclose(act.derivative(act.forward(z.copy())), numeric, rtol=1e-6, atol=1e-8)
+    given = z.copy() if act.from_input else act.forward(z.copy())
+    np.testing.assert_allclose(act.derivative(given), numeric, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -44,14 +52,14 @@ def test_sigmoid_does_not_overflow():
 
 
 def test_unknown_activation_lists_valid_names():
-    with pytest.raises(ConfigError, match="valid: improved_sigmoid, relu, sigmoid, tanh"):
+    with pytest.raises(ConfigError, match="valid: elu, gelu, improved_sigmoid, leaky_relu, relu, sigmoid, silu, tanh"):
         get_activation("swish")
 
 
 def test_each_builtin_names_its_own_kernel_code_and_new_ones_have_none():
     from mlpkit.nn import activations
 
-    codes = {name: act.kernel_code for name, act in ACTIVATIONS.items()}
+    codes = {name: act.kernel_code for name, act in ACTIVATIONS.items() if act.kernel_code is not None}
     assert codes == {
         "sigmoid": activations.KERNEL_SIGMOID,
         "improved_sigmoid": activations.KERNEL_IMPROVED_SIGMOID,
@@ -59,6 +67,7 @@ def test_each_builtin_names_its_own_kernel_code_and_new_ones_have_none():
         "relu": activations.KERNEL_RELU,
     }
     assert len(set(codes.values())) == len(codes)  # one kernel per formula
+    assert {n for n, a in ACTIVATIONS.items() if a.kernel_code is None} == {"leaky_relu", "elu", "gelu", "silu"}
     custom = activations.Activation("mine", activations.tanh, activations.tanh_derivative)
     assert custom.kernel_code is None  # the compiled engine refuses it (tests/test_kernels.py)
 

@@ -135,7 +135,7 @@ def test_same_seed_is_deterministic_other_seed_differs(mnist_path, tmp_path):
         (["train", "task3c", "--set", "learning_rate=0"], "train.learning_rate must be > 0"),
         (["train", "task3c", "--set", "momentum=1"], "train.momentum must lie in [0, 1)"),
         (["train", "task3c", "--set", "model.hidden=[]"], "model.hidden must list at least one"),
-        (["train", "task3c", "--set", "activation=gelu"], "model.activation 'gelu' is unknown"),
+        (["train", "task3c", "--set", "activation=softsign"], "model.activation 'softsign' is unknown"),
         (
             ["train", "task3c", "--set", "batch_size=5000", "--set", "n_train=1000"],
             "batch_size 5000 is larger than the training set (1000 samples)",

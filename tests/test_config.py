@@ -161,7 +161,7 @@ def test_parse_override_reads_toml_values():
         (["epochs=0"], "train.epochs must be >= 1"),
         (["epochs=2.5"], "train.epochs must be an integer"),
         (["batch_size=true"], "train.batch_size must be an integer"),
-        (["activation=swish"], "model.activation 'swish' is unknown; valid: improved_sigmoid, relu, sigmoid, tanh"),
+        (["activation=swish"], "model.activation 'swish' is unknown; valid: elu, gelu, improved_sigmoid, leaky"),
         (["init=zeros"], "model.init 'zeros' is unknown"),
         (["data.shuffle=3"], "data.shuffle must be true or false"),
         (["data.split=all"], "data.split 'all' is unknown"),

@@ -29,7 +29,7 @@ def test_seed_counts_are_the_reports():
         ({"hidden": []}, "at least one hidden layer"),
         ({"hidden": [64, 0]}, "positive integers"),
         ({"hidden": [3.5]}, "positive integers"),
-        ({"hidden": [4], "activation": "gelu"}, "unknown activation"),
+        ({"hidden": [4], "activation": "softsign"}, "unknown activation"),
         ({"hidden": [4], "bias": "none"}, "unknown bias mode"),
         ({"hidden": [4], "dtype": "float16"}, "unknown dtype"),
     ],

@@ -59,7 +59,7 @@ BAD_DICTS = [
     ({"model": {"hidden": [64, -3]}}, r"model\.hidden sizes must be positive"),
     ({"model": {"hidden": 64}}, r"model\.hidden must be a list of integers"),
     ({"model": {"hidden": [64.5]}}, r"model\.hidden\[0\] must be an integer"),
-    ({"model": {"activation": "swish"}}, r"model\.activation 'swish' is unknown; valid: improved_sigmoid, relu"),
+    ({"model": {"activation": "swish"}}, r"model\.activation 'swish' is unknown; valid: elu, gelu, improved_sigmoid"),
     ({"model": {"init": "zeros"}}, r"model\.init 'zeros' is unknown; valid: .*fan_in_normal"),
     ({"model": {"bias": "none"}}, r"model\.bias 'none' is unknown; valid: input_column, per_layer"),
     ({"data": {"split": "all"}}, r"data\.split 'all' is unknown; valid: .*seed"),

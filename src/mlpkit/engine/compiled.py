@@ -19,6 +19,7 @@ from mlpkit.optim.sgd import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.engine.sparse import SparseRows
+    from mlpkit.nn.dropout import Dropout
 
 
 def kernel_layout(model: MLP) -> np.ndarray:
@@ -56,8 +57,28 @@ def model_reason(model: MLP) -> str | None:
     return None
 
 
-def why_not(model: MLP, optimizer: object, batch_size: int, x: np.ndarray) -> str | None:
-    """None when the compiled steps can train this model on ``x``, else the reason they cannot."""
+def training_reason(dropout: Dropout | None = None, label_smoothing: float = 0.0) -> str | None:
+    """None when the kernels can run steps with these training options, else why not."""
+    if dropout is not None and dropout.active:
+        return "dropout has no compiled kernel"
+    if label_smoothing:
+        return "label smoothing has no compiled kernel"
+    return None
+
+
+def why_not(
+    model: MLP,
+    optimizer: object,
+    batch_size: int,
+    x: np.ndarray,
+    *,
+    dropout: Dropout | None = None,
+    label_smoothing: float = 0.0,
+) -> str | None:
+    """None when the compiled steps can train this model on ``x`` (with these training
+    options: see :class:`mlpkit.engine.numpy_steps.NumpySteps`), else the reason they cannot."""
+    if reason := training_reason(dropout, label_smoothing):
+        return reason
     if type(optimizer) is not SGD:
         if isinstance(optimizer, Optimizer) and optimizer.name != SGD.name:
             return f"optimizer {optimizer.name} has no compiled kernel"

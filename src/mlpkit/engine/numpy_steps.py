@@ -15,7 +15,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mlpkit.core.arrays import flat_span
+from mlpkit.core.errors import ConfigError
 from mlpkit.engine.threads import WorkerPool
+from mlpkit.nn.dropout import Dropout
+from mlpkit.nn.losses import check_label_smoothing
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD, sgd_momentum_update
 
@@ -76,13 +79,40 @@ class NumpySteps:
         The prepared training inputs and integer (intp) labels.
     workers : int, default 1
         Threads that share a blocked update.
+    dropout : Dropout, optional
+        Dropout rates: each step draws its masks from ``rng`` (before its forward pass).
+    rng : numpy.random.Generator, optional
+        Required with dropout: the training loop's generator (its state is checkpointed, so a
+        resumed run draws the same masks).
+    label_smoothing : float, default 0.0
+        The smoothing of the cross-entropy's target (see :func:`mlpkit.nn.losses.softmax_cross_entropy`).
+
+    Raises
+    ------
+    ConfigError
+        Dropout without ``rng``, or a label smoothing outside [0, 1].
     """
 
     def __init__(
-        self, model: MLP, optimizer: object, batch_size: int, x: np.ndarray, y: np.ndarray, *, workers: int = 1
+        self,
+        model: MLP,
+        optimizer: object,
+        batch_size: int,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        workers: int = 1,
+        dropout: Dropout | None = None,
+        rng: np.random.Generator | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         self.x, self.y = x, y
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self._masks = dropout.masks(model, batch_size) if dropout is not None and dropout.active else None
+        if self._masks is not None and rng is None:
+            raise ConfigError("dropout draws its masks from a generator: pass rng (the training loop's)")
+        self.rng = rng
         # everything a step writes into, allocated once
         self._ws = model.workspace(batch_size, with_batch=True)
         self._grads = model.new_gradients()
@@ -112,6 +142,7 @@ class NumpySteps:
         loss_and_gradients, update, take = self.model.loss_and_gradients, self._update, np.take
         x, y, full_x, full_y = self.x, self.y, ws.inputs, ws.labels
         assert full_x is not None and full_y is not None  # a workspace made with_batch
+        masks, rng, smoothing = self._masks, self.rng, self.label_smoothing
         for s in range(n_steps):
             step = first_step + s
             idx = order[step * bs : (step + 1) * bs]
@@ -119,7 +150,9 @@ class NumpySteps:
             xb, yb = (full_x, full_y) if m == bs else (full_x[:m], full_y[:m])
             take(x, idx, axis=0, out=xb, mode="clip")  # "clip": written straight into xb
             take(y, idx, out=yb, mode="clip")
-            loss = loss_and_gradients(xb, yb, ws, grads)
+            if masks is not None:
+                masks.draw(rng, m)  # type: ignore[arg-type]  # rng is checked in __init__
+            loss = loss_and_gradients(xb, yb, ws, grads, dropout=masks, label_smoothing=smoothing)
             losses[s] = loss
             if not math.isfinite(loss):
                 return s

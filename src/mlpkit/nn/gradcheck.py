@@ -28,8 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlpkit.core.errors import ConfigError
+from mlpkit.nn.dropout import DropoutMasks
 from mlpkit.nn.losses import softmax_cross_entropy
 from mlpkit.nn.mlp import MLP
+from mlpkit.nn.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,11 @@ class GradCheckResult:
     tolerance: float
 
 
-def _loss(model: MLP, x: np.ndarray, y: np.ndarray, ws) -> float:
-    logits = model.forward(x, ws)
-    loss, _ = softmax_cross_entropy(logits, y, out=logits)
+def _loss(
+    model: MLP, x: np.ndarray, y: np.ndarray, ws: Workspace, dropout: DropoutMasks | None, label_smoothing: float
+) -> float:
+    logits = model.forward(x, ws, dropout)
+    loss, _ = softmax_cross_entropy(logits, y, out=logits, label_smoothing=label_smoothing)
     return loss
 
 
@@ -68,6 +72,8 @@ def check_gradients(
     max_per_parameter: int | None = None,
     rng: np.random.Generator | None = None,
     scale_floor: float = 1e-5,
+    dropout: DropoutMasks | None = None,
+    label_smoothing: float = 0.0,
 ) -> GradCheckResult:
     """Compare backprop gradients with central differences (L(w+e) - L(w-e)) / 2e.
 
@@ -92,6 +98,11 @@ def check_gradients(
     scale_floor : float, default 1e-5
         The relative mode's smallest floor: above the float64 rounding of a central
         difference (~1e-16 * loss / epsilon), for arrays whose gradients vanish (deep nets).
+    dropout : DropoutMasks, optional
+        Fixed masks (drawn or set for ``len(x)`` rows), used by every evaluation of the loss:
+        checks the gradient of the loss with those units dropped.
+    label_smoothing : float, default 0.0
+        Checks the smoothed cross-entropy (see :func:`mlpkit.nn.losses.softmax_cross_entropy`).
 
     Returns
     -------
@@ -109,7 +120,7 @@ def check_gradients(
         raise ConfigError("gradient checks need a float64 model (MLP(..., dtype='float64'))")
     ws = model.workspace(len(x))
     grads = model.new_gradients()
-    model.loss_and_gradients(x, y, ws, grads)
+    model.loss_and_gradients(x, y, ws, grads, dropout=dropout, label_smoothing=label_smoothing)
     max_abs = max_rel = worst_error = -1.0
     where: tuple[str, tuple[int, ...]] = ("", ())
     count = 0
@@ -123,9 +134,9 @@ def check_gradients(
         for idx in indices:
             original = param[idx]
             param[idx] = original + epsilon
-            plus = _loss(model, x, y, ws)
+            plus = _loss(model, x, y, ws, dropout, label_smoothing)
             param[idx] = original - epsilon
-            minus = _loss(model, x, y, ws)
+            minus = _loss(model, x, y, ws, dropout, label_smoothing)
             param[idx] = original
             numeric = (plus - minus) / (2 * epsilon)
             analytic = float(grad[idx])

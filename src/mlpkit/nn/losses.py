@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlpkit.core.errors import ConfigError
+
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log softmax(z) = z - max(z) - log(sum(exp(z - max(z)))), row-wise."""
@@ -102,22 +104,39 @@ def _layout(a: np.ndarray) -> bool | None:
     return None
 
 
+def check_label_smoothing(value: float) -> float:
+    """``value`` as a float if it is a number in [0, 1] (PyTorch's range), else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"label_smoothing must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def softmax_cross_entropy(
-    logits: np.ndarray, labels: np.ndarray, *, out: np.ndarray | None = None, scratch: LossScratch | None = None
+    logits: np.ndarray,
+    labels: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    scratch: LossScratch | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[float, np.ndarray]:
     """Loss and d(loss)/d(logits) in one pass.
 
     logits: (N, K); labels: (N,) integers in [0, K). Returns the mean loss and
-    (softmax(logits) - onehot(labels)) / N, written into ``out`` (may be ``logits``).
-    With ``scratch`` (capacity >= N) nothing is allocated.
+    (softmax(logits) - q) / N, written into ``out`` (may be ``logits``), where the target
+    q is onehot(labels), or with ``label_smoothing`` e > 0 PyTorch's smoothed target
+    (1 - e) onehot + e / K, so that the loss is
+    mean(logsumexp(z) - (1 - e) z_y - (e / K) sum_k z_k) (``F.cross_entropy(label_smoothing=e)``).
+    With ``scratch`` (capacity >= N) nothing is allocated; e = 0 runs today's operations exactly.
     """
     n = logits.shape[0]
     grad = out if out is not None else np.empty_like(logits)
     transposed = _layout(grad)
     if transposed is None:  # a strided ``out``: work on a contiguous copy, then write back
-        loss, work = softmax_cross_entropy(logits, labels)
+        loss, work = softmax_cross_entropy(logits, labels, label_smoothing=label_smoothing)
         grad[...] = work
         return loss, grad
+    if label_smoothing:
+        return _smoothed(logits, labels, grad, transposed, scratch, check_label_smoothing(label_smoothing))
     rows = (scratch or LossScratch.for_logits(logits)).rows(n, transposed)
     # z: the logits as the C-ordered array, g: the same for grad; per-row values broadcast
     z, g, lab = (logits.T, grad.T, labels) if transposed else (logits, grad, labels[:, None])
@@ -133,6 +152,36 @@ def softmax_cross_entropy(
     sums *= n  # grad = exp / (N sum exp) - onehot / N
     np.divide(g, sums, out=g)
     np.subtract(g, 1.0 / n, out=g, where=onehot)
+    return loss, grad
+
+
+def _smoothed(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    grad: np.ndarray,
+    transposed: bool,
+    scratch: LossScratch | None,
+    e: float,
+) -> tuple[float, np.ndarray]:
+    """:func:`softmax_cross_entropy` with label smoothing ``e`` > 0 (same passes, on shifted logits)."""
+    n, k = logits.shape
+    rows = (scratch or LossScratch.for_logits(logits)).rows(n, transposed)
+    z, g, lab = (logits.T, grad.T, labels) if transposed else (logits, grad, labels[:, None])
+    axis, rowmax, sums, onehot = rows.axis, rows.rowmax, rows.sums, rows.onehot
+    _max(z, axis=axis, keepdims=True, out=rowmax)
+    np.subtract(z, rowmax, out=g)
+    np.equal(rows.classes, lab, out=onehot)
+    picked = float(_sum(g, axis=None, dtype=np.float64, where=onehot))
+    total = float(_sum(g, axis=None, dtype=np.float64))  # every shifted logit: the uniform part of q
+    np.exp(g, out=g)
+    _sum(g, axis=axis, keepdims=True, out=sums)
+    np.log(sums, out=rowmax)
+    lse = float(_sum(rowmax, axis=None, dtype=np.float64))
+    loss = (lse - (1.0 - e) * picked - (e / k) * total) / n
+    sums *= n  # grad = exp / (N sum exp) - e / (K N) - (1 - e) onehot / N
+    np.divide(g, sums, out=g)
+    g -= e / (k * n)
+    np.subtract(g, (1.0 - e) / n, out=g, where=onehot)
     return loss, grad
 
 

@@ -19,23 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlpkit.core.arrays import aligned_zeros, input_array
-from mlpkit.core.errors import CheckpointError, ConfigError, InputError
+from mlpkit.core.arrays import aligned_zeros
+from mlpkit.core.errors import CheckpointError, ConfigError
+from mlpkit.nn import inputs
 from mlpkit.nn.activations import get_activation
 from mlpkit.nn.initializers import get_initializer
 from mlpkit.nn.losses import cross_entropy_sum_and_hits, softmax_cross_entropy
 from mlpkit.nn.workspace import Workspace
 
+if TYPE_CHECKING:  # pragma: no cover
+    from mlpkit.nn.dropout import DropoutMasks
+
 BIAS_MODES = ("input_column", "per_layer")
 DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-def _all_finite(x: np.ndarray, rows: int = 4096) -> bool:
-    """np.isfinite(x).all() in row blocks: no boolean temporary the size of the data."""
-    return all(np.isfinite(x[i : i + rows]).all() for i in range(0, len(x), rows))
 
 
 def resolve_dtype(dtype: str | type | np.dtype) -> np.dtype:
@@ -234,58 +234,16 @@ class MLP:
     # --------------------------------------------------------------------- inputs
     def prepare_inputs(self, x: np.ndarray) -> np.ndarray:
         """Validate raw features (N, n_features), cast to the model dtype, add the bias column."""
-        x = np.asarray(x)
-        if x.ndim == 3 and x.shape[1] * x.shape[2] == self.n_features:
-            x = x.reshape(len(x), -1)
-        if x.ndim != 2:
-            raise InputError(f"inputs must be a 2-D array (samples, {self.n_features}), got shape {x.shape}")
-        if x.shape[0] == 0:
-            raise InputError("inputs are empty (0 samples)")
-        if x.shape[1] != self.n_features:
-            raise InputError(f"inputs have {x.shape[1]} features, the model expects {self.n_features}")
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise InputError(f"inputs must be real numbers, got dtype {x.dtype}")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            bad = int(np.count_nonzero(~np.isfinite(x)))
-            raise InputError(f"inputs contain {bad} NaN or infinite values")
-        if x.dtype.itemsize > self.dtype.itemsize:  # would the cast overflow to inf?
-            largest, limit = max(abs(float(x.max())), abs(float(x.min()))), float(np.finfo(self.dtype).max)
-            if largest > limit:
-                raise InputError(
-                    f"inputs hold values up to {largest:.3g}, beyond what {self.dtype.name} can hold"
-                    f" ({limit:.3g}): scale them, or use dtype='float64'"
-                )
-        if self.bias == "input_column":
-            out = input_array(x.shape[0], self.n_features, self.dtype, bias_column=True)
-            out[:, : self.n_features] = x
-            return out
-        return np.ascontiguousarray(x, dtype=self.dtype)
+        return inputs.prepare_inputs(x, self.n_features, self.dtype, bias_column=self.bias == "input_column")
 
     def check_prepared(self, x: np.ndarray, what: str = "inputs") -> None:
         """Raise a clear InputError unless ``x`` looks like ``prepare_inputs``'s output: a 2-D
         array of ``input_width`` columns, not empty, of finite floats (``what`` names it)."""
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.input_width:
-            raise InputError(
-                f"{what} must come from model.prepare_inputs: shape (samples, {self.input_width}), got {np.shape(x)}"
-            )
-        if len(x) == 0:
-            raise InputError(f"{what} are empty (0 samples)")
-        if not np.issubdtype(x.dtype, np.floating) or not _all_finite(x):
-            raise InputError(f"{what} must be finite floats (dtype {x.dtype}); see model.prepare_inputs")
+        inputs.check_prepared(x, self.input_width, what)
 
     def check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
         """Integer labels (N,) in [0, n_classes), as intp for fast indexing."""
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != n:
-            raise InputError(f"labels must be a 1-D array of {n} entries, got shape {y.shape}")
-        if not np.issubdtype(y.dtype, np.integer):
-            if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
-                y = y.astype(np.intp)
-            else:
-                raise InputError(f"labels must be integers, got dtype {y.dtype}")
-        if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
-            raise InputError(f"labels must lie in [0, {self.n_classes - 1}], found {y.min()}..{y.max()}")
-        return y.astype(np.intp, copy=False)
+        return inputs.check_labels(y, n, self.n_classes)
 
     # ---------------------------------------------------------------- workspace
     def workspace(self, capacity: int, *, with_batch: bool = False) -> Workspace:
@@ -295,6 +253,7 @@ class MLP:
             [fan_out for _, fan_out in self.shapes],
             self.dtype,
             input_width=self.input_width if with_batch else None,
+            preactivations=self.activation.from_input,
         )
 
     def new_gradients(self) -> list[np.ndarray]:
@@ -302,31 +261,38 @@ class MLP:
         return self._views_of(np.zeros_like(self._flat))
 
     # ------------------------------------------------------------ forward/backward
-    def forward(self, x: np.ndarray, ws: Workspace) -> np.ndarray:
+    def forward(self, x: np.ndarray, ws: Workspace, dropout: DropoutMasks | None = None) -> np.ndarray:
         """Logits (n, K) for prepared inputs ``x`` (n <= ws.capacity rows); activations kept in ws.
 
-        z_i = a_i W_i (+ b_i), a_{i+1} = f(z_i); the last layer is computed transposed,
-        z_L^T = W_L^T a_L^T, into a (K, n) buffer whose transpose is returned.
+        z_i = a_i W_i (+ b_i), a_{i+1} = f(z_i) (a_i * mask_i with ``dropout``); the last layer
+        is computed transposed, z_L^T = W_L^T a_L^T, into a (K, n) buffer whose transpose is returned.
         """
         rows = ws.rows(x.shape[0])
         biases, forward = self.biases, self.activation.forward
-        a = x
-        for i, z in enumerate(rows.outputs[:-1]):
+        a = x if dropout is None else dropout.apply(0, x)
+        for i, (z, out) in enumerate(zip(rows.zs, rows.outputs[:-1])):  # z is out unless f needs z later
             np.matmul(a, self.weights[i], out=z)
             if biases is not None:
                 z += biases[i]
-            forward(z, out=z)
-            a = z
+            forward(z, out=out)
+            a = out if dropout is None else dropout.apply(i + 1, out)
         np.matmul(self.weights[-1].T, a.T, out=rows.logits_t)
         if biases is not None:
             rows.logits_t += biases[-1][:, None]
         return rows.outputs[-1]
 
-    def backward(self, x: np.ndarray, ws: Workspace, dlogits: np.ndarray, grads: list[np.ndarray]) -> None:
-        """Write dL/dparam into ``grads`` given dL/dlogits, after ``forward(x, ws)``.
+    def backward(
+        self,
+        x: np.ndarray,
+        ws: Workspace,
+        dlogits: np.ndarray,
+        grads: list[np.ndarray],
+        dropout: DropoutMasks | None = None,
+    ) -> None:
+        """Write dL/dparam into ``grads`` given dL/dlogits, after ``forward(x, ws, dropout)``.
 
         delta_L = dL/dz_L;  dW_i = a_i^T delta_{i+1};  db_i = sum_n delta_{i+1};
-        delta_i = (delta_{i+1} W_i^T) * f'(a_i).
+        delta_i = (delta_{i+1} W_i^T) * mask_i * f'(z_i)  (f' from a_i or, ``from_input``, z_i).
         """
         rows = ws.rows(x.shape[0])
         biased = self.biases is not None
@@ -336,19 +302,34 @@ class MLP:
         delta = dlogits
         for i in range(self.num_layers - 1, -1, -1):
             a_in = x if i == 0 else rows.outputs[i - 1]
+            if dropout is not None:
+                a_in = dropout.layer_input(i, a_in)
             np.matmul(a_in.T, delta, out=grads[per * i])
             if biased:
                 np.sum(delta, axis=0, out=grads[per * i + 1])
             if i > 0:
                 prev = rows.deltas[i - 1]
                 np.matmul(delta, self.weights[i].T, out=prev)
-                delta = backprop(prev, a_in, rows.scratch[i - 1])
+                if dropout is not None:
+                    dropout.backprop(i, prev)
+                delta = backprop(prev, rows.zs[i - 1], rows.scratch[i - 1])  # a_i, or z_i (from_input)
 
-    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, ws: Workspace, grads: list[np.ndarray]) -> float:
-        """Mean cross-entropy of a prepared batch; gradients written into ``grads``."""
-        logits = self.forward(x, ws)
-        loss, dlogits = softmax_cross_entropy(logits, y, out=logits, scratch=ws.loss)
-        self.backward(x, ws, dlogits, grads)
+    def loss_and_gradients(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        ws: Workspace,
+        grads: list[np.ndarray],
+        *,
+        dropout: DropoutMasks | None = None,
+        label_smoothing: float = 0.0,
+    ) -> float:
+        """Mean cross-entropy of a prepared batch; gradients written into ``grads``. A training
+        step passes its drawn ``dropout`` masks and the loss's ``label_smoothing`` (see
+        :func:`~mlpkit.nn.losses.softmax_cross_entropy`); both default to off."""
+        logits = self.forward(x, ws, dropout)
+        loss, dlogits = softmax_cross_entropy(logits, y, out=logits, scratch=ws.loss, label_smoothing=label_smoothing)
+        self.backward(x, ws, dlogits, grads, dropout)
         return loss
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, ws: Workspace | None = None) -> tuple[float, float]:
