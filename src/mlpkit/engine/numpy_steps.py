@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,8 +20,13 @@ from mlpkit.core.errors import ConfigError
 from mlpkit.engine.threads import WorkerPool
 from mlpkit.nn.dropout import Dropout
 from mlpkit.nn.losses import check_label_smoothing
+from mlpkit.nn.max_norm import apply_max_norm
 from mlpkit.nn.mlp import MLP
+from mlpkit.optim.clipping import clip_grad_norm
 from mlpkit.optim.sgd import SGD, sgd_momentum_update
+
+if TYPE_CHECKING:
+    from mlpkit.optim.schedules import Schedule
 
 #: Flat parameter vectors longer than ``BLOCKED_MIN`` are updated in blocks of ``BLOCK``
 #: elements, shared between the worker threads.
@@ -86,6 +92,13 @@ class NumpySteps:
         resumed run draws the same masks).
     label_smoothing : float, default 0.0
         The smoothing of the cross-entropy's target (see :func:`mlpkit.nn.losses.softmax_cross_entropy`).
+    clip_norm : float, optional
+        Clip the gradients to this global norm before each update (`mlpkit.optim.clipping`).
+    schedule : Schedule, optional
+        Stepped after every update (it sets ``optimizer.lr`` for the next one).
+    max_norm : float, optional
+        After every update, each hidden unit's incoming weights rescaled to norm <= this
+        (`mlpkit.nn.max_norm.apply_max_norm`).
 
     Raises
     ------
@@ -105,8 +118,12 @@ class NumpySteps:
         dropout: Dropout | None = None,
         rng: np.random.Generator | None = None,
         label_smoothing: float = 0.0,
+        clip_norm: float | None = None,
+        schedule: Schedule | None = None,
+        max_norm: float | None = None,
     ) -> None:
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
+        self.clip_norm, self.schedule, self.max_norm = clip_norm, schedule, max_norm
         self.x, self.y = x, y
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self._masks = dropout.masks(model, batch_size) if dropout is not None and dropout.active else None
@@ -122,6 +139,7 @@ class NumpySteps:
         if (
             type(optimizer) is SGD
             and optimizer.plain  # the blocked update runs the seed's rule only
+            and clip_norm is None  # it updates in blocks; clipping needs the whole gradient first
             and flat_grads is not None
             and len(flat_grads) > BLOCKED_MIN
             and flat_span(optimizer.params) is not None
@@ -143,6 +161,7 @@ class NumpySteps:
         x, y, full_x, full_y = self.x, self.y, ws.inputs, ws.labels
         assert full_x is not None and full_y is not None  # a workspace made with_batch
         masks, rng, smoothing = self._masks, self.rng, self.label_smoothing
+        extras = self.clip_norm is not None or self.schedule is not None or self.max_norm is not None
         for s in range(n_steps):
             step = first_step + s
             idx = order[step * bs : (step + 1) * bs]
@@ -156,8 +175,22 @@ class NumpySteps:
             losses[s] = loss
             if not math.isfinite(loss):
                 return s
+            if extras:
+                self._before_update(grads)
             update(grads)
+            if extras:
+                self._after_update()
         return n_steps
+
+    def _before_update(self, grads: list[np.ndarray]) -> None:
+        if self.clip_norm is not None:
+            clip_grad_norm(grads, self.clip_norm)
+
+    def _after_update(self) -> None:
+        if self.schedule is not None:
+            self.schedule.step()
+        if self.max_norm is not None:
+            apply_max_norm(self.model, self.max_norm)
 
     def close(self) -> None:
         """Stop the worker threads of a blocked update (the runner then updates on one thread)."""

@@ -20,7 +20,8 @@ import numpy as np
 
 from mlpkit.engine import memory
 from mlpkit.engine.evaluator import EVAL_CHUNK, Evaluator
-from mlpkit.engine.selection import compiled_steps
+from mlpkit.engine.selection import compiled_reason, compiled_steps
+from mlpkit.engine.step_options import StepOptions
 from mlpkit.engine.threads import BlasThreads
 from mlpkit.nn.mlp import MLP
 
@@ -74,6 +75,7 @@ class EnginePlan:
     sparse_steps: bool  # whether the steps read the sparse form of the training inputs
     step_threads: int | None  # the BLAS thread limit while steps run (None: as set outside)
     segment_steps: int  # the longest run of steps a call should ask for
+    fallback_reason: str | None = None  # why the compiled steps were not used (engine "auto")
     _sparse_train: SparseRows | None = field(default=None, repr=False)
 
     @contextlib.contextmanager
@@ -105,6 +107,8 @@ def plan_engine(
     sparse_inputs: bool = True,
     validation: bool = True,
     eval_chunk: int = EVAL_CHUNK,
+    options: StepOptions | None = None,
+    rng: np.random.Generator | None = None,
 ) -> EnginePlan:
     """Choose how to run one ``fit`` and build what it needs.
 
@@ -134,6 +138,10 @@ def plan_engine(
         Whether the fit will evaluate (then the evaluator gets the sparse forms too).
     eval_chunk : int, default EVAL_CHUNK
         Rows per evaluation chunk.
+    options : StepOptions, optional
+        Dropout, label smoothing, clipping, a per-step schedule, max-norm (default: none).
+    rng : numpy.random.Generator, optional
+        The training loop's generator (dropout draws its masks from it).
 
     Returns
     -------
@@ -155,15 +163,32 @@ def plan_engine(
         from mlpkit.engine.sparse import sparse_rows
 
         sparse_train = sparse_rows(x_train)
+    options = options or StepOptions()
     runner: StepRunner | None = compiled_steps(
-        engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None
+        engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None, options
     )
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
+    reason = None
     if runner is None:
         from mlpkit.engine.numpy_steps import NumpySteps
 
-        runner = NumpySteps(model, optimizer, batch_size, x_train, y_train, workers=threads_now)
+        if engine != "numpy":
+            reason = compiled_reason(model, optimizer, batch_size, x_train, options)
+        runner = NumpySteps(
+            model,
+            optimizer,
+            batch_size,
+            x_train,
+            y_train,
+            workers=threads_now,
+            dropout=options.dropout,
+            rng=rng,
+            label_smoothing=options.label_smoothing,
+            clip_norm=options.clip_norm,
+            schedule=options.schedule,
+            max_norm=options.max_norm,
+        )
     if validation and sparse_train is not None:
         from mlpkit.engine.sparse import sparse_rows
 
@@ -177,5 +202,6 @@ def plan_engine(
         sparse_steps=uses_sparse,
         step_threads=1 if small else None,
         segment_steps=segment_steps(model, batch_size),
+        fallback_reason=reason,
         _sparse_train=sparse_train,
     )

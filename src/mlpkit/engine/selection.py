@@ -17,8 +17,9 @@ from mlpkit.nn.mlp import MLP
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
     from mlpkit.engine.sparse import SparseRows
+    from mlpkit.engine.step_options import StepOptions
 
-__all__ = ["ENGINES", "ENV_VAR", "check_engine", "compiled_evaluation", "compiled_steps"]
+__all__ = ["ENGINES", "ENV_VAR", "check_engine", "compiled_evaluation", "compiled_reason", "compiled_steps"]
 
 ENGINES = ("auto", "compiled", "numpy")
 #: Set to "numpy" to turn the compiled path off wherever the engine is "auto" (e.g. to compare).
@@ -59,15 +60,28 @@ def compiled_steps(
     x: np.ndarray,
     y: np.ndarray,
     sparse: SparseRows | None = None,
+    options: StepOptions | None = None,
 ) -> CompiledSteps | None:
-    """A :class:`~mlpkit.engine.compiled.CompiledSteps` for this fit, or None for NumPy."""
+    """A :class:`~mlpkit.engine.compiled.CompiledSteps` for this fit, or None for NumPy (then
+    `compiled_reason` says why)."""
     if not _wants_compiled(engine):
         return None
-    from mlpkit.engine.compiled import CompiledSteps, why_not
+    from mlpkit.engine.compiled import CompiledSteps
 
-    reason = why_not(model, optimizer, batch_size, x)
+    reason = compiled_reason(model, optimizer, batch_size, x, options)
     if reason is None:
         return CompiledSteps(model, optimizer, batch_size, x, y, sparse)  # type: ignore[arg-type]
     if engine == "compiled":
         raise ConfigError(f"engine 'compiled' cannot train this run: {reason}")
     return None
+
+
+def compiled_reason(
+    model: MLP, optimizer: object, batch_size: int, x: np.ndarray, options: StepOptions | None = None
+) -> str | None:
+    """Why the compiled steps cannot train this fit (None: they can)."""
+    from mlpkit.engine.compiled import why_not
+
+    if options is not None and (reason := options.compiled_reason()):
+        return reason
+    return why_not(model, optimizer, batch_size, x)
