@@ -16,6 +16,10 @@ Rows (seconds per epoch, the least over the rounds; a shared machine makes the o
 - ``affine+elastic``: mlpkit's `augmented_epoch` (one composed resampling), on 1 and 2 threads.
 - ``feed epoch``: `augmented_inputs` (augment + normalize into a float32 buffer with the bias
   column), what the background feed runs per epoch.
+- ``overlap``: one epoch of training (``Trainer.fit``, [800] hidden units, batch 128, the
+  engine's choice) on an augmented epoch from `AugmentFeed`, alone and while the feed makes
+  the next epoch in the background (alternating, least of the rounds); the feed's epoch
+  beside training, and the longest a ``get`` right after a training epoch would wait.
 
 Results go to benchmarks/results/augment-<time>.json and are printed as a table.
 """
@@ -39,7 +43,10 @@ from mlpkit.data.augment import Augmentation, augmented_epoch
 from mlpkit.data.elastic import elastic
 from mlpkit.data.mnist import load_mnist
 from mlpkit.data.normalize import Normalization
-from mlpkit.train.augment_feed import augmented_inputs
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+from mlpkit.train.augment_feed import AugmentFeed, augmented_inputs
+from mlpkit.train.trainer import Trainer
 
 HERE = Path(__file__).resolve().parent
 CONFIG = Augmentation()
@@ -83,6 +90,44 @@ def best_of(rounds: int, fn: Callable[[], object]) -> float:
     return min(times)
 
 
+def overlap(images: np.ndarray, labels: np.ndarray, norm: Normalization, rounds: int) -> dict[str, float]:
+    """Seconds (least over rounds, alternating): a training epoch alone, one while the feed
+    makes the next epoch, the feed's epoch beside training, and the longest ``get`` would wait."""
+    n = len(images)
+    rng = np.random.default_rng(0)
+    model = MLP([800], activation="improved_sigmoid").init_weights(rng, "fan_in_normal")
+    optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+    def train(x: np.ndarray) -> float:
+        trainer = Trainer(model, optimizer, rng=rng, epochs=1, batch_size=128, validations_per_epoch=0)
+        start = time.perf_counter()
+        trainer.fit(x, labels)
+        return time.perf_counter() - start
+
+    alone, beside, waits = [], [], []
+    with AugmentFeed(augmented_inputs(images, CONFIG, 0, norm), n, 784) as feed:
+        x = feed.get(0)
+        train(x)  # warm-up: compile or load the engine's kernels
+        for epoch in range(1, rounds + 1):
+            start = time.perf_counter()
+            while epoch not in feed.produce_s:  # the worker is done and waits for a free buffer
+                time.sleep(0.01)
+            if epoch > 1:  # what a get() right after the previous (beside) training epoch would wait
+                waits.append(time.perf_counter() - start)
+            alone.append(train(x))
+            x = feed.get(epoch)  # the worker starts epoch + 1 now, beside this epoch's training
+            beside.append(train(x))
+        while rounds + 1 not in feed.produce_s:
+            time.sleep(0.01)
+        made = [feed.produce_s[e] for e in range(2, rounds + 2)]
+    return {
+        "train alone": min(alone),
+        "train beside feed": min(beside),
+        "feed epoch beside training": min(made),
+        "get would wait": max(waits, default=0.0),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="11,000 images, 2 rounds")
@@ -104,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         "affine+elastic / mlpkit, 2 threads": best_of(rounds, lambda: augmented_epoch(images, CONFIG, 0, 1, threads=2)),
         "feed epoch (augment + normalize) / mlpkit": best_of(rounds, lambda: produce(1, buffer, threading.Event())),
     }
+    labels = load_mnist().train_labels[:n]
+    rows.update({f"overlap: {k}": v for k, v in overlap(images, labels, norm, rounds).items()})
     print(f"{n} images, {os.cpu_count()} cores, least of {rounds} rounds")
     for name, seconds in rows.items():
         print(f"  {name:<45} {seconds:7.2f} s")
