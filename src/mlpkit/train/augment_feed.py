@@ -39,7 +39,7 @@ __all__ = ["AugmentFeed", "augmented_inputs"]
 #: Images augmented and normalized per step of `augmented_inputs` (``close`` waits for one step).
 CHUNK_IMAGES = 8192
 
-#: ``produce(epoch, out)`` writes epoch's inputs into ``out``; it should return early once ``stop`` is set.
+#: ``produce(epoch, out, stop)`` writes epoch's inputs into ``out``; may return early once ``stop`` is set.
 Producer = Callable[[int, np.ndarray, threading.Event], None]
 
 
@@ -63,6 +63,11 @@ class AugmentFeed:
     stop : int, optional
         One past the last epoch the worker makes (default: until closed).
 
+    Raises
+    ------
+    InputError
+        If ``first`` is not an integer >= 0.
+
     Attributes
     ----------
     produce_s : dict
@@ -82,6 +87,8 @@ class AugmentFeed:
         first: int = 0,
         stop: int | None = None,
     ) -> None:
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise InputError(f"first must be an epoch >= 0, got {first!r}")
         self._produce = produce
         self._buffers = tuple(input_array(n_rows, n_features, dtype, bias_column=bias_column) for _ in range(2))
         self.first = int(first)
