@@ -1,7 +1,11 @@
 """Datasets: the IDX reader, verified downloads, the IDX family (MNIST, Fashion-MNIST, KMNIST),
-splits, normalization and preparing arrays for a model. Imports only ``mlpkit.core`` (and NumPy)."""
+splits, normalization, augmentation and preparing arrays for a model. Imports only ``mlpkit.core``
+(and NumPy; the augmentation kernels import Numba when first used)."""
 
+from mlpkit.data.affine import random_affine
+from mlpkit.data.augment import TRANSFORMS, Augmentation, augmented_epoch
 from mlpkit.data.download import FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MNIST_MIRRORS, fetch_file
+from mlpkit.data.elastic import elastic
 from mlpkit.data.idx import payload_sha256, read_idx, read_idx_with_sha256, write_idx
 from mlpkit.data.idx_datasets import (
     ROOT_ENV_VAR,
@@ -42,13 +46,17 @@ __all__ = [
     "MNIST_SHAPES",
     "ROOT_ENV_VAR",
     "SPLITS",
+    "TRANSFORMS",
+    "Augmentation",
     "IdxArrays",
     "IdxSpec",
     "Mnist",
     "Normalizer",
     "PreparedData",
     "Split",
+    "augmented_epoch",
     "default_cache_dir",
+    "elastic",
     "fetch_file",
     "idx_cache_dir",
     "idx_checksums",
@@ -62,6 +70,7 @@ __all__ = [
     "one_hot",
     "payload_sha256",
     "prepare_data",
+    "random_affine",
     "read_idx",
     "read_idx_with_sha256",
     "resolve_data_dir",

@@ -1,5 +1,6 @@
-"""Training: the one loop, its callbacks, checkpoints and Ctrl-C handling."""
+"""Training: the one loop, its callbacks, checkpoints, Ctrl-C handling and the augmentation feed."""
 
+from mlpkit.train.augment_feed import AugmentFeed, augmented_inputs
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar, TrainerView
 from mlpkit.train.checkpoint import load_checkpoint, save_checkpoint
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
@@ -7,6 +8,7 @@ from mlpkit.train.state import TrainState
 from mlpkit.train.trainer import Trainer
 
 __all__ = [
+    "AugmentFeed",
     "Callback",
     "Checkpointer",
     "EarlyStopping",
@@ -16,6 +18,7 @@ __all__ = [
     "TrainState",
     "Trainer",
     "TrainerView",
+    "augmented_inputs",
     "deferred_interrupts",
     "load_checkpoint",
     "save_checkpoint",

@@ -1,0 +1,216 @@
+"""A background thread that prepares the next epoch's training inputs while this one trains.
+
+Why: augmenting and normalizing 55,000 images takes seconds an epoch; done in the loop, the
+training would wait for it every epoch. The augmentation kernels and the engine's compiled steps
+both release the GIL, so the two really run side by side.
+
+Handover (double buffering, two preallocated buffers, nothing else grows):
+
+- epoch e lives in buffer ``e % 2``. The worker fills epochs ``first``, ``first + 1``, ... in
+  order; it may write epoch e once the caller is done with epoch e - 2, which it signals by
+  asking for epoch e - 1.
+- ``get(e)`` (epochs in order, from ``first``) waits until epoch e is finished and returns its
+  buffer; the array stays valid, unchanged, until the caller's next ``get``. Asking for e
+  hands buffer ``(e - 1) % 2`` back, and the worker starts on epoch e + 1 there at once.
+- An error in the worker is raised by the ``get`` of the epoch it was making (the epochs
+  finished before it are still handed out); ``close()`` stops the worker (after the chunk in
+  progress) and joins it; the feed is also a context manager.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from mlpkit.core.arrays import input_array
+from mlpkit.core.errors import InputError
+
+if TYPE_CHECKING:
+    from mlpkit.data.augment import Augmentation
+    from mlpkit.data.normalize import Normalization
+
+__all__ = ["AugmentFeed", "augmented_inputs"]
+
+#: Images augmented and normalized per step of `augmented_inputs` (``close`` waits for one step).
+CHUNK_IMAGES = 8192
+
+#: ``produce(epoch, out, stop)`` writes epoch's inputs into ``out``; may return early once ``stop`` is set.
+Producer = Callable[[int, np.ndarray, threading.Event], None]
+
+
+class AugmentFeed:
+    """Double-buffered producer of each epoch's inputs on a background thread (see the module).
+
+    Parameters
+    ----------
+    produce : callable
+        ``produce(epoch, out, stop)`` fills ``out`` (a buffer from ``input_array``) with the
+        epoch's inputs; runs on the worker thread; may return early once the event ``stop`` is
+        set (the feed is closing and discards the buffer).
+    n_rows, n_features : int
+        Shape of the inputs, without the bias column.
+    dtype : dtype-like, default float32
+        Of the buffers (the model's dtype).
+    bias_column : bool, default True
+        Buffers get a last column of ones (set once, by `mlpkit.core.arrays.input_array`).
+    first : int, default 0
+        The first epoch asked for (a resumed run starts at its epoch).
+    stop : int, optional
+        One past the last epoch the worker makes (default: until closed).
+
+    Raises
+    ------
+    InputError
+        If ``first`` is not an integer >= 0.
+
+    Attributes
+    ----------
+    produce_s : dict
+        Seconds the worker spent on each finished epoch.
+    waited_s : float
+        Seconds ``get`` spent waiting for the worker, in all.
+    """
+
+    def __init__(
+        self,
+        produce: Producer,
+        n_rows: int,
+        n_features: int,
+        *,
+        dtype: DTypeLike = np.float32,
+        bias_column: bool = True,
+        first: int = 0,
+        stop: int | None = None,
+    ) -> None:
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise InputError(f"first must be an epoch >= 0, got {first!r}")
+        self._produce = produce
+        self._buffers = tuple(input_array(n_rows, n_features, dtype, bias_column=bias_column) for _ in range(2))
+        self.first = int(first)
+        self.stop = stop
+        self.produce_s: dict[int, float] = {}
+        self.waited_s = 0.0
+        self.closing = threading.Event()
+        self._cond = threading.Condition()
+        self._taken = self.first - 1  # the last epoch handed out
+        self._ready = self.first - 1  # the last epoch finished
+        self._error: tuple[int, BaseException] | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="mlpkit-augment-feed", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        epoch = self.first
+        while self.stop is None or epoch < self.stop:
+            with self._cond:  # epoch's buffer last held epoch - 2: free once epoch - 1 was taken
+                while not self.closing.is_set() and epoch - 2 >= self.first and self._taken < epoch - 1:
+                    self._cond.wait()
+            if self.closing.is_set():
+                return
+            start = time.perf_counter()
+            try:
+                self._produce(epoch, self._buffers[epoch % 2], self.closing)
+            except BaseException as exc:  # handed to the caller by get(epoch)
+                with self._cond:
+                    self._error = (epoch, exc)
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self.produce_s[epoch] = time.perf_counter() - start
+                self._ready = epoch
+                self._cond.notify_all()
+            epoch += 1
+
+    def get(self, epoch: int) -> np.ndarray:
+        """The inputs of ``epoch`` (waits until they are ready); valid until the next ``get``.
+
+        Raises
+        ------
+        InputError
+            If the feed is closed, or ``epoch`` is not the next one (epochs come in order,
+            from ``first``, up to ``stop``).
+        BaseException
+            Whatever the worker raised while making ``epoch``.
+        """
+        with self._cond:
+            if self._closed:
+                raise InputError("the augmentation feed is closed")
+            if epoch != self._taken + 1 or (self.stop is not None and epoch >= self.stop):
+                raise InputError(
+                    f"the augmentation feed hands out epochs in order: expected {self._taken + 1}, got {epoch}"
+                )
+            start = time.perf_counter()
+            while self._ready < epoch and self._error is None:
+                self._cond.wait()
+            self.waited_s += time.perf_counter() - start
+            if self._ready < epoch:
+                assert self._error is not None
+                raise self._error[1]
+            self._taken = epoch
+            self._cond.notify_all()
+            return self._buffers[epoch % 2]
+
+    def close(self) -> None:
+        """Stop the worker and wait for it (after the step it is in); idempotent."""
+        with self._cond:
+            self._closed = True
+            self.closing.set()
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __enter__(self) -> AugmentFeed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def augmented_inputs(
+    images: np.ndarray,
+    augmentation: Augmentation,
+    seed: int,
+    normalization: Normalization,
+    *,
+    threads: int = 1,
+) -> Producer:
+    """A producer for `AugmentFeed`: epoch e's inputs = ``normalization.apply(augmented_epoch(...))``.
+
+    The values equal ``normalization.apply(augmented_epoch(images, augmentation, seed, e)
+    .reshape(n, -1), dtype, bias_column=...)`` exactly (the same float64 arithmetic row by
+    row), written straight into the feed's buffer a chunk at a time.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        uint8 (n, h, w) raw training images.
+    augmentation : Augmentation
+        What to do to them.
+    seed : int
+        The run's seed.
+    normalization : Normalization
+        Fitted on the raw training images (augmentation does not refit it).
+    threads : int, default 1
+        Threads for `augmented_epoch` (the same result for any number).
+    """
+    from mlpkit.data.augment import BLOCK_IMAGES, augmented_epoch
+
+    assert CHUNK_IMAGES % BLOCK_IMAGES == 0  # chunks start on block boundaries: the same draws
+    n = len(images)
+    raw = np.empty_like(images)
+
+    def produce(epoch: int, out: np.ndarray, stop: threading.Event) -> None:
+        for start in range(0, n, CHUNK_IMAGES):
+            if stop.is_set():
+                return
+            rows = slice(start, start + CHUNK_IMAGES)
+            augmented_epoch(images, augmentation, seed, epoch, out=raw, threads=threads, rows=rows)
+            flat = raw[rows].reshape(len(raw[rows]), -1)
+            out[rows] = normalization.apply(flat, dtype=out.dtype, bias_column=out.shape[1] > flat.shape[1])
+
+    return produce
