@@ -15,6 +15,7 @@ import numpy as np
 
 from mlpkit.core.errors import CheckpointError, ConfigError
 from mlpkit.nn.mlp import MLP
+from mlpkit.optim.schedules import Schedule
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.state_check import RunGeometry, check_sample_order, check_trainer_state
@@ -39,10 +40,15 @@ class TrainState:
 
 
 def training_state_dict(
-    model: MLP, optimizer: SGD, rng: np.random.Generator, state: TrainState, callbacks: Sequence[Callback]
+    model: MLP,
+    optimizer: SGD,
+    rng: np.random.Generator,
+    state: TrainState,
+    callbacks: Sequence[Callback],
+    schedules: Sequence[Schedule] = (),
 ) -> dict[str, Any]:
-    """Everything needed to resume: weights, optimizer, RNG, position, callbacks (plain values)."""
-    return {
+    """Everything needed to resume: weights, optimizer, schedules, RNG, position, callbacks."""
+    saved = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "rng": copy.deepcopy(rng.bit_generator.state),
@@ -54,6 +60,9 @@ def training_state_dict(
         "first_loss": state.first_loss,
         "callbacks": {type(cb).__name__: cb.state_dict() for cb in callbacks},
     }
+    if schedules:  # absent without one: checkpoints of runs without schedules are as before
+        saved["schedules"] = {sch.name: sch.state_dict() for sch in schedules}
+    return saved
 
 
 def load_training_state(
@@ -66,6 +75,7 @@ def load_training_state(
     *,
     epochs: int,
     source: str = "",
+    schedules: Sequence[Schedule] = (),
 ) -> TrainState:
     """Check ``saved`` against ``geometry``, then load it into the model, optimizer, RNG and
     callbacks; return the position it describes (see ``Trainer.load_state_dict``)."""
@@ -79,6 +89,8 @@ def load_training_state(
         )
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
+    for sch in schedules:  # after the optimizer: a schedule's state holds the lr to continue with
+        sch.load_state_dict(saved["schedules"][sch.name])
     rng.bit_generator.state = saved["rng"]
     state = TrainState(
         epoch=int(saved["epoch"]),

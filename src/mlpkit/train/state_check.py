@@ -37,6 +37,10 @@ class RunGeometry:
         The model's parameters by name, in order.
     dtype : numpy.dtype
         The model's dtype: weights and velocities must have exactly this dtype.
+    optimizer_spec : dict of str to (shape, dtype), optional
+        The optimizer's state entries (``Optimizer.state_spec()``); None: SGD's velocities.
+    schedules : tuple of str
+        The learning-rate schedules whose states the checkpoint must hold.
     """
 
     n_train: int
@@ -44,6 +48,8 @@ class RunGeometry:
     validate_every: int
     parameter_shapes: Mapping[str, tuple[int, ...]]
     dtype: np.dtype
+    optimizer_spec: Mapping[str, tuple[tuple[int, ...], np.dtype]] | None = None
+    schedules: tuple[str, ...] = ()
 
 
 def _fail(source: str, message: str) -> CheckpointError:
@@ -60,12 +66,19 @@ def _int(state: Mapping[str, Any], key: str, source: str, low: int, high: int | 
     return value
 
 
-def _arrays(found: Any, expected: Mapping[str, tuple[int, ...]], dtype: np.dtype, what: str, source: str) -> None:
+def _arrays(
+    found: Any,
+    expected: Mapping[str, tuple[int, ...]],
+    dtype: np.dtype | Mapping[str, np.dtype],
+    what: str,
+    source: str,
+) -> None:
     if not isinstance(found, Mapping) or sorted(found) != sorted(expected):
         names = sorted(found) if isinstance(found, Mapping) else type(found).__name__
         raise _fail(source, f"holds {what} {names}, this run has {sorted(expected)}")
+    dtypes = dtype if isinstance(dtype, Mapping) else dict.fromkeys(expected, dtype)
     for name, shape in expected.items():
-        value = found[name]
+        value, dtype = found[name], dtypes[name]
         if not isinstance(value, np.ndarray) or value.dtype != dtype or value.shape != tuple(shape):
             got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
             raise _fail(source, f"has {what} {name} of {got}, expected {dtype} {tuple(shape)}")
@@ -121,8 +134,17 @@ def check_trainer_state(state: Any, geometry: RunGeometry, *, source: str = "") 
     ):
         raise _fail(source, f"has a first loss that is not a finite number >= 0: {first!r}")
     _arrays(state.get("model"), geometry.parameter_shapes, geometry.dtype, "weights", source)
-    velocities = {f"velocity.{i}": s for i, s in enumerate(geometry.parameter_shapes.values())}
-    _arrays(state.get("optimizer"), velocities, geometry.dtype, "optimizer state", source)
+    if geometry.optimizer_spec is None:
+        velocities = {f"velocity.{i}": s for i, s in enumerate(geometry.parameter_shapes.values())}
+        _arrays(state.get("optimizer"), velocities, geometry.dtype, "optimizer state", source)
+    else:
+        spec = geometry.optimizer_spec
+        shapes = {name: shape for name, (shape, _) in spec.items()}
+        _arrays(state.get("optimizer"), shapes, {name: dt for name, (_, dt) in spec.items()}, "optimizer state", source)
+    schedules = state.get("schedules", {})
+    if not isinstance(schedules, Mapping) or sorted(schedules) != sorted(geometry.schedules):
+        found = sorted(schedules) if isinstance(schedules, Mapping) else type(schedules).__name__
+        raise _fail(source, f"holds learning-rate schedule states {found}, this run has {sorted(geometry.schedules)}")
     if not isinstance(state.get("rng"), Mapping):
         raise _fail(source, "has no random generator state")
     callbacks = state.get("callbacks")

@@ -17,10 +17,14 @@ from mlpkit.core.errors import CheckpointError, ConfigError, DivergenceError, In
 from mlpkit.engine.evaluator import EVAL_CHUNK
 from mlpkit.engine.planner import SEGMENT_STEPS, EnginePlan, plan_engine
 from mlpkit.engine.selection import check_engine
+from mlpkit.engine.step_options import StepOptions
 from mlpkit.nn.mlp import MLP
+from mlpkit.optim.plateau import ReduceOnPlateau
 from mlpkit.optim.sgd import SGD
+from mlpkit.train.augment_feed import AugmentFeed
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
+from mlpkit.train.loop_checks import check_count, check_prepared, divergence_error, overrides
 from mlpkit.train.state import TrainState, load_training_state, training_state_dict
 from mlpkit.train.state_check import RunGeometry
 
@@ -29,24 +33,6 @@ from mlpkit.train.state_check import RunGeometry
 #: far too high), reported as for a NaN. Checked once per run of steps, not per step.
 EXPLODED_FACTOR = 1e4
 EXPLODED_MIN = 1e3
-
-
-def _count(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``, or a ConfigError naming it (bools and 2.5 are refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_prepared(model: MLP, x: np.ndarray, y: np.ndarray, which: str) -> np.ndarray:
-    """Clear errors for arrays that did not come from ``model.prepare_inputs``; the labels as intp."""
-    model.check_prepared(x, f"{which} inputs")
-    return model.check_labels(y, len(x))
-
-
-def _overrides(cb: Callback, hook: str) -> bool:
-    """Does ``cb`` do something in ``hook`` (a method of its class, or one set on the instance)?"""
-    return getattr(type(cb), hook) is not getattr(Callback, hook) or hook in vars(cb)
 
 
 class Trainer:
@@ -83,6 +69,14 @@ class Trainer:
         Rows per evaluation chunk.
     engine : {"auto", "compiled", "numpy"}, default "auto"
         See :mod:`mlpkit.engine.planner`.
+    options : StepOptions, optional
+        Dropout, label smoothing, gradient clipping, a per-step learning-rate schedule and a
+        max-norm constraint (`mlpkit.engine.step_options`); default: none of them.
+    plateau : ReduceOnPlateau, optional
+        A schedule stepped with the validation loss at every validation check.
+    augment : AugmentFeed, optional
+        Gives each epoch's training inputs (`mlpkit.train.augment_feed`); ``x_train`` given to
+        ``fit`` stays the unaugmented set (training metrics are measured on it).
 
     Raises
     ------
@@ -95,9 +89,9 @@ class Trainer:
         Let the compiled engine use sparse inputs where they pay (default True).
     segment_steps : int
         The longest run of steps per engine call (the engine may choose fewer).
-    engine_used, sparse_used
+    engine_used, sparse_used, fallback_reason
         What the last ``fit`` ran on: ``"compiled"`` or ``"numpy"``; whether its steps read
-        sparse inputs.
+        sparse inputs; why it did not run compiled (engine "auto"; None otherwise).
     """
 
     def __init__(
@@ -114,18 +108,24 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         eval_chunk: int = EVAL_CHUNK,
         engine: str = "auto",
+        options: StepOptions | None = None,
+        plateau: ReduceOnPlateau | None = None,
+        augment: AugmentFeed | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.rng = rng
-        self.epochs = _count("epochs", epochs, 1)
-        self.batch_size = _count("batch_size", batch_size, 1)
+        self.epochs = check_count("epochs", epochs, 1)
+        self.batch_size = check_count("batch_size", batch_size, 1)
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.validations_per_epoch = _count("validations_per_epoch", validations_per_epoch, 0)
+        self.validations_per_epoch = check_count("validations_per_epoch", validations_per_epoch, 0)
         self.callbacks = list(callbacks)
-        self.eval_chunk = _count("eval_chunk", eval_chunk, 1)
+        self.eval_chunk = check_count("eval_chunk", eval_chunk, 1)
         self.engine = check_engine(engine)
+        self.options, self.plateau, self.augment = options or StepOptions(), plateau, augment
+        self.schedules = [sch for sch in (self.options.schedule, plateau) if sch is not None]
+        self.fallback_reason: str | None = None
         self.segment_steps = SEGMENT_STEPS
         self.sparse_inputs = True
         self.engine_used: str | None = None
@@ -165,6 +165,8 @@ class Trainer:
             validate_every=self.validate_every,
             parameter_shapes=shapes,
             dtype=self.model.dtype,
+            optimizer_spec=self.optimizer.state_spec() if hasattr(self.optimizer, "state_spec") else None,
+            schedules=tuple(sch.name for sch in self.schedules),
         )
 
     def _check_start(self, n_train: int) -> None:
@@ -232,11 +234,11 @@ class Trainer:
         Ctrl-C raises KeyboardInterrupt at once; the state is then marked ``aborted``.
         """
         model, state = self.model, self.state
-        y_train = _check_prepared(model, x_train, y_train, "training")
+        y_train = check_prepared(model, x_train, y_train, "training")
         if (x_val is None) != (y_val is None):
             raise InputError("pass both x_val and y_val, or neither (no validation)")
         if x_val is not None and y_val is not None:
-            y_val = _check_prepared(model, x_val, y_val, "validation")
+            y_val = check_prepared(model, x_val, y_val, "validation")
         self._schedule(len(x_train), validation=x_val is not None)
         self._check_start(len(x_train))
         plan = plan_engine(
@@ -247,11 +249,13 @@ class Trainer:
             y_train=y_train,
             x_val=x_val,
             engine=self.engine,
-            sparse_inputs=self.sparse_inputs,
+            sparse_inputs=self.sparse_inputs and self.augment is None,  # augmented inputs change every epoch
             validation=self.validate_every > 0,
             eval_chunk=self.eval_chunk,
+            options=self.options,
+            rng=self.rng,
         )
-        self.engine_used, self.sparse_used = plan.engine, plan.sparse_steps
+        self.engine_used, self.sparse_used, self.fallback_reason = plan.engine, plan.sparse_steps, plan.fallback_reason
         self.stop_training = False
         state.interrupted = state.aborted = False
         error: DivergenceError | None = None
@@ -293,8 +297,8 @@ class Trainer:
         """The one loop: epochs, and in each, runs of steps that end at validations, epoch
         ends, ``segment_steps``, and after every step when a callback has only ``on_step_end``."""
         state, steps, every = self.state, plan.steps, self.validate_every
-        hooked = [cb for cb in self.callbacks if _overrides(cb, "on_step_end") or _overrides(cb, "on_steps_end")]
-        if any(not _overrides(cb, "on_steps_end") for cb in hooked):
+        hooked = [cb for cb in self.callbacks if overrides(cb, "on_step_end") or overrides(cb, "on_steps_end")]
+        if any(not overrides(cb, "on_steps_end") for cb in hooked):
             longest = 1  # such a callback may look at the trainer after every step
         else:
             longest = max(1, min(self.segment_steps, plan.segment_steps))
@@ -302,6 +306,8 @@ class Trainer:
         while state.epoch < self.epochs and not self._stopping(interrupt):
             if state.step_in_epoch == 0 or state.perm is None:
                 state.perm = self.rng.permutation(n_train) if self.shuffle else np.arange(n_train)
+            if self.augment is not None:
+                steps.x = self.augment.get(state.epoch)  # type: ignore[attr-defined]
             while state.step_in_epoch < self.steps_per_epoch and not self._stopping(interrupt):
                 first_in_epoch = state.step_in_epoch
                 n = min(self.steps_per_epoch - first_in_epoch, longest)
@@ -340,14 +346,8 @@ class Trainer:
                     cb.on_epoch_end(self, state.epoch)
 
     def _divergence(self, step: int, what: str) -> DivergenceError:
-        state = self.state
-        state.diverged = True
-        return DivergenceError(
-            f"training diverged at step {step}: {what} (last finite loss {state.last_finite_loss});"
-            " lower the learning rate",
-            step=step,
-            last_finite_loss=state.last_finite_loss,
-        )
+        self.state.diverged = True
+        return divergence_error(step, what, self.state.last_finite_loss)
 
     def _validate(
         self,
@@ -372,13 +372,15 @@ class Trainer:
             "train_loss": train_loss,
             "train_accuracy": train_acc,
         }
+        if self.plateau is not None:  # before the callbacks: a checkpoint holds the stepped schedule
+            self.plateau.step(val_loss)
         for cb in self.callbacks:
             cb.on_validation_end(self, logs)
 
     # ------------------------------------------------------------------- resume
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: weights, optimizer, RNG, position, callbacks."""
-        return training_state_dict(self.model, self.optimizer, self.rng, self.state, self.callbacks)
+        return training_state_dict(self.model, self.optimizer, self.rng, self.state, self.callbacks, self.schedules)
 
     def load_state_dict(self, state: dict[str, Any], geometry: RunGeometry, *, source: str = "") -> None:
         """Continue from ``state`` (a `state_dict` read back), checked before any of it is used.
@@ -401,6 +403,14 @@ class Trainer:
             If the state is further than ``epochs`` allow: more epochs are needed to resume it.
         """
         self.state = load_training_state(
-            self.model, self.optimizer, self.rng, self.callbacks, state, geometry, epochs=self.epochs, source=source
+            self.model,
+            self.optimizer,
+            self.rng,
+            self.callbacks,
+            state,
+            geometry,
+            epochs=self.epochs,
+            source=source,
+            schedules=self.schedules,
         )
         self._loaded_geometry = geometry
