@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 # (raw TOML-like dict, what the message must name)
 BAD_DICTS = [
     ({"colour": "red"}, r"colour.*top level"),
-    ({"model": {"colour": 1}}, r"colour.*\[model\].*valid: activation, bias, hidden, init"),
+    ({"model": {"colour": 1}}, r"colour.*\[model\].*valid: activation, bias, dropout_hidden, dropout_input, hidden"),
     ({"data": {"colour": 1}}, r"colour.*\[data\].*valid:.*n_train"),
     ({"train": {"colour": 1}}, r"colour.*\[train\].*valid:.*learning_rate"),
     ({"train": {"learnig_rate": 0.1}}, r"learnig_rate.*\[train\]"),

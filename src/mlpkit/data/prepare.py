@@ -43,6 +43,8 @@ class PreparedData:
         The raw inputs were uint8 (pixels), so `val_images` recovers them exactly.
     dataset : str
         The data set's name or path (recorded in the model file).
+    raw_train : np.ndarray or None
+        The raw training inputs (n, features), kept only when they are augmented each epoch.
     """
 
     split_name: str
@@ -55,6 +57,7 @@ class PreparedData:
     classes: tuple = tuple(range(10))
     raw_uint8: bool = True
     dataset: str = "mnist"
+    raw_train: np.ndarray | None = None
 
     @property
     def mean(self) -> float | None:

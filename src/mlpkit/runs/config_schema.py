@@ -27,12 +27,19 @@ class ModelConfig:
         Weight initializer, a name in `mlpkit.nn.initializers.INITIALIZERS`.
     bias : str
         ``"input_column"`` (a column of ones on the inputs) or ``"per_layer"``.
+    dropout_input, dropout_hidden : float
+        Inverted dropout rates of the inputs and of every hidden layer, in [0, 1).
+    max_norm : float or None
+        Rescale each hidden unit's incoming weights to norm <= this after every step.
     """
 
     hidden: tuple[int, ...] = (64,)
     activation: str = "sigmoid"
     init: str = "uniform"
     bias: str = "input_column"
+    dropout_input: float = 0.0
+    dropout_hidden: float = 0.0
+    max_norm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,14 @@ class DataConfig:
         The labels file of an IDX images file (default: its name with images -> labels).
     shuffle : bool
         Reshuffle the training set every epoch.
+    augment : str
+        ``"none"``, or the transforms applied on the fly to every training image each epoch,
+        joined by ``+``: ``"affine"``, ``"elastic"``, ``"affine+elastic"``.
+    augment_probability, augment_shift, augment_rotation, augment_scale, augment_shear : float
+        Per-image probability; the largest shift (pixels), rotation and shear (degrees); the
+        largest relative change of scale (0.1: 0.9 to 1.1).
+    elastic_alpha, elastic_sigma : float
+        Simard's elastic distortion: displacement scale and Gaussian smoothing (pixels).
     """
 
     dataset: str = "mnist"
@@ -79,6 +94,14 @@ class DataConfig:
     label_column: str = "label"
     labels: str | None = None
     shuffle: bool = True
+    augment: str = "none"
+    augment_probability: float = 1.0
+    augment_shift: float = 2.0
+    augment_rotation: float = 15.0
+    augment_scale: float = 0.1
+    augment_shear: float = 10.0
+    elastic_alpha: float = 36.0
+    elastic_sigma: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -91,8 +114,41 @@ class TrainConfig:
         Passes over the training set.
     batch_size : int
         Samples per gradient step.
-    learning_rate, momentum : float
-        Of SGD (see `mlpkit.optim.sgd.SGD`); momentum in [0, 1).
+    learning_rate : float
+        The (base) learning rate.
+    optimizer : str
+        ``"sgd"`` (the seed's momentum rule), ``"adam"``, ``"adamw"`` or ``"rmsprop"``.
+    momentum : float
+        Of SGD and RMSprop, in [0, 1).
+    nesterov : bool
+        Nesterov momentum (SGD).
+    weight_decay : float
+        L2 weight decay: added to the gradient (SGD, Adam, RMSprop), decoupled (AdamW).
+    beta1, beta2, eps : float
+        Adam's and AdamW's moment decay rates; the denominator's epsilon (also RMSprop's).
+    rms_alpha : float
+        RMSprop's decay rate of the squared gradients.
+    schedule : str
+        ``"none"``, ``"step"``, ``"exponential"``, ``"cosine_warmup"``, ``"one_cycle"`` or
+        ``"reduce_on_plateau"`` (`mlpkit.optim.registry.SCHEDULES`); set in epochs, stepped
+        after every step (the plateau schedule at every validation check).
+    warmup_epochs : float
+        Linear warm-up of ``cosine_warmup``.
+    lr_step_epochs : int
+        ``step``: epochs between two reductions.
+    lr_gamma : float
+        The factor of ``step`` (per reduction), ``exponential`` (per epoch) and
+        ``reduce_on_plateau`` (per plateau).
+    min_lr : float
+        The floor of ``cosine_warmup`` and ``reduce_on_plateau``.
+    max_lr : float or None
+        ``one_cycle``'s peak (None: ``learning_rate``).
+    plateau_patience : int
+        ``reduce_on_plateau``: validation checks without improvement before a reduction.
+    label_smoothing : float
+        Of the cross-entropy's target, in [0, 1).
+    clip_norm : float or None
+        Clip the gradients to this global L2 norm before every update.
     drop_last : bool
         Skip the last, smaller batch of an epoch.
     validations_per_epoch : int
@@ -119,6 +175,22 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 0.1
     momentum: float = 0.0
+    optimizer: str = "sgd"
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    rms_alpha: float = 0.99
+    schedule: str = "none"
+    warmup_epochs: float = 0.0
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.1
+    min_lr: float = 0.0
+    max_lr: float | None = None
+    plateau_patience: int = 10
+    label_smoothing: float = 0.0
+    clip_norm: float | None = None
     drop_last: bool = True
     validations_per_epoch: int = 5  # validate every steps_per_epoch // this many steps
     early_stopping_patience: int = 50  # in validation checks; 0 disables

@@ -16,6 +16,7 @@ from mlpkit.nn.activations import ACTIVATIONS
 from mlpkit.nn.initializers import INITIALIZERS
 from mlpkit.nn.mlp import BIAS_MODES, DTYPES
 from mlpkit.runs.config_schema import Config
+from mlpkit.runs.training_options import check_training_options
 
 __all__ = ["MAX_NAME_LENGTH", "coerce", "validate"]
 
@@ -133,6 +134,7 @@ def validate(cfg: Config) -> Config:
     need(t.engine in ENGINES, f"train.engine must be one of {', '.join(ENGINES)}, got {t.engine!r}")
     need(t.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0 (0: never), got {t.checkpoint_every}")
     need(cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}")
+    check_training_options(cfg)
     need(
         _is_folder_name(cfg.name),
         f"name must be usable as one folder name (no '/', '\\', control characters,"

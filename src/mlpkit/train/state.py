@@ -15,8 +15,8 @@ import numpy as np
 
 from mlpkit.core.errors import CheckpointError, ConfigError
 from mlpkit.nn.mlp import MLP
+from mlpkit.optim.optimizer import Optimizer
 from mlpkit.optim.schedules import Schedule
-from mlpkit.optim.sgd import SGD
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.state_check import RunGeometry, check_sample_order, check_trainer_state
 
@@ -41,7 +41,7 @@ class TrainState:
 
 def training_state_dict(
     model: MLP,
-    optimizer: SGD,
+    optimizer: Optimizer,
     rng: np.random.Generator,
     state: TrainState,
     callbacks: Sequence[Callback],
@@ -67,7 +67,7 @@ def training_state_dict(
 
 def load_training_state(
     model: MLP,
-    optimizer: SGD,
+    optimizer: Optimizer,
     rng: np.random.Generator,
     callbacks: Sequence[Callback],
     saved: dict[str, Any],

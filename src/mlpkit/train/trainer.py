@@ -19,8 +19,8 @@ from mlpkit.engine.planner import SEGMENT_STEPS, EnginePlan, plan_engine
 from mlpkit.engine.selection import check_engine
 from mlpkit.engine.step_options import StepOptions
 from mlpkit.nn.mlp import MLP
+from mlpkit.optim.optimizer import Optimizer
 from mlpkit.optim.plateau import ReduceOnPlateau
-from mlpkit.optim.sgd import SGD
 from mlpkit.train.augment_feed import AugmentFeed
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
@@ -49,7 +49,7 @@ class Trainer:
     ----------
     model : MLP
         The model to train, in place; its weights must be initialized.
-    optimizer : SGD
+    optimizer : Optimizer
         Holds ``model.parameters()``.
     rng : numpy.random.Generator
         The one generator the loop draws from (each epoch's sample order).
@@ -97,7 +97,7 @@ class Trainer:
     def __init__(
         self,
         model: MLP,
-        optimizer: SGD,
+        optimizer: Optimizer,
         *,
         rng: np.random.Generator,
         epochs: int,

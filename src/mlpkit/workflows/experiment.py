@@ -23,7 +23,6 @@ from mlpkit.data.prepare import PreparedData
 from mlpkit.data.registry import check_dataset_spec, is_registered
 from mlpkit.data.splits import split_sizes
 from mlpkit.nn.mlp import MLP
-from mlpkit.optim.sgd import SGD
 from mlpkit.report.plots import run_figures
 from mlpkit.runs import schema
 from mlpkit.runs.checkpoints import (
@@ -40,11 +39,16 @@ from mlpkit.runs.folder import is_empty, remove_stale_temporaries
 from mlpkit.runs.footprint import check_footprint, estimate_footprint
 from mlpkit.runs.lock import RunLock
 from mlpkit.runs.resume_policy import check_resume_config
+from mlpkit.runs.training_options import build_optimizer, build_step_options
 from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.interrupt import deferred_interrupts
 from mlpkit.train.trainer import Trainer
-from mlpkit.workflows.experiment_data import experiment_data
+from mlpkit.workflows.experiment_data import (
+    augment_feed,
+    experiment_data,
+    test_metrics,
+)
 from mlpkit.workflows.results import final_metrics, save_predictions, save_run_model, write_history
 
 
@@ -237,7 +241,8 @@ def run_experiment(
             )
         rng = np.random.default_rng(cfg.seed)
         model.init_weights(rng, cfg.model.init)
-        optimizer = SGD(model.parameters(), lr=t.learning_rate, momentum=t.momentum)
+        optimizer = build_optimizer(t, model.parameters())
+        options, plateau = build_step_options(cfg, optimizer, n_train=len(data.x_train))
         history = History()
         stopper = (
             EarlyStopping(
@@ -264,6 +269,8 @@ def run_experiment(
             validations_per_epoch=t.validations_per_epoch,
             callbacks=callbacks,
             engine=t.engine,
+            options=options,
+            plateau=plateau,
         )
         trainer.sparse_inputs = t.sparse_inputs
         elapsed_before = 0.0
@@ -277,10 +284,14 @@ def run_experiment(
             atomic_write_json(run_dir / schema.ENVIRONMENT, environment_info(seed=cfg.seed, threads=t.threads))
         start = time.perf_counter()
         error: DivergenceError | None = None
+        trainer.augment = augment_feed(cfg, data, first_epoch=trainer.state.epoch)
         try:
             state = trainer.fit(data.x_train, data.y_train, data.x_val, data.y_val)  # Ctrl-C: a clean stop
         except DivergenceError as exc:
             error, state = exc, trainer.state
+        finally:
+            if trainer.augment is not None:
+                trainer.augment.close()
         wall = elapsed_before + time.perf_counter() - start
         # The results, one unit (mlpkit.runs.completion): the marker withdrawn first, the metrics with
         # the checksums last. The first Ctrl-C waits for the commit; a second one does not.
@@ -290,10 +301,13 @@ def run_experiment(
             metrics = final_metrics(model, data, history, stopper, trainer, wall)
             metrics["interrupted"] = state.interrupted
             metrics["engine"] = trainer.engine_used
+            metrics["engine_fallback_reason"] = trainer.fallback_reason
             metrics["sparse_inputs"] = trainer.sparse_used
             save_weights(run_dir / schema.WEIGHTS, model, normalization=data.normalization, config=cfg.to_dict())
             save_predictions(run_dir / schema.PREDICTIONS, model, data)
             save_run_model(run_dir / schema.MODEL, model, data, cfg.to_dict())
+            if error is None and not state.interrupted:
+                metrics.update(test_metrics(cfg, run_dir / schema.MODEL, data_dir=data_dir))
             if owned:
                 data = None  # frees the training arrays (~100 MB for the seed split) before plotting
             run_figures(history.to_dict(), metrics, run_dir / schema.FIGURES, label=cfg.name)
