@@ -129,3 +129,49 @@ def test_an_augmentation_feed_supplies_each_epochs_inputs() -> None:
         changed = trainer(augment=feed)
         changed.fit(x, y, xv, yv)
     assert not np.array_equal(plain.model.weights[0], changed.model.weights[0])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["train.optimizer=adam"], "train.momentum = 0.9 is not used by optimizer adam"),
+        (["train.optimizer=lion"], "train.optimizer 'lion' is unknown; valid: sgd, adam, adamw, rmsprop"),
+        (["train.warmup_epochs=1"], "train.warmup_epochs = 1.0 is not used by schedule none"),
+        (["train.schedule=cosine", "train.momentum=0"], "train.schedule 'cosine' is unknown"),
+        (["model.dropout_hidden=1"], "model.dropout_hidden must lie in [0, 1)"),
+        (["train.clip_norm=0"], "train.clip_norm must be a number > 0"),
+        (["data.augment=rotate"], "data.augment 'rotate' is unknown"),
+        (["data.elastic_alpha=30", "data.augment=affine"], "data.elastic_alpha = 30.0 is not used by augment 'affine'"),
+        (["train.nesterov=true", "train.momentum=0"], "train.nesterov needs train.momentum > 0"),
+    ],
+)
+def test_inapplicable_or_bad_training_options_are_one_error_line(settings: list[str], message: str) -> None:
+    from mlpkit.core.errors import ConfigError
+    from mlpkit.runs.config import with_overrides
+    from mlpkit.workflows.configs import resolve_config
+
+    with pytest.raises(ConfigError) as info:
+        with_overrides(resolve_config("task3c"), settings)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_augmenting_data_that_are_not_pictures_is_refused(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from mlpkit.cli import main
+
+    path = tmp_path / "t.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.normal(size=(100, 5)), y=rng.integers(0, 2, 100))
+    args = [
+        "train",
+        "task3c",
+        "--set",
+        f"data.dataset={path}",
+        "--set",
+        "data.augment=affine",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "data.augment needs pictures" in result.output

@@ -100,6 +100,17 @@ def checkpoint_steps(run_dir: Path) -> set[int]:
     return {int(p.stem.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*.npz")}
 
 
+#: Issue 13's options, all at once: their states (Adam's moments, the schedule, the dropout
+#: masks' generator, the augmentation's epoch) must resume as exactly as the seed's SGD.
+MODERN = [
+    *TINY,
+    *("--set", "train.optimizer=adam", "--set", "train.momentum=0", "--set", "train.learning_rate=0.002"),
+    *("--set", "train.schedule=cosine_warmup", "--set", "train.warmup_epochs=0.5", "--set", "model.dropout_hidden=0.2"),
+    *("--set", "train.label_smoothing=0.1", "--set", "train.clip_norm=5", "--set", "model.max_norm=3"),
+    *("--set", "model.activation=gelu", "--set", "data.augment=affine+elastic"),
+]
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, _real_mnist: None) -> tuple[Path, dict[str, float]]:
     """One uninterrupted run, with the moments (s after start) its phases began."""
@@ -123,8 +134,8 @@ def reference(tmp_path_factory, _real_mnist: None) -> tuple[Path, dict[str, floa
 class Killer:
     """Starts ``mlpkit train`` and SIGKILLs it when a condition holds (or lets it finish)."""
 
-    def __init__(self, run_dir: Path, rng: np.random.Generator) -> None:
-        self.run_dir, self.rng = run_dir, rng
+    def __init__(self, run_dir: Path, rng: np.random.Generator, recipe: list[str] = TINY) -> None:
+        self.run_dir, self.rng, self.recipe = run_dir, rng, recipe
         self.log: list[str] = []
         self.temporaries_seen = 0
 
@@ -132,7 +143,7 @@ class Killer:
         args = (
             ("--resume", str(self.run_dir))
             if (self.run_dir / "config.toml").exists()
-            else ("task3c", *TINY, "--out", str(self.run_dir))
+            else ("task3c", *self.recipe, "--out", str(self.run_dir))
         )
         return subprocess.Popen(cli(*args), env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -196,6 +207,32 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_p
     assert_no_partial_file(run_dir)
     assert not list(run_dir.rglob(".*.tmp"))
     assert not (run_dir / "metrics.partial.json").exists()
+    assert_same_run(ref, run_dir)
+
+
+def test_sigkill_then_resume_is_bit_identical_with_modern_options(tmp_path: Path) -> None:
+    """Adam, a cosine schedule, dropout, label smoothing, clipping, max-norm, GELU and on-the-fly
+    augmentation: killed after random checkpoints and resumed, the run ends as the uninterrupted one."""
+    ref = tmp_path / "reference"
+    assert run("task3c", *MODERN, "--out", str(ref)).returncode == 0
+    metrics = json.loads((ref / "metrics.json").read_text())
+    assert metrics["engine"] == "numpy" and metrics["engine_fallback_reason"]
+    rng = np.random.default_rng(SEED + 13)
+    run_dir = tmp_path / "killed"
+    k = Killer(run_dir, rng, MODERN)
+    kills = 0
+    for target in sorted(rng.choice(VALIDATION_STEPS[:-2], size=3, replace=False)):
+        before = set(checkpoint_steps(run_dir)) if (run_dir / "checkpoints").exists() else set()
+
+        def reached(target=target, before=before):
+            now = checkpoint_steps(run_dir) if (run_dir / "checkpoints").exists() else set()
+            return any(s >= target for s in now - before)
+
+        kills += k.kill_when(k.start(), reached, extra_delay=float(rng.uniform(0.0, 0.03)))
+    done = k.start()
+    out = done.communicate(timeout=300)[0]
+    assert done.returncode == 0, out
+    assert kills >= 2, k.log
     assert_same_run(ref, run_dir)
 
 

@@ -199,6 +199,10 @@ def augmented_inputs(
         Threads for `augmented_epoch` (the same result for any number).
     """
     from mlpkit.data.augment import BLOCK_IMAGES, augmented_epoch
+    from mlpkit.data.warp import warp_images  # noqa: F401  (imports Numba here, on the caller's thread)
+
+    # Why import here: the producer runs on the feed's thread, and Numba imported on two threads
+    # at once (the engine's on this one) breaks half-way ("partially initialized module").
 
     assert CHUNK_IMAGES % BLOCK_IMAGES == 0  # chunks start on block boundaries: the same draws
     n = len(images)
