@@ -28,7 +28,8 @@ from mlpkit.seed.checks import COMPARISONS, run_checks
 from mlpkit.seed.reference import reference_presets
 from mlpkit.seed.report import build_seed_report
 from mlpkit.seed.summary import reference_entry, summary_markdown
-from mlpkit.workflows.configs import preset_names, resolve_config
+from mlpkit.seed.presets import preset_names as seed_preset_names
+from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import check_experiment, run_experiment
 from mlpkit.workflows.experiment_data import data_key, experiment_data
 
@@ -164,9 +165,10 @@ def reproduce_all(
     """
     out = Path(out)
     names = presets or reference_presets()
-    unknown = [n for n in names if n not in preset_names()]
+    seed_presets = seed_preset_names()  # the report's experiments, not the modern recipes
+    unknown = [n for n in names if n not in seed_presets]
     if unknown:
-        raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(preset_names())}")
+        raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(seed_presets)}")
     extra = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
     configs = {n: with_overrides(resolve_config(n), extra) for n in names}  # all validated before any work
     _plan_and_check(out, configs, force, data_dir)  # a refused reproduce creates nothing, not even the lock
