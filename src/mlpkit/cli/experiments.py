@@ -44,11 +44,22 @@ def describe(preset: str, overrides: tuple[str, ...]) -> None:
     model = build_model(cfg)
     click.echo(f"{cfg.name}: {cfg.description}")
     click.echo(model.describe())
-    t = cfg.train
+    t, m, d = cfg.train, cfg.model, cfg.data
+    optimizer = f"{t.optimizer} lr {t.learning_rate}" + (f", momentum {t.momentum}" if t.momentum else "")
+    extras = [
+        "nesterov" if t.nesterov else "",
+        f"weight decay {t.weight_decay}" if t.weight_decay else "",
+        f"schedule {t.schedule}" if t.schedule != "none" else "",
+        f"dropout {m.dropout_input}/{m.dropout_hidden} (input/hidden)" if m.dropout_input or m.dropout_hidden else "",
+        f"max-norm {m.max_norm}" if m.max_norm else "",
+        f"label smoothing {t.label_smoothing}" if t.label_smoothing else "",
+        f"clip norm {t.clip_norm}" if t.clip_norm else "",
+        f"augment {d.augment}" if d.augment != "none" else "",
+    ]
     click.echo(
-        f"training: {t.epochs} epochs, batch {t.batch_size}, lr {t.learning_rate}, momentum {t.momentum},"
-        f" shuffle {cfg.data.shuffle}, early stopping patience {t.early_stopping_patience or 'off'},"
-        f" init {cfg.model.init}, seed {cfg.seed}"
+        f"training: {t.epochs} epochs, batch {t.batch_size}, {optimizer}, data {d.dataset} split {d.split},"
+        f" shuffle {d.shuffle}, early stopping patience {t.early_stopping_patience or 'off'},"
+        f" init {m.init}, seed {cfg.seed}" + "".join(f", {e}" for e in extras if e)
     )
 
 
