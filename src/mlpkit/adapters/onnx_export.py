@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from mlpkit.core.errors import ConfigError, InputError
 from mlpkit.core.fileio import atomic_write_bytes
 from mlpkit.core.version import __version__
-from mlpkit.nn.activations import IMPROVED_SIGMOID_A, IMPROVED_SIGMOID_B
+from mlpkit.nn.activations import ELU_ALPHA, IMPROVED_SIGMOID_A, IMPROVED_SIGMOID_B, LEAKY_RELU_SLOPE
 from mlpkit.runs.loaded_model import LoadedModel
 
 __all__ = [
@@ -251,10 +251,50 @@ def _activation(name: str, z: str, prefix: str, dtype: np.dtype, nodes: list[onn
         nodes.append(helper.make_node("Mul", [z, scale_in], [f"{prefix}_bz"], name=f"{prefix}_scale_in"))
         nodes.append(helper.make_node("Tanh", [f"{prefix}_bz"], [f"{prefix}_tanh"], name=f"{prefix}_tanh"))
         nodes.append(helper.make_node("Mul", [f"{prefix}_tanh", scale_out], [out], name=f"{prefix}_scale_out"))
+    elif name == "leaky_relu":
+        nodes.append(helper.make_node("LeakyRelu", [z], [out], name=f"{prefix}_{name}", alpha=LEAKY_RELU_SLOPE))
+    elif name == "elu":  # relu(z) + alpha (exp(min(z, 0)) - 1): onnxruntime has no float64 Elu
+        zero = const(f"{prefix}.elu_zero", np.asarray(0.0, dtype=dtype))
+        one = const(f"{prefix}.elu_one", np.asarray(1.0, dtype=dtype))
+        alpha = const(f"{prefix}.elu_alpha", np.asarray(ELU_ALPHA, dtype=dtype))
+        nodes += [
+            helper.make_node("Min", [z, zero], [f"{prefix}_neg"], name=f"{prefix}_elu_min"),
+            helper.make_node("Exp", [f"{prefix}_neg"], [f"{prefix}_exp"], name=f"{prefix}_elu_exp"),
+            helper.make_node("Sub", [f"{prefix}_exp", one], [f"{prefix}_em1"], name=f"{prefix}_elu_sub"),
+            helper.make_node("Mul", [f"{prefix}_em1", alpha], [f"{prefix}_aem1"], name=f"{prefix}_elu_alpha"),
+            helper.make_node("Relu", [z], [f"{prefix}_pos"], name=f"{prefix}_elu_relu"),
+            helper.make_node("Add", [f"{prefix}_pos", f"{prefix}_aem1"], [out], name=f"{prefix}_elu_add"),
+        ]
+    elif name == "silu":  # z sigmoid(z)
+        nodes.append(helper.make_node("Sigmoid", [z], [f"{prefix}_sig"], name=f"{prefix}_sigmoid"))
+        nodes.append(helper.make_node("Mul", [z, f"{prefix}_sig"], [out], name=f"{prefix}_silu"))
+    elif name == "gelu":  # exact: z (1 + erf(z / sqrt 2)) / 2 (opset 17 has Erf, not Gelu)
+        inv_sqrt2 = const(f"{prefix}.gelu_inv_sqrt2", np.asarray(1 / np.sqrt(2.0), dtype=dtype))
+        one = const(f"{prefix}.gelu_one", np.asarray(1.0, dtype=dtype))
+        half = const(f"{prefix}.gelu_half", np.asarray(0.5, dtype=dtype))
+        nodes += [
+            helper.make_node("Mul", [z, inv_sqrt2], [f"{prefix}_zs"], name=f"{prefix}_gelu_scale"),
+            *_erf(f"{prefix}_zs", f"{prefix}_erf", prefix, dtype),
+            helper.make_node("Add", [f"{prefix}_erf", one], [f"{prefix}_erf1"], name=f"{prefix}_gelu_add"),
+            helper.make_node("Mul", [z, f"{prefix}_erf1"], [f"{prefix}_zerf"], name=f"{prefix}_gelu_mul"),
+            helper.make_node("Mul", [f"{prefix}_zerf", half], [out], name=f"{prefix}_gelu_half"),
+        ]
     else:
-        valid = ", ".join([*_SINGLE_OP, "improved_sigmoid"])
+        valid = ", ".join([*_SINGLE_OP, "improved_sigmoid", "leaky_relu", "elu", "silu", "gelu"])
         raise InputError(f"activation {name!r} has no ONNX form in mlpkit's exporter (it exports {valid})")
     return out
+
+
+def _erf(x: str, out: str, prefix: str, dtype: np.dtype) -> list[onnx.NodeProto]:
+    """Erf of ``x``; onnxruntime has no float64 Erf, so a float64 model takes it in float32 (the
+    only float32 step of such a graph: its probabilities agree to ~1e-7, not to float64)."""
+    if dtype == np.float32:
+        return [helper.make_node("Erf", [x], [out], name=f"{prefix}_gelu_erf")]
+    return [
+        helper.make_node("Cast", [x], [f"{x}_f32"], name=f"{prefix}_gelu_to_f32", to=onnx.TensorProto.FLOAT),
+        helper.make_node("Erf", [f"{x}_f32"], [f"{out}_f32"], name=f"{prefix}_gelu_erf"),
+        helper.make_node("Cast", [f"{out}_f32"], [out], name=f"{prefix}_gelu_to_f64", to=onnx.TensorProto.DOUBLE),
+    ]
 
 
 def _class_tensor(classes: list[Any]) -> tuple[np.ndarray, int]:

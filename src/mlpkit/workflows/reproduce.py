@@ -25,10 +25,10 @@ from mlpkit.runs.config import Config, load_config, with_overrides
 from mlpkit.runs.folder import Run, is_empty, load_run
 from mlpkit.runs.lock import RunLock
 from mlpkit.seed.checks import COMPARISONS, run_checks
+from mlpkit.seed.presets import preset_names as seed_preset_names
 from mlpkit.seed.reference import reference_presets
 from mlpkit.seed.report import build_seed_report
 from mlpkit.seed.summary import reference_entry, summary_markdown
-from mlpkit.seed.presets import preset_names as seed_preset_names
 from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment import check_experiment, run_experiment
 from mlpkit.workflows.experiment_data import data_key, experiment_data
