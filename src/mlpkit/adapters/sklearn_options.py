@@ -96,7 +96,8 @@ def check_training_params(est: Any) -> None:
             value = getattr(est, name)
             if chosen not in users and not (value is defaults[name] or value == defaults[name]):
                 raise ConfigError(
-                    f"{name}={value!r} is not used by {what}={chosen!r} (only by {', '.join(users)}); leave it out"
+                    f"{name}={value!r} is not used by {what}={chosen!r} (only by {', '.join(users)});"
+                    " leave it at its default"
                 )
     hp.unit_interval(est.momentum, "momentum")
     if not isinstance(est.nesterovs_momentum, bool):
@@ -117,7 +118,7 @@ def check_training_params(est: Any) -> None:
     hp.count(est.plateau_patience, "plateau_patience", minimum=0)
     if schedule == "reduce_on_plateau" and not est.early_stopping:
         raise ConfigError(
-            "lr_schedule='reduce_on_plateau' is stepped at the validation checks of early_stopping=True; set it"
+            "lr_schedule='reduce_on_plateau' is stepped at validation checks: it needs early_stopping=True"
         )
     for name in ("dropout", "input_dropout", "label_smoothing"):
         hp.unit_interval(getattr(est, name), name)
