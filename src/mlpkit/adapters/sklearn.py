@@ -1,10 +1,13 @@
-"""``MLPClassifier``: mlpkit's MLP, SGD and Trainer behind scikit-learn's estimator contract.
+"""``MLPClassifier``: mlpkit's MLP, optimizers and Trainer behind scikit-learn's estimator contract.
 
 An adapter at the edge: it may import every layer below the workflows and nothing imports it,
 so the rest of mlpkit never depends on scikit-learn. ``__init__`` only stores its arguments;
 ``fit`` validates them, maps labels of any type to 0..K-1 (``classes_``) and trains with the
 one training loop (:class:`mlpkit.train.trainer.Trainer`). Scaling is left to a Pipeline, as
-scikit-learn's own MLPClassifier does; the inputs are only cast to ``dtype``.
+scikit-learn's own MLPClassifier does; the inputs are only cast to ``dtype``. What it trains
+with besides the network (optimizer, schedule, dropout and the like) is made, checked and
+described for pickle by :mod:`mlpkit.adapters.sklearn_options`; the epochs run in
+:mod:`mlpkit.adapters.sklearn_training`, pickling in :mod:`mlpkit.adapters.sklearn_pickle`.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from mlpkit.adapters import sklearn_options as options
+from mlpkit.adapters.sklearn_pickle import pack_fitted, unpack_fitted
+from mlpkit.adapters.sklearn_training import train_epochs
 from mlpkit.engine.threads import limit_blas_threads
 from mlpkit.nn.mlp import MLP
-from mlpkit.optim.sgd import SGD
-from mlpkit.train.callbacks import EarlyStopping, History, ProgressBar
-from mlpkit.train.trainer import Trainer
+from mlpkit.optim.schedules import Schedule
 
 __all__ = ["MLPClassifier"]
 
@@ -41,23 +44,69 @@ def _validate_data(est: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """A multilayer-perceptron classifier trained by mlpkit (hand-written backprop, SGD with momentum).
+    """A multilayer-perceptron classifier trained by mlpkit (hand-written backprop, SGD, Adam, RMSprop).
 
     Parameters
     ----------
     hidden_layer_sizes : sequence of int, default (64,)
         Sizes of the hidden layers, first to last.
     activation : str, default "improved_sigmoid"
-        Hidden activation: "sigmoid", "improved_sigmoid", "tanh" or "relu".
+        Hidden activation, a key of :data:`mlpkit.nn.activations.ACTIVATIONS` ("sigmoid",
+        "improved_sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu").
     init : str, default "fan_in_normal"
-        Weight initializer: "uniform", "fan_in_normal", "glorot_uniform" or "he_normal".
+        Weight initializer, a key of :data:`mlpkit.nn.initializers.INITIALIZERS` ("uniform",
+        "fan_in_normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", ...).
     bias : {"per_layer", "input_column"}, default "per_layer"
         A bias vector per layer (the output layer's bias learns the class priors; scikit-learn's
         convention), or the seed report's constant input column (first layer only).
+    solver : {"sgd", "adam", "adamw", "rmsprop"}, default "sgd"
+        The optimizer (:mod:`mlpkit.optim`); "adamw" decays the weights decoupled from the
+        gradient (by ``alpha``). An option another solver uses must be left at its default.
     learning_rate_init : float, default 0.02
-        The SGD learning rate.
+        The learning rate (the peak of a schedule).
     momentum : float, default 0.9
-        Heavy-ball momentum in [0, 1): v <- g + momentum v; w <- w - lr v.
+        Of "sgd" and "rmsprop", in [0, 1). SGD's heavy-ball rule: v <- g + momentum v;
+        w <- w - lr v.
+    nesterovs_momentum : bool, default False
+        Nesterov momentum ("sgd", momentum > 0).
+    alpha : float, default 0.0
+        L2 weight decay, >= 0: added to the gradient ("sgd", "adam", "rmsprop"), decoupled
+        ("adamw").
+    beta_1, beta_2 : float, default 0.9, 0.999
+        Adam's and AdamW's moment decay rates, in [0, 1).
+    epsilon : float, default 1e-8
+        The denominator's epsilon of "adam", "adamw" and "rmsprop", > 0.
+    lr_schedule : str, default "constant"
+        "constant", "step", "exponential", "cosine_warmup", "one_cycle" or
+        "reduce_on_plateau" (:data:`mlpkit.optim.registry.SCHEDULES`). Lengths are in epochs:
+        the schedule is sized at the first training call on its number of steps per epoch,
+        and "cosine_warmup" and "one_cycle" last ``max_iter`` such epochs, then hold their
+        last lr. With ``warm_start`` and ``partial_fit`` it continues across calls (for
+        ``partial_fit``, an epoch is the first call's number of steps). "reduce_on_plateau"
+        watches the validation loss of ``early_stopping`` (required; held in ``partial_fit``).
+    warmup_epochs : float, default 0.0
+        "cosine_warmup": the linear warm-up, in [0, max_iter).
+    lr_step_epochs : int, default 10
+        "step": epochs between two reductions.
+    lr_gamma : float, default 0.1
+        The factor of "step" (per reduction), "exponential" (per epoch) and
+        "reduce_on_plateau" (per plateau), in (0, 1].
+    min_lr : float, default 0.0
+        The floor of "cosine_warmup" and "reduce_on_plateau".
+    max_lr : float or None, default None
+        "one_cycle": the peak (None: ``learning_rate_init``).
+    plateau_patience : int, default 10
+        "reduce_on_plateau": validation checks without improvement before a reduction.
+    dropout : float, default 0.0
+        Inverted dropout rate of the hidden units in training steps, in [0, 1).
+    input_dropout : float, default 0.0
+        Dropout rate of the input features, in [0, 1).
+    max_norm : float or None, default None
+        After each update, rescale every hidden unit's incoming weights to norm <= this.
+    label_smoothing : float, default 0.0
+        Of the cross-entropy's target, in [0, 1).
+    clip_norm : float or None, default None
+        Clip the gradients to this global L2 norm before each update.
     batch_size : int, default 32
         Rows per step; clipped to the training set's size. The last, smaller batch of an
         epoch is used (every sample counts every epoch).
@@ -84,7 +133,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     threads : int or None, default None
         BLAS thread limit during ``fit`` and prediction (None: as set outside).
     warm_start : bool, default False
-        ``fit`` continues from the previous weights and optimizer state instead of starting over.
+        ``fit`` continues from the previous weights, optimizer and schedule state instead of
+        starting over (the solver and schedule made by the first fit are kept).
     verbose : bool or int, default False
         Show a progress bar over the steps.
 
@@ -116,8 +166,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         activation: str = "improved_sigmoid",
         init: str = "fan_in_normal",
         bias: str = "per_layer",
+        solver: str = "sgd",
         learning_rate_init: float = 0.02,
         momentum: float = 0.9,
+        nesterovs_momentum: bool = False,
+        alpha: float = 0.0,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        lr_schedule: str = "constant",
+        warmup_epochs: float = 0.0,
+        lr_step_epochs: int = 10,
+        lr_gamma: float = 0.1,
+        min_lr: float = 0.0,
+        max_lr: float | None = None,
+        plateau_patience: int = 10,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        max_norm: float | None = None,
+        label_smoothing: float = 0.0,
+        clip_norm: float | None = None,
         batch_size: int = 32,
         max_iter: int = 50,
         shuffle: bool = True,
@@ -136,8 +204,26 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.activation = activation
         self.init = init
         self.bias = bias
+        self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.alpha = alpha
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.lr_schedule = lr_schedule
+        self.warmup_epochs = warmup_epochs
+        self.lr_step_epochs = lr_step_epochs
+        self.lr_gamma = lr_gamma
+        self.min_lr = min_lr
+        self.max_lr = max_lr
+        self.plateau_patience = plateau_patience
+        self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.max_norm = max_norm
+        self.label_smoothing = label_smoothing
+        self.clip_norm = clip_norm
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.shuffle = shuffle
@@ -165,6 +251,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}")
             if not self.tol >= 0:
                 raise ValueError(f"tol must be >= 0, got {self.tol!r}")
+        options.check_training_params(self)
 
     def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
         return _validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
@@ -177,7 +264,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return np.random.default_rng(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _build(self, n_features: int, classes: np.ndarray) -> None:
-        """A fresh network, optimizer and generator; forgets what earlier fits learned."""
+        """A fresh network, optimizer and generator; forgets what earlier fits learned. The
+        schedule is made by the first ``_train``, which knows the steps per epoch."""
         self.classes_ = classes
         self._gen = self._rng()
         self.model_ = MLP(
@@ -188,7 +276,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             bias=self.bias,
             dtype=self.dtype,
         ).init_weights(self._gen, self.init)
-        self._optimizer = SGD(self.model_.parameters(), lr=self.learning_rate_init, momentum=self.momentum)
+        self._optimizer_spec = options.optimizer_spec(self)
+        self._optimizer = options.build_optimizer(self._optimizer_spec, self.model_.parameters())
+        self._schedule_spec: options.Spec | None = None
+        self._schedule: Schedule | None = None  # made by the first _train
+        self._schedule_sized = False
         self.loss_curve_: list[float] = []
         self.n_iter_ = 0
         self.best_loss_: float | None = None
@@ -203,52 +295,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if unseen.any():
             raise ValueError(f"y holds labels not in classes {self.classes_.tolist()}: {np.unique(y[unseen]).tolist()}")
         return codes.astype(np.intp)
-
-    # ---------------------------------------------------------------- training
-    def _train(self, X: np.ndarray, codes: np.ndarray, epochs: int, *, early_stopping: bool) -> None:
-        """``epochs`` epochs of the one training loop on X (validated) and class indices."""
-        model = self.model_
-        x_val = y_val = None
-        callbacks: list[Any] = []
-        history = History()
-        if early_stopping:
-            stratify = codes if np.bincount(codes).min() >= 2 else None
-            X, x_val_raw, codes, y_val = train_test_split(
-                X, codes, test_size=self.validation_fraction, random_state=self._gen.integers(2**31), stratify=stratify
-            )
-            x_val = model.prepare_inputs(x_val_raw)
-            stopper = EarlyStopping(patience=self.n_iter_no_change, min_delta=self.tol, restore_best_weights=True)
-            callbacks.append(stopper)
-        callbacks += [history, ProgressBar(enabled=bool(self.verbose), description="MLPClassifier")]
-        x = model.prepare_inputs(X)
-        trainer = Trainer(
-            model,
-            self._optimizer,
-            rng=self._gen,
-            epochs=epochs,
-            batch_size=min(int(self.batch_size), len(x)),
-            shuffle=bool(self.shuffle),
-            drop_last=False,
-            validations_per_epoch=1 if early_stopping else 0,
-            callbacks=callbacks,
-            engine=self.engine,
-        )
-        with limit_blas_threads(self.threads):
-            state = trainer.fit(x, codes, x_val, y_val)
-        per_epoch = history.train_loss[: state.epoch * trainer.steps_per_epoch].reshape(state.epoch, -1)
-        # an epoch's mean loss over samples: steps weighted by their batch's rows (the last may be smaller)
-        rows = np.full(trainer.steps_per_epoch, trainer.batch_size, dtype=np.float64)
-        rows[-1] = len(x) - trainer.batch_size * (trainer.steps_per_epoch - 1)
-        self.loss_curve_ += (per_epoch @ rows / len(x)).tolist()
-        self.n_iter_ += state.epoch
-        if early_stopping:
-            assert self.validation_scores_ is not None and stopper.best_step is not None  # one check per epoch
-            scores = history.validation["val_accuracy"]
-            self.validation_scores_ += scores
-            # the weights kept (restore_best_weights) are those of the check with the lowest loss
-            self.best_validation_score_ = float(scores[history.validation["step"].index(float(stopper.best_step))])
-        else:
-            self.best_loss_ = float(min(self.loss_curve_))
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train on X (n_samples, n_features) and labels y of any type, for ``max_iter`` epochs.
@@ -280,7 +326,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"warm_start: y has classes {classes.tolist()}, the model {self.classes_.tolist()}")
         if not warm:
             self._build(X.shape[1], classes)
-        self._train(X, self._encode(y), int(self.max_iter), early_stopping=bool(self.early_stopping))
+        train_epochs(self, X, self._encode(y), int(self.max_iter), early_stopping=bool(self.early_stopping))
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
@@ -303,6 +349,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._check_params()
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
+            if self.lr_schedule == "reduce_on_plateau":
+                raise ValueError(
+                    "lr_schedule='reduce_on_plateau' watches validation checks, which partial_fit does not run"
+                )
         X, y = _validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
         check_classification_targets(y)
         if first:
@@ -311,7 +361,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"classes {np.unique(classes).tolist()} differ from the first call's {self.classes_.tolist()}"
             )
-        self._train(X, self._encode(y), 1, early_stopping=False)
+        train_epochs(self, X, self._encode(y), 1, early_stopping=False)
         return self
 
     # -------------------------------------------------------------- prediction
@@ -336,36 +386,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ pickle
     def __getstate__(self) -> dict[str, Any]:
-        """The network and the optimizer as plain arrays: their parameter views of one flat buffer
-        would come back from pickle as separate copies, no longer updated together."""
+        """Plain arrays and specs for the network, optimizer and schedule (`sklearn_pickle`)."""
         state = dict(super().__getstate__())  # scikit-learn may hand back self.__dict__ itself
-        model = state.pop("model_", None)
-        optimizer = state.pop("_optimizer", None)
-        if model is not None:
-            state["_model_spec"] = {
-                "hidden": model.hidden,
-                "n_features": model.n_features,
-                "n_classes": model.n_classes,
-                "activation": model.activation.name,
-                "bias": model.bias,
-                "dtype": model.dtype.name,
-            }
-            state["_model_weights"] = model.state_dict()
-            state["_optimizer_state"] = optimizer.state_dict() if optimizer is not None else None
-            state["_optimizer_settings"] = (optimizer.lr, optimizer.momentum) if optimizer is not None else None
-        return state
+        return pack_fitted(state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        spec = state.pop("_model_spec", None)
-        weights = state.pop("_model_weights", None)
-        opt_state = state.pop("_optimizer_state", None)
-        opt_settings = state.pop("_optimizer_settings", None)
+        fitted = unpack_fitted(state)
         super().__setstate__(state)
-        if spec is not None:
-            hidden = spec.pop("hidden")
-            self.model_ = MLP(hidden, **spec)
-            self.model_.load_state_dict(weights)
-            if opt_settings is not None:
-                lr, momentum = opt_settings
-                self._optimizer = SGD(self.model_.parameters(), lr=lr, momentum=momentum)
-                self._optimizer.load_state_dict(opt_state)
+        self.__dict__.update(fitted)
