@@ -188,7 +188,7 @@ def test_invalid_toml_and_unknown_preset(tmp_path):
     path.write_text("[train\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
-    with pytest.raises(ConfigError, match="unknown preset 'task9'; valid: task2c"):
+    with pytest.raises(ConfigError, match="unknown preset 'task9'; valid: mnist-aug, mnist-best, mnist-fast, task2c"):
         resolve_config("task9")
     with pytest.raises(ConfigError, match="preset task9.toml|config file task9.toml does not exist"):
         resolve_config("task9.toml")
