@@ -5,38 +5,28 @@
     python benchmarks/recipe_vs_torch.py --recipe mnist-best --seeds 0
     python benchmarks/recipe_vs_torch.py --set train.epochs=1     # a smoke run (applies to both)
 
-mlpkit runs as ``mlpkit train RECIPE --set seed=S --threads T`` does: `run_experiment` in this
-process into a temporary folder; its ``test_accuracy`` and ``wall_time_s`` come from
-``metrics.json``. ``wall_time_s`` is ``Trainer.fit`` alone: the background augmentation feed,
-the steps, one validation per ``validations_per_epoch`` (validation *and* whole training set, as
-the trainer records both curves) and the checkpoints; not the data loading, nor the final
-writes and test evaluation.
+mlpkit runs as ``mlpkit train RECIPE --set seed=S --threads T`` does (`run_experiment` in this
+process, a temporary folder); ``test_accuracy`` and ``wall_time_s`` come from ``metrics.json``.
+``wall_time_s`` is ``Trainer.fit``: the background augmentation feed, the steps, each validation
+(validation and whole training set, both curves) and the checkpoints; not the data loading, the
+final writes nor the test evaluation. PyTorch is timed over the same work, with:
 
-PyTorch runs the same recipe, timed over the same work:
+- the arrays of `experiment_data(cfg)` (split and normalization, read once for both sides), the
+  test images normalized with the same statistics;
+- each epoch's augmented images from mlpkit's own `augment_feed` (`augmented_epoch` +
+  normalization on a background thread): both sides pay for augmentation, off the training thread;
+- nn.Sequential([Dropout(input)], Linear, ReLU, Dropout(hidden), ..., Linear), weights
+  kaiming_normal_(fan_in, relu) as ``he_normal``, biases zero as ``per_layer`` starts them;
+- Adam / AdamW (lr, betas, eps, weight decay); ``cosine_warmup`` as a LambdaLR of the formula of
+  `CosineWithWarmup`, stepped every step and checked against mlpkit's schedule over the whole run
+  before anything is timed; max-norm on hidden units after every step; CrossEntropyLoss(label_smoothing);
+- a new permutation each epoch, batches of ``batch_size``, ``drop_last`` as configured; the same
+  validation cadence (eval mode, no grad); ``torch.save`` checkpoints where mlpkit writes them;
+- ``torch.set_num_threads(threads)``; mlpkit gets ``train.threads = threads``.
 
-- the same arrays: the split and normalization of `experiment_data(cfg)` (read once, shared by
-  both sides, as ``data_key`` allows); the test images normalized with the same statistics;
-- the same augmented images each epoch, made the same way: mlpkit's own `augment_feed` (the
-  background thread running `augmented_epoch` + normalization), so both sides pay for
-  augmentation, off the training thread, inside the timed part;
-- nn.Sequential(Dropout(input)?, Linear, ReLU, Dropout(hidden), ..., Linear); weights
-  kaiming_normal_ (fan_in, relu) as mlpkit's ``he_normal``, biases zero as mlpkit's
-  ``per_layer`` start; the model's dtype;
-- torch.optim.Adam / AdamW (lr, betas, eps, weight decay); ``cosine_warmup`` as a LambdaLR of
-  the same formula (`mlpkit.optim.schedules.CosineWithWarmup`: warm-up from 0, cosine to
-  min_lr), stepped after every step; max-norm on the hidden units' incoming weights after
-  every step; CrossEntropyLoss(label_smoothing);
-- batches of ``batch_size`` from a new permutation (torch's generator) each epoch, the last
-  incomplete one dropped when ``drop_last``; the same validation cadence (validation and
-  training set, eval mode, no grad); a checkpoint (model, optimizer, schedule) with
-  ``torch.save`` at the start, every ``checkpoint_every`` validations and at the end;
-- ``torch.set_num_threads(threads)``, and mlpkit gets ``train.threads = threads``.
-
-Both are evaluated once, at the end, on the 10,000 test images. Before the seeds, one untimed
-one-epoch warm-up of each side (Numba's cache loaded, PyTorch's kernels initialized). Which side
-goes first alternates from seed to seed, so a busy spell on a shared machine hits both alike.
-Results: a Markdown table (per seed, mean +- std) and
-benchmarks/results/recipe-vs-torch-<recipe>-<time>.json.
+Both are evaluated once, at the end, on the 10,000 test images. One untimed one-epoch warm-up
+of each side comes first; which side goes first alternates between seeds. Output: a Markdown
+table (per seed, mean +- std) and benchmarks/results/recipe-vs-torch-<recipe>-<time>.json.
 """
 
 from __future__ import annotations
@@ -118,7 +108,7 @@ def check_schedule(cfg: Config, n_train: int) -> int:
 
     t = cfg.train
     ours = SimpleNamespace(lr=t.learning_rate)
-    options, _ = build_step_options(cfg, ours, n_train=n_train)  # type: ignore[arg-type]
+    options, _ = build_step_options(cfg, ours, n_train=n_train)
     theirs = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=t.learning_rate)
     total = steps_per_epoch(n_train, t) * t.epochs
     schedule = None
@@ -255,7 +245,7 @@ def torch_run(cfg: Config, data: PreparedData, x_test: np.ndarray, y_test: np.nd
         "test_loss": test_loss,
         "wall_time_s": wall,
         "steps": step,
-        "final_val_accuracy": history[-1]["val_accuracy"] if history else None,
+        "val_accuracy": history[-1]["val_accuracy"] if history else None,
         "history": history,
     }
 
@@ -264,7 +254,7 @@ def mlpkit_run(cfg: Config, data: PreparedData, folder: Path) -> dict:
     """``mlpkit train`` in this process; what its ``metrics.json`` says."""
     run_experiment(cfg, folder, data=data, progress=False, log=lambda line: print(f"    mlpkit: {line}"))
     metrics = json.loads((folder / "metrics.json").read_text())
-    keep = ("test_accuracy", "test_loss", "wall_time_s", "engine", "engine_fallback_reason", "final_val_accuracy")
+    keep = ("test_accuracy", "test_loss", "wall_time_s", "engine", "engine_fallback_reason", "val_accuracy")
     return {k: metrics.get(k) for k in keep}
 
 
@@ -295,30 +285,26 @@ def markdown(rows: list[dict], caption: str) -> str:
             f"| {r['seed']} | {m['test_accuracy']:.4f} | {t['test_accuracy']:.4f} | {m['wall_time_s']:.1f} s "
             f"| {t['wall_time_s']:.1f} s | {r['ratio']:.2f} |"
         )
-    cols = [
-        [r["mlpkit"]["test_accuracy"] for r in rows],
-        [r["torch"]["test_accuracy"] for r in rows],
-        [r["mlpkit"]["wall_time_s"] for r in rows],
-        [r["torch"]["wall_time_s"] for r in rows],
-        [r["ratio"] for r in rows],
+    keys = [
+        ("mlpkit", "test_accuracy"),
+        ("torch", "test_accuracy"),
+        ("mlpkit", "wall_time_s"),
+        ("torch", "wall_time_s"),
     ]
-    stats = [mean_std(c) for c in cols]
-    lines.append(
-        f"| mean +- std | {stats[0][0]:.4f} +- {stats[0][1]:.4f} | {stats[1][0]:.4f} +- {stats[1][1]:.4f} "
-        f"| {stats[2][0]:.1f} +- {stats[2][1]:.1f} s | {stats[3][0]:.1f} +- {stats[3][1]:.1f} s "
-        f"| {stats[4][0]:.2f} +- {stats[4][1]:.2f} |"
-    )
+    stats = [mean_std([r[side][key] for r in rows]) for side, key in keys] + [mean_std([r["ratio"] for r in rows])]
+    cells = [f"{m:.4f} +- {s:.4f}" for m, s in stats[:2]] + [f"{m:.1f} +- {s:.1f} s" for m, s in stats[2:4]]
+    lines.append(f"| mean +- std | {' | '.join(cells)} | {stats[4][0]:.2f} +- {stats[4][1]:.2f} |")
     return "\n".join(lines)
 
 
 def versions() -> dict:
-    found: dict[str, str | None] = {}
-    for name in ("numpy", "numba", "torch", "threadpoolctl", "mlpkit"):
+    def version(name: str) -> str | None:
         try:
-            found[name] = metadata.version(name)
+            return metadata.version(name)
         except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+            return None
+
+    return {name: version(name) for name in ("numpy", "numba", "torch", "threadpoolctl", "mlpkit")}
 
 
 def main(argv: list[str] | None = None) -> int:
