@@ -152,8 +152,9 @@ def build_optimizer(t: TrainConfig, params: list[np.ndarray]) -> Optimizer:
 
 def steps_per_epoch(n_train: int, t: TrainConfig) -> int:
     """Gradient steps an epoch, as the trainer counts them."""
-    full, rest = divmod(n_train, t.batch_size)
-    return full if (t.drop_last or rest == 0) else full + 1
+    from mlpkit.train.loop_checks import epoch_steps
+
+    return epoch_steps(n_train, t.batch_size, t.drop_last)
 
 
 def build_step_options(

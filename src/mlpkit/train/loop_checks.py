@@ -8,7 +8,7 @@ from mlpkit.core.errors import ConfigError, DivergenceError
 from mlpkit.nn.mlp import MLP
 from mlpkit.train.callbacks import Callback
 
-__all__ = ["check_count", "check_prepared", "divergence_error", "overrides"]
+__all__ = ["check_count", "check_prepared", "divergence_error", "epoch_steps", "overrides"]
 
 
 def check_count(name: str, value: object, minimum: int) -> int:
@@ -36,3 +36,9 @@ def divergence_error(step: int, what: str, last_finite_loss: float | None) -> Di
         step=step,
         last_finite_loss=last_finite_loss,
     )
+
+
+def epoch_steps(n_train: int, batch_size: int, drop_last: bool) -> int:
+    """Gradient steps an epoch: full batches, plus the last smaller one unless it is dropped."""
+    full, rest = divmod(n_train, batch_size)
+    return full if (drop_last or rest == 0) else full + 1

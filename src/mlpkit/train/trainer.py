@@ -24,7 +24,7 @@ from mlpkit.optim.plateau import ReduceOnPlateau
 from mlpkit.train.augment_feed import AugmentFeed
 from mlpkit.train.callbacks import Callback
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
-from mlpkit.train.loop_checks import check_count, check_prepared, divergence_error, overrides
+from mlpkit.train.loop_checks import check_count, check_prepared, divergence_error, epoch_steps, overrides
 from mlpkit.train.state import TrainState, load_training_state, training_state_dict
 from mlpkit.train.state_check import RunGeometry
 
@@ -141,8 +141,7 @@ class Trainer:
     def _schedule(self, n_train: int, validation: bool) -> None:
         if self.batch_size > n_train:
             raise ConfigError(f"batch_size {self.batch_size} is larger than the training set ({n_train} samples)")
-        full, rest = divmod(n_train, self.batch_size)
-        self.steps_per_epoch = full if (self.drop_last or rest == 0) else full + 1
+        self.steps_per_epoch = epoch_steps(n_train, self.batch_size, self.drop_last)
         self.total_steps = self.steps_per_epoch * self.epochs
         # no validation data, or validations_per_epoch = 0: no validation at all
         vpe = self.validations_per_epoch if validation else 0
