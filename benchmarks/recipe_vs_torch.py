@@ -17,7 +17,8 @@ final writes nor the test evaluation. PyTorch is timed over the same work, with:
   normalization on a background thread): both sides pay for augmentation, off the training thread;
 - nn.Sequential([Dropout(input)], Linear, ReLU, Dropout(hidden), ..., Linear), weights
   kaiming_normal_(fan_in, relu) as ``he_normal``, biases zero as ``per_layer`` starts them;
-- Adam / AdamW (lr, betas, eps, weight decay); ``cosine_warmup`` as a LambdaLR of the formula of
+- SGD (momentum, Nesterov, weight decay), Adam / AdamW (lr, betas, eps, weight decay); ``cosine_warmup``
+  as a LambdaLR of the formula of
   `CosineWithWarmup`, stepped every step and checked against mlpkit's schedule over the whole run
   before anything is timed; max-norm on hidden units after every step; CrossEntropyLoss(label_smoothing);
 - a new permutation each epoch, batches of ``batch_size``, ``drop_last`` as configured; the same
@@ -73,7 +74,7 @@ def check_supported(cfg: Config) -> None:
             ("model.activation", m.activation, m.activation == "relu"),
             ("model.init", m.init, m.init == "he_normal"),
             ("model.bias", m.bias, m.bias == "per_layer"),
-            ("train.optimizer", t.optimizer, t.optimizer in ("adam", "adamw")),
+            ("train.optimizer", t.optimizer, t.optimizer in ("adam", "adamw", "sgd")),
             ("train.schedule", t.schedule, t.schedule in ("cosine_warmup", "none")),
             ("train.clip_norm", t.clip_norm, t.clip_norm is None),
             ("train.early_stopping_patience", t.early_stopping_patience, not t.early_stopping_patience),
@@ -168,16 +169,28 @@ def max_norm_(model: nn.Sequential, c: float) -> None:
         layer.weight.mul_(c / norms.clamp(min=c))
 
 
+def torch_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    """The recipe's optimizer in torch.optim (mlpkit's SGD, Adam and AdamW follow its update rules)."""
+    t = cfg.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=t.learning_rate,
+            momentum=t.momentum,
+            nesterov=t.nesterov,
+            weight_decay=t.weight_decay,
+        )
+    kind = torch.optim.Adam if t.optimizer == "adam" else torch.optim.AdamW
+    return kind(model.parameters(), lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
+
+
 def torch_run(cfg: Config, data: PreparedData, x_test: np.ndarray, y_test: np.ndarray, threads: int, folder: Path):
     """Train the recipe with PyTorch; the timed part as mlpkit's ``wall_time_s`` (see the module)."""
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
     m, t = cfg.model, cfg.train
     model = torch_model(cfg, data.n_features, len(data.classes))
-    kind = torch.optim.Adam if t.optimizer == "adam" else torch.optim.AdamW
-    optimizer = kind(
-        model.parameters(), lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay
-    )
+    optimizer = torch_optimizer(cfg, model)
     n_train = len(data.x_train)
     spe = steps_per_epoch(n_train, t)
     schedule = None
