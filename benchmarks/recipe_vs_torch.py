@@ -181,7 +181,9 @@ def torch_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
             weight_decay=t.weight_decay,
         )
     kind = torch.optim.Adam if t.optimizer == "adam" else torch.optim.AdamW
-    return kind(model.parameters(), lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
+    return kind(
+        model.parameters(), lr=t.learning_rate, betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay
+    )
 
 
 def torch_run(cfg: Config, data: PreparedData, x_test: np.ndarray, y_test: np.ndarray, threads: int, folder: Path):
@@ -366,7 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="recipe-vs-torch-") as tmp:
         root = Path(tmp)
         if not args.no_warmup:
-            warm = config(seeds[0], ("train.epochs=1",))
+            # one epoch; a warm-up of the lr schedule may last longer than that, so it goes
+            warm = config(
+                seeds[0],
+                ("train.epochs=1", *(("train.warmup_epochs=0",) if base.train.schedule == "cosine_warmup" else ())),
+            )
             mlpkit_run(warm, data, root / "warm-mlpkit")
             (root / "warm-torch").mkdir()
             torch_run(warm, data, x_test, y_test, args.threads, root / "warm-torch")
