@@ -18,6 +18,7 @@ from mlpkit.runs.config import (
     to_toml,
     with_overrides,
 )
+from mlpkit.seed import presets as seed_presets
 from mlpkit.workflows.configs import preset_names, resolve_config
 
 SEED_PRESETS = ["task2c", "task2c-noshuffle", "task3a", "task3b", "task3c", "task4a", "task4b", "task4d", "task4e"]
@@ -194,10 +195,14 @@ def test_invalid_toml_and_unknown_preset(tmp_path):
         resolve_config("task9.toml")
 
 
-def test_defaults_are_the_seed_system():
+def test_defaults_are_the_seed_system_but_the_bias():
     c = Config()
     assert c.train.batch_size == 32 and c.train.epochs == 50 and c.train.validations_per_epoch == 5
-    assert c.data.split == "seed" and c.model.bias == "input_column"
+    assert c.data.split == "seed"
+    # a bias vector per layer is the modern default; the seed's presets all name their bias trick
+    assert c.model.bias == "per_layer"
+    for name in seed_presets.preset_names():
+        assert resolve_config(name).model.bias == "input_column", name
 
 
 @pytest.mark.parametrize("package", ["mlpkit.data", "mlpkit.runs", "mlpkit.workflows"])

@@ -47,7 +47,7 @@ def quiet_overflow():
 
 def _synthetic(lr: float, callbacks, *, every: int = 1) -> tuple[Trainer, tuple]:
     rng = np.random.default_rng(0)
-    model = MLP([16], n_features=10, n_classes=4, activation="relu", dtype="float64")
+    model = MLP([16], n_features=10, n_classes=4, activation="relu", dtype="float64", bias="input_column")
     x = model.prepare_inputs(rng.normal(size=(64, 10)) * 3)
     y = rng.integers(0, 4, size=64)
     model.init_weights(rng, "fan_in_normal")
@@ -146,7 +146,7 @@ def test_an_exploding_loss_stops_like_a_nan(engine: str) -> None:
     from mlpkit.train.trainer import EXPLODED_FACTOR, EXPLODED_MIN
 
     rng = np.random.default_rng(0)
-    model = MLP([32], n_features=10, n_classes=4, activation="sigmoid", dtype="float32")
+    model = MLP([32], n_features=10, n_classes=4, activation="sigmoid", dtype="float32", bias="input_column")
     x = model.prepare_inputs(rng.normal(size=(256, 10)) * 50)
     y = rng.integers(0, 4, size=256)
     model.init_weights(rng, "fan_in_normal")

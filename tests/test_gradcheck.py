@@ -34,7 +34,7 @@ def test_seed_gradient_check_on_mnist(mnist_batch, topology, activation):
     error of the finite difference, not of backprop.
     """
     x_raw, y = mnist_batch
-    model = MLP(TOPOLOGIES[topology], activation=activation, dtype="float64")
+    model = MLP(TOPOLOGIES[topology], activation=activation, dtype="float64", bias="input_column")
     rng = np.random.default_rng(0)
     model.init_weights(rng, "uniform")
     x = model.prepare_inputs(x_raw)
@@ -54,7 +54,7 @@ def test_ten_hidden_layers_relative_float64(mnist_batch, activation):
     epsilon make the finite difference itself accurate.
     """
     x_raw, y = mnist_batch
-    model = MLP(TOPOLOGIES["ten hidden of 64"], activation=activation, dtype="float64")
+    model = MLP(TOPOLOGIES["ten hidden of 64"], activation=activation, dtype="float64", bias="input_column")
     rng = np.random.default_rng(1)
     model.init_weights(rng, "fan_in_normal")
     x = model.prepare_inputs(x_raw[:20])
@@ -85,7 +85,7 @@ def test_a_wrong_gradient_is_caught(monkeypatch):
     broken = activations.Activation(
         "sigmoid", activations.sigmoid, lambda a, out=None: activations.sigmoid_derivative(a, out=out) * 1.5
     )
-    model = MLP([5], n_features=6, n_classes=3, dtype="float64")
+    model = MLP([5], n_features=6, n_classes=3, dtype="float64", bias="input_column")
     model.activation = broken
     model.init_weights(rng, "uniform")
     x = model.prepare_inputs(rng.normal(size=(8, 6)))
@@ -97,7 +97,7 @@ def test_a_wrong_gradient_is_caught(monkeypatch):
 def test_float32_model_is_refused():
     from mlpkit.core.errors import ConfigError
 
-    model = MLP([4], n_features=3, n_classes=2)
+    model = MLP([4], n_features=3, n_classes=2, bias="input_column")
     with pytest.raises(ConfigError, match="float64"):
         check_gradients(model, np.ones((2, 4), np.float32), np.array([0, 1]))
 
@@ -105,7 +105,7 @@ def test_float32_model_is_refused():
 def test_seed_gradient_check_every_parameter(mnist_batch):
     """The assignment's [64, 10] sigmoid network: all 50,880 gradients, epsilon 1e-3, within 1e-3."""
     x_raw, y = mnist_batch
-    model = MLP([64], activation="sigmoid", dtype="float64")
+    model = MLP([64], activation="sigmoid", dtype="float64", bias="input_column")
     model.init_weights(np.random.default_rng(0), "uniform")
     result = check_gradients(model, model.prepare_inputs(x_raw), y, epsilon=1e-3, tolerance=1e-3)
     assert result.num_checked == 50880
@@ -113,7 +113,7 @@ def test_seed_gradient_check_every_parameter(mnist_batch):
 
 
 def _small_model(rng, activation="sigmoid"):
-    model = MLP([7, 5], n_features=9, n_classes=4, activation=activation, dtype="float64")
+    model = MLP([7, 5], n_features=9, n_classes=4, activation=activation, dtype="float64", bias="input_column")
     model.init_weights(rng, "uniform")
     x = model.prepare_inputs(rng.normal(size=(30, 9)) * 2)
     return model, x, rng.integers(0, 4, 30)

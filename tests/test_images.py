@@ -27,7 +27,7 @@ def mnist(mnist_path):
 def classifier(mnist):
     """An MLP trained for 2 epochs on 20,000 MNIST images, and its normalizer."""
     norm = Normalizer.fit(mnist.train_images[:20_000])
-    model = MLP([64], activation="relu", dtype="float32")
+    model = MLP([64], activation="relu", dtype="float32", bias="input_column")
     rng = np.random.default_rng(0)
     model.init_weights(rng, "he_normal")
     x = norm.apply(mnist.train_images[:20_000], model.dtype, bias_column=True)

@@ -19,8 +19,13 @@ def test_parameter_count(hidden, bias, count):
 
 
 def test_seed_counts_are_the_reports():
-    assert MLP([64]).num_parameters == 50880
-    assert MLP([59, 59]).num_parameters == 50386
+    assert MLP([64], bias="input_column").num_parameters == 50880
+    assert MLP([59, 59], bias="input_column").num_parameters == 50386
+
+
+def test_a_bias_per_layer_is_the_default():
+    model = MLP([64])
+    assert model.bias == "per_layer" and model.num_parameters == 784 * 64 + 64 + 64 * 10 + 10
 
 
 @pytest.mark.parametrize(
@@ -40,12 +45,12 @@ def test_bad_construction(kwargs, match):
 
 
 def test_prepare_inputs_adds_bias_column_and_casts():
-    model = MLP([3], n_features=4, n_classes=2)
+    model = MLP([3], n_features=4, n_classes=2, bias="input_column")
     x = model.prepare_inputs(np.arange(8).reshape(2, 4))
     assert x.dtype == np.float32 and x.shape == (2, 5)
     np.testing.assert_array_equal(x[:, -1], 1)
     np.testing.assert_array_equal(x[:, :4], np.arange(8).reshape(2, 4))
-    images = MLP([3]).prepare_inputs(np.zeros((2, 28, 28), np.uint8))
+    images = MLP([3], bias="input_column").prepare_inputs(np.zeros((2, 28, 28), np.uint8))
     assert images.shape == (2, 785)
 
 
@@ -62,7 +67,7 @@ def test_prepare_inputs_adds_bias_column_and_casts():
 )
 def test_prepare_inputs_rejects_bad_arrays(x, match):
     with pytest.raises(InputError, match=match):
-        MLP([3], n_features=4, n_classes=2).prepare_inputs(x)
+        MLP([3], n_features=4, n_classes=2, bias="input_column").prepare_inputs(x)
 
 
 @pytest.mark.parametrize(
@@ -77,23 +82,23 @@ def test_prepare_inputs_rejects_bad_arrays(x, match):
 )
 def test_check_labels(y, match):
     with pytest.raises(InputError, match=match):
-        MLP([3]).check_labels(y, 2)
+        MLP([3], bias="input_column").check_labels(y, 2)
 
 
 def test_state_dict_round_trip_and_mismatch(rng):
-    a = MLP([5, 4], n_features=6, n_classes=3).init_weights(rng, "fan_in_normal")
-    b = MLP([5, 4], n_features=6, n_classes=3)
+    a = MLP([5, 4], n_features=6, n_classes=3, bias="input_column").init_weights(rng, "fan_in_normal")
+    b = MLP([5, 4], n_features=6, n_classes=3, bias="input_column")
     b.load_state_dict(a.state_dict())
     for p, q in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(p, q)
     with pytest.raises(CheckpointError, match="shape"):
-        MLP([5, 3], n_features=6, n_classes=3).load_state_dict(a.state_dict())
+        MLP([5, 3], n_features=6, n_classes=3, bias="input_column").load_state_dict(a.state_dict())
     with pytest.raises(CheckpointError, match="missing"):
         MLP([5, 4], n_features=6, n_classes=3, bias="per_layer").load_state_dict(a.state_dict())
 
 
 def test_init_distributions(rng):
-    m = MLP([400], n_features=784).init_weights(rng, "uniform")
+    m = MLP([400], n_features=784, bias="input_column").init_weights(rng, "uniform")
     w = m.weights[0]
     assert w.min() >= -1 and w.max() <= 1 and abs(w.mean()) < 0.01 and abs(w.std() - 1 / np.sqrt(3)) < 0.01
     m.init_weights(rng, "fan_in_normal")
@@ -102,7 +107,7 @@ def test_init_distributions(rng):
 
 
 def test_evaluate_and_predict_agree(rng):
-    model = MLP([8], n_features=5, n_classes=3, dtype="float64").init_weights(rng, "fan_in_normal")
+    model = MLP([8], n_features=5, n_classes=3, dtype="float64", bias="input_column").init_weights(rng, "fan_in_normal")
     x_raw, y = rng.normal(size=(50, 5)), rng.integers(0, 3, 50)
     x = model.prepare_inputs(x_raw)
     proba = model.predict_proba(x_raw)
@@ -113,15 +118,15 @@ def test_evaluate_and_predict_agree(rng):
 
 
 def test_float64_and_float32_agree(rng):
-    m64 = MLP([16], n_features=10, n_classes=4, dtype="float64").init_weights(rng, "fan_in_normal")
-    m32 = MLP([16], n_features=10, n_classes=4, dtype="float32")
+    m64 = MLP([16], n_features=10, n_classes=4, dtype="float64", bias="input_column").init_weights(rng, "fan_in_normal")
+    m32 = MLP([16], n_features=10, n_classes=4, dtype="float32", bias="input_column")
     m32.load_state_dict(m64.state_dict())
     x = rng.normal(size=(20, 10))
     np.testing.assert_allclose(m32.predict_proba(x), m64.predict_proba(x), atol=1e-5)
 
 
 def test_describe_lists_layers():
-    text = MLP([59, 59]).describe()
+    text = MLP([59, 59], bias="input_column").describe()
     assert "785 -> 59" in text and "59 -> 10" in text and "50386" in text
 
 
@@ -161,6 +166,10 @@ def test_layout_is_where_the_parameters_live(bias):
 
 def test_describe_lines_up_ten_hidden_layers():
     """task4e: layer numbers reach 10; every row's columns stay where row 0's are."""
-    rows = [line for line in MLP([64] * 10).describe().splitlines() if line.lstrip().startswith("layer")]
+    rows = [
+        line
+        for line in MLP([64] * 10, bias="input_column").describe().splitlines()
+        if line.lstrip().startswith("layer")
+    ]
     assert len(rows) == 11 and rows[-1].lstrip().startswith("layer 10:")
     assert len({row.index("->") for row in rows}) == 1 and len({row.index("params") for row in rows}) == 1

@@ -24,13 +24,15 @@ def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     rng = np.random.default_rng(seed)
     y = rng.integers(0, CLASSES, N)
     x = rng.normal(size=(N, FEATURES)) + np.eye(CLASSES, FEATURES)[y] * 2
-    model = MLP([10], n_features=FEATURES, n_classes=CLASSES)
+    model = MLP([10], n_features=FEATURES, n_classes=CLASSES, bias="input_column")
     return model.prepare_inputs(x[:200]), y[:200], model.prepare_inputs(x[200:]), y[200:]
 
 
 def trainer(optimizer: str = "adam", schedule: str | None = "cosine_warmup", plateau: bool = False, **kw) -> Trainer:
     rng = np.random.default_rng(1)
-    model = MLP([10], n_features=FEATURES, n_classes=CLASSES, activation="relu").init_weights(rng, "he_normal")
+    model = MLP([10], n_features=FEATURES, n_classes=CLASSES, activation="relu", bias="input_column").init_weights(
+        rng, "he_normal"
+    )
     opt = make_optimizer(optimizer, model.parameters(), lr=0.01, weight_decay=1e-3)
     steps = EPOCHS * (200 // BATCH)
     options = StepOptions(
@@ -101,7 +103,7 @@ def test_a_checkpoint_of_another_optimizer_or_without_its_schedule_is_refused() 
 def test_plain_sgd_without_options_still_runs_compiled() -> None:
     x, y, xv, yv = data()
     rng = np.random.default_rng(1)
-    model = MLP([10], n_features=FEATURES, n_classes=CLASSES).init_weights(rng, "fan_in_normal")
+    model = MLP([10], n_features=FEATURES, n_classes=CLASSES, bias="input_column").init_weights(rng, "fan_in_normal")
     t = Trainer(model, make_optimizer("sgd", model.parameters(), lr=0.1), rng=rng, epochs=1, batch_size=BATCH)
     t.fit(x, y, xv, yv)
     assert t.engine_used == "compiled" and t.fallback_reason is None

@@ -82,10 +82,10 @@ def test_activation_float32_out_of_place_keeps_dtype_and_input(name):
 
 
 def test_only_the_new_activations_get_a_preactivation_buffer():
-    seed = MLP([5, 4], n_features=3).workspace(8)
+    seed = MLP([5, 4], n_features=3, bias="input_column").workspace(8)
     assert all(z is a for z, a in zip(seed.zs, seed.outputs))  # the seed's activations: no new memory
     for name in NEW:
-        ws = MLP([5, 4], n_features=3, activation=name).workspace(8)
+        ws = MLP([5, 4], n_features=3, activation=name, bias="input_column").workspace(8)
         assert all(not np.shares_memory(z, a) for z, a in zip(ws.zs, ws.outputs))
 
 
@@ -215,7 +215,7 @@ def test_gradcheck_notices_a_mask_left_out_of_the_backward_pass():
 
 
 def test_dropout_masks_are_inverted_seeded_and_spare_the_bias_column():
-    model = MLP([300, 200], n_features=400, dtype="float32")
+    model = MLP([300, 200], n_features=400, dtype="float32", bias="input_column")
     masks = Dropout(0.2, 0.5).masks(model, 64)
     masks.draw(np.random.default_rng(5), 50)
     first = [layer.mask[:50].copy() for layer in masks.layers if layer is not None]
@@ -230,7 +230,7 @@ def test_dropout_masks_are_inverted_seeded_and_spare_the_bias_column():
 
 
 def test_a_zero_rate_draws_nothing_and_a_batch_needs_its_own_masks():
-    model = MLP([8], n_features=4)
+    model = MLP([8], n_features=4, bias="input_column")
     rng = np.random.default_rng(1)
     state = rng.bit_generator.state
     masks = Dropout(0.0, 0.0).masks(model, 10).draw(rng, 10)
@@ -254,7 +254,7 @@ def test_bad_dropout_rates_are_refused(kwargs):
 
 def numpy_steps(dropout, *, seed=0, smoothing=0.0):
     data = np.random.default_rng(2)
-    model = MLP([16], n_features=10, n_classes=4, activation="gelu", dtype="float64")
+    model = MLP([16], n_features=10, n_classes=4, activation="gelu", dtype="float64", bias="input_column")
     model.init_weights(np.random.default_rng(1), "he_uniform")
     x, y = model.prepare_inputs(data.normal(size=(40, 10))), data.integers(0, 4, 40).astype(np.intp)
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -367,7 +367,7 @@ def test_max_norm_bounds_each_hidden_unit_and_leaves_the_rest_bit_identical(bias
 @pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), True])
 def test_max_norm_refuses_a_bad_bound(bad):
     with pytest.raises(ConfigError, match="max_norm must be a positive number"):
-        apply_max_norm(MLP([3], n_features=2), bad)
+        apply_max_norm(MLP([3], n_features=2, bias="input_column"), bad)
 
 
 # ------------------------------------------------------------------ compiled engine
@@ -375,7 +375,7 @@ def test_max_norm_refuses_a_bad_bound(bad):
 
 @pytest.mark.parametrize("name", NEW)
 def test_the_compiled_engine_declines_each_new_activation(name):
-    model = MLP([6], n_features=4, n_classes=3, activation=name)
+    model = MLP([6], n_features=4, n_classes=3, activation=name, bias="input_column")
     x, y = model.prepare_inputs(np.ones((10, 4))), np.zeros(10, dtype=np.intp)
     opt = SGD(model.parameters(), lr=0.1)
     assert why_not(model, opt, 5, x) == f"activation {name!r} has no compiled kernel"
@@ -385,7 +385,7 @@ def test_the_compiled_engine_declines_each_new_activation(name):
 
 
 def test_the_compiled_engine_declines_dropout_and_label_smoothing_by_name():
-    model = MLP([6], n_features=4, n_classes=3, activation="relu")
+    model = MLP([6], n_features=4, n_classes=3, activation="relu", bias="input_column")
     x = model.prepare_inputs(np.ones((10, 4)))
     opt = SGD(model.parameters(), lr=0.1)
     plain = why_not(model, opt, 5, x)

@@ -46,7 +46,7 @@ def _mostly_blank(rng, n, features, blank=0.8, value=-1.5):
 # --------------------------------------------------------------------------- the form
 def test_sparse_form_holds_every_entry_that_is_not_its_columns_base():
     rng = np.random.default_rng(0)
-    model = MLP([8], n_features=300, dtype="float64")
+    model = MLP([8], n_features=300, dtype="float64", bias="input_column")
     x = model.prepare_inputs(_mostly_blank(rng, 97, 300))
     sp = sparse_rows(x)
     assert isinstance(sp, SparseRows) and sp.shape == x.shape
@@ -349,7 +349,9 @@ def test_sparse_runs_of_steps_cut_differently_give_identical_bits():
 
 def test_evaluator_on_the_sparse_form_equals_the_dense_evaluation():
     rng = np.random.default_rng(3)
-    model = MLP([40, 12], n_features=300, activation="relu", dtype="float64").init_weights(rng, "fan_in_normal")
+    model = MLP([40, 12], n_features=300, activation="relu", dtype="float64", bias="input_column").init_weights(
+        rng, "fan_in_normal"
+    )
     x = model.prepare_inputs(_mostly_blank(rng, 5000, 300))
     y = rng.integers(0, 10, 5000)
     with Evaluator(model, max_rows=5000, chunk=700) as ev:
@@ -376,7 +378,7 @@ def test_when_the_trainer_uses_the_sparse_form(monkeypatch):
 
     # dense data: no sparse form
     rng = np.random.default_rng(0)
-    model = MLP([8], n_features=30, dtype="float64").init_weights(rng)
+    model = MLP([8], n_features=30, dtype="float64", bias="input_column").init_weights(rng)
     x, y = model.prepare_inputs(rng.normal(size=(64, 30))), rng.integers(0, 10, 64)
     t = Trainer(model, SGD(model.parameters(), lr=0.1), rng=rng, epochs=1, batch_size=16)
     t.fit(x, y, x, y)
@@ -392,7 +394,7 @@ def test_when_the_trainer_uses_the_sparse_form(monkeypatch):
 
 def test_compiled_steps_check_the_sparse_form_fits():
     rng = np.random.default_rng(0)
-    model = MLP([8], n_features=50, dtype="float64").init_weights(rng)
+    model = MLP([8], n_features=50, dtype="float64", bias="input_column").init_weights(rng)
     x = model.prepare_inputs(_mostly_blank(rng, 40, 50))
     y = rng.integers(0, 10, 40)
     opt = SGD(model.parameters(), lr=0.1)
@@ -417,7 +419,9 @@ def test_real_mnist_is_sparse_and_trains_the_same_sparse_or_dense(mnist_path):
     runs = []
     for sparse, dtype in ((True, "float32"), (False, "float32"), (False, "float64")):
         rng = np.random.default_rng(0)
-        model = MLP([64], activation="improved_sigmoid", dtype=dtype).init_weights(rng, "fan_in_normal")
+        model = MLP([64], activation="improved_sigmoid", dtype=dtype, bias="input_column").init_weights(
+            rng, "fan_in_normal"
+        )
         history = History()
         t = Trainer(
             model, SGD(model.parameters(), lr=0.1, momentum=0.9), rng=rng, epochs=1, batch_size=32, callbacks=[history]

@@ -181,7 +181,7 @@ def test_batch_larger_than_the_training_set_is_refused_before_training(tmp_path:
 # ------------------------------------------------------------------- arrays (API)
 @pytest.fixture
 def model() -> MLP:
-    m = MLP([8], n_features=6, n_classes=3, activation="tanh")
+    m = MLP([8], n_features=6, n_classes=3, activation="tanh", bias="input_column")
     m.init_weights(np.random.default_rng(0), "fan_in_normal")
     return m
 
@@ -225,7 +225,9 @@ def test_input_error_is_a_value_error_and_good_inputs_pass(model: MLP) -> None:
     assert issubclass(InputError, ValueError)
     assert model.predict(_x()).shape == (5,)
     assert model.predict(_x().astype(np.uint8)).shape == (5,)  # integers are numbers
-    assert MLP([4]).predict(np.zeros((2, 28, 28), dtype=np.uint8)).shape == (2,)  # images are flattened
+    assert MLP([4], bias="input_column").predict(np.zeros((2, 28, 28), dtype=np.uint8)).shape == (
+        2,
+    )  # images are flattened
 
 
 BAD_LABELS = [
@@ -318,7 +320,7 @@ def test_optimizer_refuses_bad_hyperparameters(lr: float, momentum: float, messa
 # ------------------------------------------------------------- API traps (issue 11)
 def test_fit_refuses_a_model_whose_weights_were_never_initialized(model: MLP) -> None:
     x, y = model.prepare_inputs(_x()), np.array([0, 1, 2, 0, 1])
-    fresh = MLP([8], n_features=6, n_classes=3, activation="tanh")
+    fresh = MLP([8], n_features=6, n_classes=3, activation="tanh", bias="input_column")
     with pytest.raises(ConfigError, match=r"weights are all zero: call model.init_weights\(rng\)"):
         _trainer(fresh).fit(x, y, x, y)
     fresh.load_state_dict(model.state_dict())  # loaded weights count as initialized
@@ -384,10 +386,12 @@ def test_prepare_inputs_refuses_values_beyond_the_model_dtype() -> None:
     raw = np.zeros((2, 7))
     raw[1, 3] = -1e39  # finite in float64, -inf in float32
     with pytest.raises(InputError, match=r"values up to 1e\+39, beyond what float32 can hold"):
-        MLP([4], n_features=7, n_classes=3).prepare_inputs(raw)
-    assert np.isfinite(MLP([4], n_features=7, n_classes=3, dtype="float64").prepare_inputs(raw)).all()
+        MLP([4], n_features=7, n_classes=3, bias="input_column").prepare_inputs(raw)
+    assert np.isfinite(
+        MLP([4], n_features=7, n_classes=3, dtype="float64", bias="input_column").prepare_inputs(raw)
+    ).all()
     raw[1, 3] = 3e38  # still fits float32
-    assert np.isfinite(MLP([4], n_features=7, n_classes=3).prepare_inputs(raw)).all()
+    assert np.isfinite(MLP([4], n_features=7, n_classes=3, bias="input_column").prepare_inputs(raw)).all()
 
 
 def test_a_tampered_position_or_sample_order_is_refused(model: MLP) -> None:

@@ -77,8 +77,9 @@ class MLP:
         Output classes; the last layer returns their logits.
     activation : str, default "sigmoid"
         Hidden-layer activation, by name (see :data:`mlpkit.nn.activations.ACTIVATIONS`).
-    bias : {"input_column", "per_layer"}, default "input_column"
-        The seed's bias trick (a constant 1 appended to every input) or a bias vector per layer.
+    bias : {"per_layer", "input_column"}, default "per_layer"
+        A bias vector per layer (the modern default) or the seed's bias trick (a constant 1
+        appended to every input).
     dtype : {"float32", "float64"}, default "float32"
         Parameters, activations and prepared inputs use it.
 
@@ -99,7 +100,7 @@ class MLP:
         n_features: int = 784,
         n_classes: int = 10,
         activation: str = "sigmoid",
-        bias: str = "input_column",
+        bias: str = "per_layer",
         dtype: str | np.dtype = "float32",
     ) -> None:
         hidden = list(hidden)

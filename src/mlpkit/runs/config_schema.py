@@ -26,7 +26,8 @@ class ModelConfig:
     init : str
         Weight initializer, a name in `mlpkit.nn.initializers.INITIALIZERS`.
     bias : str
-        ``"input_column"`` (a column of ones on the inputs) or ``"per_layer"``.
+        ``"per_layer"`` (a bias vector per layer, the modern default) or ``"input_column"`` (the
+        seed's trick: a column of ones on the inputs; every seed preset names it).
     dropout_input, dropout_hidden : float
         Inverted dropout rates of the inputs and of every hidden layer, in [0, 1).
     max_norm : float or None
@@ -36,7 +37,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (64,)
     activation: str = "sigmoid"
     init: str = "uniform"
-    bias: str = "input_column"
+    bias: str = "per_layer"
     dropout_input: float = 0.0
     dropout_hidden: float = 0.0
     max_norm: float | None = None
