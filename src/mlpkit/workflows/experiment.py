@@ -42,8 +42,8 @@ from mlpkit.runs.resume_policy import check_resume_config
 from mlpkit.runs.training_options import build_optimizer, build_step_options
 from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
-from mlpkit.train.progress_file import ProgressFile
 from mlpkit.train.interrupt import deferred_interrupts
+from mlpkit.train.progress_file import ProgressFile
 from mlpkit.train.trainer import Trainer
 from mlpkit.workflows.experiment_data import (
     augment_feed,
