@@ -55,7 +55,7 @@
         String(Math.round(x));
     }
     el("text", { x: W / 2, y: H - 4, "text-anchor": "middle", class: "axis-label" }, svg).textContent = "step";
-    el("text", { x: 12, y: M.top + 8, class: "axis-label" }, svg).textContent = yLabel;
+    el("text", { x: M.left + 8, y: M.top + 12, class: "axis-label" }, svg).textContent = yLabel;
     series.forEach((s, i) => {
       if (!s.points.length) return;
       const d = s.points.map((p) => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" ");
