@@ -23,7 +23,9 @@ def bind(host: str, port: int) -> socket.socket:
         If the address cannot be bound (in use, not this machine's, no permission).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto named: asyncio turns Nagle's algorithm off only on sockets that say they are TCP, and
+    # with it on, a response's header and body writes wait ~40 ms for the client's delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
