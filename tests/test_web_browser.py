@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from mlpkit.web.app import create_app
 from mlpkit.web.models import ModelSet
 from mlpkit.web.server import RunningServer, bind, start_in_thread
+from report_fakes import write_fake_run
 from test_report_browser import CHROMIUM, in_ci
 
 CHROMEDRIVER = shutil.which("chromedriver") or next(
@@ -75,6 +76,7 @@ def runs(mnist_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = mlpkit("train", *TRAIN, "--out", str(root / "task3c-small"), mnist=mnist_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
+    write_fake_run(root / "fake-best", "task4a", val_accuracy=0.99)  # a second row to sort and compare
     return root
 
 
@@ -193,20 +195,32 @@ def test_the_draw_page_fits_a_phone(driver, server, tmp_path):
 def test_runs_page_lists_the_run_and_opens_its_report(driver, server, tmp_path):
     shots = screenshot_dir(tmp_path)
     driver.get(server.url + "/runs")
-    rows = driver.find_elements("css selector", "#runs tbody tr")
-    assert [r.get_attribute("data-name") for r in rows] == ["task3c-small"]
-    assert "finished" in rows[0].text and "0.9" in rows[0].text
-    driver.find_element("css selector", "#runs thead th[data-sort='num']").click()  # sorts without errors
+
+    def names() -> list[str]:
+        return [r.get_attribute("data-name") for r in driver.find_elements("css selector", "#runs tbody tr")]
+
+    assert sorted(names()) == ["fake-best", "task3c-small"]
+    row = driver.find_element("css selector", "#runs tbody tr[data-name='task3c-small']")
+    assert "finished" in row.text and "0.95" in row.text
+    accuracy = driver.find_element("xpath", "//table[@id='runs']//th[normalize-space()='val accuracy']")
+    accuracy.click()  # highest first
+    assert names() == ["fake-best", "task3c-small"]
+    accuracy.click()  # reversed
+    assert names() == ["task3c-small", "fake-best"]
     driver.save_screenshot(str(shots / "web-runs.png"))
-    driver.find_element("link text", "report").click()
+    row = driver.find_element("css selector", "#runs tbody tr[data-name='task3c-small']")
+    row.find_element("link text", "report").click()
     wait_for(driver, lambda d: "mlpkit report" in d.title, "the report page")
     images = driver.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
     assert images and all(images)
     driver.save_screenshot(str(shots / "web-report.png"))
     driver.get(server.url + "/runs")
-    driver.find_element("css selector", "input.pick").click()
+    for box in driver.find_elements("css selector", "input.pick"):
+        box.click()
     driver.find_element("id", "compare").click()
-    wait_for(driver, lambda d: "/compare?run=task3c-small" in d.current_url and "mlpkit report" in d.title, "compare")
+    wait_for(driver, lambda d: "/compare?run=" in d.current_url and "mlpkit report" in d.title, "compare")
+    assert "task3c" in driver.title and "task4a" in driver.title  # both runs on one page
+    driver.save_screenshot(str(shots / "web-compare.png"))
     assert errors(driver) == []
 
 
@@ -241,3 +255,16 @@ def test_a_training_run_gains_points_on_the_live_page(driver, server, runs, mnis
                 proc.kill()
                 proc.wait()
     assert errors(driver) == []
+
+
+def test_a_finished_run_leaves_a_finished_progress_file(runs):
+    """What the live page read while the run trained ends as the run's own numbers."""
+    import json
+
+    folder = runs / "task3c-small"
+    progress = json.loads((folder / "progress.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    history = json.loads((folder / "history.json").read_text())
+    assert progress["status"] == "finished" and progress["step"] == progress["total_steps"] == metrics["steps"]
+    assert progress["validation"]["val_loss"] == history["validation"]["val_loss"]
+    assert progress["train"]["step"][-1] == metrics["steps"]

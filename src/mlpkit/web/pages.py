@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -64,7 +65,7 @@ class Pages:
 
     async def runs_page(self, request: Request) -> HTMLResponse:
         root = self.runs.root
-        runs = list_runs(root) if root is not None else []
+        runs = await run_in_threadpool(list_runs, root) if root is not None else []
         return HTMLResponse(
             render("runs.html.j2", page="runs", title="Runs", runs=runs, root=str(root) if root else None)
         )

@@ -20,6 +20,7 @@
   let timer = null;
   let inFlight = false;
   let again = false;
+  let generation = 0; // bumped by Clear: answers to an older drawing are dropped
 
   function blank() {
     ctx.fillStyle = "#fff";
@@ -80,11 +81,13 @@
   }
 
   async function send() {
+    if (!inked) return;
     if (inFlight) {
       again = true;
       return;
     }
     inFlight = true;
+    const sent = generation;
     const body = { image: pad.toDataURL("image/png") };
     if (picker && picker.value) body.model = picker.value;
     try {
@@ -94,7 +97,9 @@
         body: JSON.stringify(body),
       });
       const answer = await response.json();
-      if (!response.ok) {
+      if (sent !== generation) {
+        // the drawing was cleared meanwhile
+      } else if (!response.ok) {
         status.textContent = answer.error || "the server refused the drawing";
       } else {
         show(answer);
@@ -208,6 +213,8 @@
   }
 
   document.getElementById("clear").addEventListener("click", () => {
+    generation += 1;
+    clearTimeout(timer);
     blank();
     label.textContent = "?";
     confidence.textContent = "";
