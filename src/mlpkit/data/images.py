@@ -16,7 +16,7 @@ import numpy as np
 
 from mlpkit.core.errors import DataError
 
-__all__ = ["MNIST_BOX", "MNIST_SIZE", "load_image", "mnist_style", "resize_gray"]
+__all__ = ["MNIST_BOX", "MNIST_SIZE", "decode_image", "load_image", "mnist_style", "resize_gray"]
 
 MNIST_SIZE = 28  # the field
 MNIST_BOX = 20  # the longer side of the ink after scaling
@@ -65,6 +65,43 @@ def load_image(path: str | Path) -> np.ndarray:
     return pixels
 
 
+def decode_image(data: bytes, *, name: str = "image", max_side: int = 2048) -> np.ndarray:
+    """The grayscale pixels (H, W) of an image file's bytes (a drawing a browser sent), as
+    `load_image` reads a file: float64 in 0..255, transparency composited on white.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded image (PNG, JPEG, ... whatever Pillow reads).
+    name : str
+        What to call the image in errors.
+    max_side : int
+        Wider or taller images are refused from their header, before any pixel is decoded.
+
+    Raises
+    ------
+    DataError
+        If the bytes are not a readable image, are larger than ``max_side`` either way, or
+        have no pixels.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width > max_side or img.height > max_side:
+                raise DataError(f"{name} is {img.width}x{img.height}, over {max_side}x{max_side}; refused")
+            img.seek(0)
+            img.load()
+            pixels = _gray(img)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise DataError(f"{name} is not a readable image: {exc}") from None
+    if pixels.size == 0:
+        raise DataError(f"{name} has no pixels")
+    return pixels
+
+
 def _gray(img: Any) -> np.ndarray:
     """Luminance in 0..255 (ITU-R 601-2, Pillow's "L"), alpha composited on white."""
     from PIL import Image
@@ -76,6 +113,8 @@ def _gray(img: Any) -> np.ndarray:
         top = float(x.max()) if x.size else 0.0
         return x / 257.0 if top > 255 else x
     has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+    if has_alpha and img.mode in ("RGBA", "LA") and img.getchannel("A").getextrema() == (255, 255):
+        has_alpha = False  # opaque everywhere (a browser canvas's PNG): compositing would change nothing
     if has_alpha:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

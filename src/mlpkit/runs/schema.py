@@ -30,6 +30,7 @@ __all__ = [
     "METRICS_PARTIAL",
     "MODEL",
     "PREDICTIONS",
+    "PROGRESS",
     "REQUIRED",
     "TEMPORARY_GLOB",
     "WEIGHTS",
@@ -39,6 +40,8 @@ __all__ = [
 CONFIG = "config.toml"
 ENVIRONMENT = "environment.json"
 HISTORY = "history.json"
+#: Rewritten while a run trains (`mlpkit.train.progress_file`): what a live reader follows.
+PROGRESS = "progress.json"
 METRICS = "metrics.json"
 METRICS_PARTIAL = "metrics.partial.json"
 DIVERGED = "diverged.json"
@@ -67,6 +70,8 @@ FILES: dict[str, str] = {
     CONFIG: "the resolved configuration (mlpkit train RUN/config.toml reruns it; --resume reads it)",
     ENVIRONMENT: "seed, versions, BLAS and thread count, machine",
     HISTORY: "training loss per step; validation metrics per check",
+    PROGRESS: "rewritten while training: step, total, wall time, curves so far, early-stopping state"
+    " (what mlpkit serve's live page follows)",
     METRICS: "final metrics of a finished run (losses, accuracies, steps, normalization, engine) and the"
     " SHA-256 of history, weights and predictions; written last, it marks the run as finished",
     METRICS_PARTIAL: "the same metrics and checksums for a run stopped by Ctrl-C (resumable)",

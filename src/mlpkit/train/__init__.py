@@ -4,6 +4,7 @@ from mlpkit.train.augment_feed import AugmentFeed, augmented_inputs
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar, TrainerView
 from mlpkit.train.checkpoint import load_checkpoint, save_checkpoint
 from mlpkit.train.interrupt import InterruptRequest, deferred_interrupts
+from mlpkit.train.progress_file import ProgressFile
 from mlpkit.train.state import TrainState
 from mlpkit.train.trainer import Trainer
 
@@ -15,6 +16,7 @@ __all__ = [
     "History",
     "InterruptRequest",
     "ProgressBar",
+    "ProgressFile",
     "TrainState",
     "Trainer",
     "TrainerView",

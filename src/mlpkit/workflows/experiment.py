@@ -43,6 +43,7 @@ from mlpkit.runs.training_options import build_optimizer, build_step_options
 from mlpkit.runs.weights import save_weights
 from mlpkit.train.callbacks import Callback, Checkpointer, EarlyStopping, History, ProgressBar
 from mlpkit.train.interrupt import deferred_interrupts
+from mlpkit.train.progress_file import ProgressFile
 from mlpkit.train.trainer import Trainer
 from mlpkit.workflows.experiment_data import (
     augment_feed,
@@ -258,6 +259,7 @@ def run_experiment(
             run_dir / schema.CHECKPOINTS, every=t.checkpoint_every, record={RUN_CONFIG_KEY: cfg.to_dict()}
         )  # what a resume compares with
         callbacks += [checkpointer, ProgressBar(enabled=progress, description=cfg.name)]
+        callbacks.append(ProgressFile(run_dir / schema.PROGRESS, history, stopper))  # for live readers
         trainer = Trainer(
             model,
             optimizer,

@@ -25,6 +25,7 @@ __all__ = [
     "Prediction",
     "format_json",
     "format_text",
+    "image_input",
     "load_predictor",
     "predict_files",
     "read_inputs",
@@ -142,19 +143,36 @@ def _read_csv(path: Path) -> np.ndarray:
 
 
 def _read_image(model: LoadedModel, path: Path) -> np.ndarray:
-    from mlpkit.data.images import load_image, mnist_style, resize_gray
+    from mlpkit.data.images import load_image
 
+    _check_takes_images(model, str(path))
+    return image_input(model, load_image(path), name=str(path))[None]
+
+
+def _check_takes_images(model: LoadedModel, name: str) -> None:
     if model.preprocess == "none":
         raise InputError(
-            f"{path}: this model takes rows of {model.model.n_features} values ({model.dataset}), not images;"
+            f"{name}: this model takes rows of {model.model.n_features} values ({model.dataset}), not images;"
             " give a .npy, .npz or .csv batch"
         )
-    pixels = load_image(path)
+
+
+def image_input(model: LoadedModel, pixels: np.ndarray, *, name: str = "image") -> np.ndarray:
+    """One picture (H, W) of grayscale pixels 0..255 as ``model``'s raw input (its ``input_shape``):
+    MNIST's own preprocessing (`mlpkit.data.images.mnist_style`) or a plain resize, as the
+    model's ``preprocess`` says. ``predict`` and the web app's drawings both come through here.
+
+    Raises
+    ------
+    MlpkitError
+        Naming the picture, if the model takes no images, or the picture is blank or not 2-D.
+    """
+    from mlpkit.data.images import mnist_style, resize_gray
+
+    _check_takes_images(model, name)
     if model.preprocess == "mnist":
-        pixels = mnist_style(pixels, name=str(path))
-    else:
-        pixels = resize_gray(pixels, model.input_shape)
-    return pixels[None]
+        return mnist_style(pixels, name=name)
+    return resize_gray(pixels, model.input_shape)
 
 
 def predict_files(model: LoadedModel, files: Sequence[str | Path], *, top: int = 1) -> list[Prediction]:
