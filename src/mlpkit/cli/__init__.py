@@ -5,7 +5,7 @@ line: an MlpkitError, or an OSError naming the path and the system's reason), 13
 Importing this package registers every command on `main`.
 """
 
-from mlpkit.cli import data_commands, experiments, models  # noqa: F401  (each registers its commands)
+from mlpkit.cli import data_commands, experiments, models, sweep_commands  # noqa: F401  (each registers its commands)
 from mlpkit.cli.app import main
 
 __all__ = ["main"]
