@@ -1,5 +1,6 @@
-"""Figures of a sweep: a metric against one hyperparameter, mean +- std over seeds as error bars,
-one series per setting of the other swept keys. Drawn without pyplot (see `mlpkit.report.plots`)."""
+"""Figures of sweeps and seeds: a metric against one hyperparameter, mean +- std over seeds as error bars,
+one series per setting of the other swept keys; curves with a +-1 std band over seeds. Drawn without
+pyplot (see `mlpkit.report.plots`)."""
 
 from __future__ import annotations
 
@@ -116,3 +117,48 @@ def group_rows(rows: Sequence[dict[str, Any]], swept: Sequence[str], metric: str
         g["values"].append(row.get(metric))
         g["rows"].append(row)
     return list(groups.values())
+
+
+def band_figure(
+    series: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    ylabel: str,
+    title: str = "",
+) -> list[Path]:
+    """Curves with a +-1 std band each (the spread over seeds), overlaid.
+
+    Parameters
+    ----------
+    series : sequence of (label, steps, mean, std)
+        One curve per entry.
+    path : path
+        The files' path without suffix.
+    ylabel : str
+        The y axis label.
+    title : str
+        The figure title (none if empty).
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG file.
+    """
+    fig, ax = new_figure(8, 5, dpi=120)
+    tops = []
+    for i, (label, steps, mean, std) in enumerate(series):
+        color = COLORS[i % len(COLORS)]
+        ax.plot(steps, mean, color=color, lw=2, label=f"{label} (mean \u00b1 std)")
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+        if len(mean):
+            tops.append(float(np.percentile(mean, 95)))
+    if tops and "loss" in ylabel:
+        ax.set_ylim(0, max(max(tops) * 1.3, 0.05))
+    ax.set_xlabel("gradient step", fontsize=11)
+    ax.set_ylabel(ylabel, fontsize=11)
+    if title:
+        ax.set_title(title, fontsize=12)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return save_figure(fig, path)
