@@ -23,8 +23,6 @@ import pytest
 from mlpkit.runs.lock import LOCK_NAME, RunLock
 from mlpkit.workflows.sweep.driver import run_sweep
 
-pytest.importorskip("distributed", reason="dask[distributed] is a dependency of mlpkit sweep")
-
 BIN = Path(sys.executable).parent
 FAST = """
 preset = "task3c"

@@ -158,8 +158,12 @@ def execute(
             name = futures[future]
             if future.status == "finished":
                 on_done(name, future.result(), None)
-            else:
-                on_done(name, None, future.exception())
+                continue
+            try:
+                error = future.exception()
+            except Exception as exc:  # a cancelled future raises its reason instead
+                error = exc
+            on_done(name, None, error)
             report()
     except BaseException:
         with contextlib.suppress(Exception):
