@@ -243,3 +243,20 @@ def test_a_scheduler_and_two_workers_as_separate_processes(tmp_path: Path, reque
         workers = set(client.scheduler_info()["workers"])
     assert {r["worker"] for r in rows(out).values()} <= workers
     assert outcome(out) == outcome(fast_sweep)
+
+
+def test_a_failing_trial_is_a_failed_row_and_the_others_finish(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mlpkit.cli import main
+
+    text = FAST.replace("seeds = [0, 1]", "seeds = [0]").replace("[0.02, 0.05]", "[0.02, 1e6]")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["sweep", str(spec_file(tmp_path, text)), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    table = rows(out)
+    assert table["lr=0.02_seed=0"]["status"] == "done"
+    bad = table["lr=1e+06_seed=0"]
+    assert bad["status"] == "failed" and bad["error"].startswith("DivergenceError: training diverged")
+    assert "1 of 2 trials failed: lr=1e+06_seed=0" in result.output
+    assert 'class="off"' in (out / "report.html").read_text()

@@ -134,6 +134,8 @@ def _run(
     bar = SweepProgress(len(todo), done=len(todo) - len(tasks), enabled=progress)
 
     def on_done(name: str, result: dict | None, error: BaseException | None) -> None:
+        if error is None and result is not None and result.get("status") == "failed":
+            error = MlpkitError(result.get("error", "failed"))
         if error is not None:
             failed.append(name)
             bar.write(f"[{name}] failed: {type(error).__name__}: {error}".splitlines()[0])

@@ -186,6 +186,8 @@ def _run(
 
         def on_done(name: str, result: dict[str, Any] | None, error: BaseException | None) -> None:
             trial = by_name[name]
+            if result is not None and result.get("status") == "failed":
+                error = MlpkitError(result.get("error", "failed"))
             if error is None and result is not None:
                 try:
                     rows[name] = finished_row(
@@ -195,7 +197,7 @@ def _run(
                     error = exc
             if error is not None:
                 failed.append(name)
-                why = f"{type(error).__name__}: {error}".splitlines()[0]
+                why = (str(error) if type(error) is MlpkitError else f"{type(error).__name__}: {error}").splitlines()[0]
                 rows[name] = trial_row(trial, None, status="failed", error=why)
                 bar.write(f"trial {name} failed: {why}")
             bar.finished(failed=error is not None)

@@ -100,17 +100,21 @@ def run_trial(
     Returns
     -------
     dict
-        ``{"name", "status", "worker", "task_time_s"}``; the metrics are read from the folder.
+        ``{"name", "status", "error", "worker", "task_time_s"}``: status ``ran``, ``resumed``,
+        ``kept`` or ``failed`` (an MlpkitError of the trial itself, e.g. a divergence, named in
+        ``error``: it is not retried, since it would fail again); the metrics are read from the
+        folder.
 
     Raises
     ------
-    MlpkitError
-        Whatever the run raises (a divergence, bad data), or RunFolderBusyError after
-        ``lock_wait_s``.
+    RunFolderBusyError
+        If another live process still holds the folder after ``lock_wait_s``. Other exceptions
+        (an OSError, say) propagate, and Dask retries the task.
     """
     cfg = parse_config(config_toml, source=f"trial {name}")
     path = Path(run_dir)
     start = time.monotonic()
+    error = ""
     while True:
         try:
             status = run_once(cfg, path, data_dir)
@@ -119,4 +123,13 @@ def run_trial(
             if time.monotonic() - start > lock_wait_s:
                 raise
             time.sleep(LOCK_POLL_S)
-    return {"name": name, "status": status, "worker": worker_address(), "task_time_s": time.monotonic() - start}
+        except MlpkitError as exc:  # the trial's own failure (a divergence, bad data): retrying gives it again
+            status, error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+            break
+    return {
+        "name": name,
+        "status": status,
+        "error": error,
+        "worker": worker_address(),
+        "task_time_s": time.monotonic() - start,
+    }
