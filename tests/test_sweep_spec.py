@@ -141,3 +141,10 @@ def test_importing_the_cli_does_not_import_dask() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_config_file_preset_is_found_beside_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "base.toml").write_text('name = "base"\n[train]\nepochs = 3\n', encoding="utf-8")
+    spec, trials = plan_sweep(write(tmp_path, 'preset = "base.toml"\n[grid]\nlr = [0.1]\n'))
+    assert spec.preset == str((tmp_path / "base.toml").resolve())
+    assert trials[0].config.name == "base" and trials[0].config.train.epochs == 3

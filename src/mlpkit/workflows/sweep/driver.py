@@ -9,6 +9,7 @@ spec is refused. The driver holds the sweep folder's lock: one driver per sweep.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def plan_sweep(spec_path: str | Path) -> tuple[SweepSpec, list[Trial]]:
     spec = load_spec(spec_path)
     preset = Path(spec_path).parent / spec.preset
     if spec.preset.endswith(".toml") and not Path(spec.preset).is_absolute() and preset.is_file():
-        spec = SweepSpec(**{**spec.__dict__, "preset": str(preset)})  # relative to the spec file
+        spec = dataclasses.replace(spec, preset=str(preset.resolve()))  # relative to the spec file
     return spec, expand(spec)
 
 

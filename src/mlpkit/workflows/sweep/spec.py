@@ -180,7 +180,7 @@ def parse_spec(raw: Mapping[str, Any], *, source: str = "sweep spec") -> SweepSp
     if random and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
         errors.append(f"[random] trials must be an integer >= 1 (how many samples), got {trials!r}")
         trials = 0
-    elif not random and trials is not None:
+    elif not random_table and trials is not None:
         errors.append("[random] gives 'trials' but no distribution to sample")
     for key in ("seed", "name"):
         if key in grid or key in random or key in fixed:
