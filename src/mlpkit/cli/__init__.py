@@ -5,7 +5,13 @@ line: an MlpkitError, or an OSError naming the path and the system's reason), 13
 Importing this package registers every command on `main`.
 """
 
-from mlpkit.cli import data_commands, experiments, models, serve_command  # noqa: F401  (each registers its commands)
+from mlpkit.cli import (  # noqa: F401  (each registers its commands)
+    data_commands,
+    experiments,
+    models,
+    serve_command,
+    sweep_commands,
+)
 from mlpkit.cli.app import main
 
 __all__ = ["main"]

@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from mlpkit.cli.app import data_dir_option, main, on_interrupt, set_option, threads_option
+from mlpkit.cli.sweep_commands import scheduler_option, workers_option
 
 if TYPE_CHECKING:
     from mlpkit.runs.config import Config
@@ -220,6 +221,15 @@ def train(
     default=False,
     help="Rerun presets whose config changed (their runs in --out are replaced); without it they are refused.",
 )
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run every preset with N seeds on Dask (its own and the next N-1) and add mean +- std and"
+    " significance across seeds to the summary and report.",
+)
+@scheduler_option
+@workers_option
 def reproduce(
     out: Path,
     only: str | None,
@@ -228,16 +238,40 @@ def reproduce(
     threads: int | None,
     progress: bool | None,
     force: bool,
+    seeds: int | None,
+    scheduler: str | None,
+    workers: int | None,
 ) -> None:
     """Run every experiment of the seed report; write comparison figures, summary.md and report.html.
 
     Into an existing --out it resumes: complete runs with the same config are kept, interrupted
     ones resumed; the summary and report cover every run in the folder.
     """
+    from mlpkit.core.errors import ConfigError
     from mlpkit.workflows.reproduce import reproduce_all
 
     names = [p.strip() for p in only.split(",")] if only else None
     on_interrupt(lambda: f"interrupted; continue with the same command (complete runs in {out} are kept)")
+    if seeds is None and (scheduler or workers):
+        raise ConfigError("--scheduler and --workers go with --seeds (a plain reproduce runs in this process)")
+    if seeds is not None:
+        from mlpkit.workflows.reproduce_seeds import reproduce_seeds
+
+        summary = reproduce_seeds(
+            out,
+            seeds=seeds,
+            presets=names,
+            overrides=list(overrides),
+            data_dir=data_dir,
+            threads=threads,
+            progress=progress,
+            force=force,
+            scheduler=scheduler,
+            workers=workers,
+            log=click.echo,
+        )
+        click.echo(f"summary: {summary}")
+        return
     summary = reproduce_all(
         out,
         presets=names,

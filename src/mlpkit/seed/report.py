@@ -23,6 +23,7 @@ from mlpkit.seed.comparison import Comparison, claim, compare, sentence, short_v
 from mlpkit.seed.overrides import common_overrides, preset_overrides
 from mlpkit.seed.presets import preset_config
 from mlpkit.seed.reference import data_stats, note, stated
+from mlpkit.seed.seed_section import seeds_section
 from mlpkit.seed.tasks import SeedTask, seed_tasks
 
 
@@ -280,6 +281,9 @@ def build_seed_report(reproduce_dir: str | Path, out: str | Path) -> Path:
     ctx = _Context(summary=summary, runs=runs, assets=Assets(out), missing=missing)
     tasks = [_task_context(task, ctx) for task in seed_tasks()]
     nav = [("overview", "Overview")] + [(f"task-{t['key']}", f"Task {t['key']}") for t in tasks]
+    seeds = seeds_section(summary, reproduce_dir, ctx.assets)
+    if seeds is not None:
+        nav.append(("seeds", "Across seeds"))
     page = render_page(
         "seed_report.html.j2",
         packages=("mlpkit.seed",),
@@ -289,6 +293,7 @@ def build_seed_report(reproduce_dir: str | Path, out: str | Path) -> Path:
         about=_about(ctx, reproduce_dir),
         overview=_overview(ctx),
         tasks=tasks,
+        seeds=seeds,
     )
     atomic_write_text(out, page)
     ctx.assets.prune()

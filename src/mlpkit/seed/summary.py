@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlpkit.seed.reference import data_stats, note, stated
+from mlpkit.seed.seed_stats import seeds_markdown
 
 #: The report's numbers written beside ours in summary.json (per preset), in this order.
 SUMMARY_REFERENCE_KEYS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy", "early_stop_epoch")
@@ -71,4 +72,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"### {comp['title']}")
         lines += [f"![{comp['name']}]({f})" for f in comp["figures"] if f.endswith(".png")]
         lines.append("")
+    if summary.get("seeds"):
+        lines += seeds_markdown(summary["seeds"])
     return "\n".join(lines) + "\n"

@@ -171,15 +171,13 @@ def reproduce_all(
         raise ConfigError(f"unknown preset(s) {', '.join(unknown)}; valid: {', '.join(seed_presets)}")
     extra = list(overrides or []) + ([f"train.threads={threads}"] if threads else [])
     configs = {n: with_overrides(resolve_config(n), extra) for n in names}  # all validated before any work
-    _plan_and_check(out, configs, force, data_dir)  # a refused reproduce creates nothing, not even the lock
+    plan_and_check(out, configs, force, data_dir)  # a refused reproduce creates nothing, not even the lock
     with RunLock(out):
-        todo = _plan_and_check(out, configs, force, data_dir)  # again: another writer may have changed it
+        todo = plan_and_check(out, configs, force, data_dir)  # again: another writer may have changed it
         return _reproduce(out, configs, todo, extra, data_dir=data_dir, progress=progress, log=log)
 
 
-def _plan_and_check(
-    out: Path, configs: Mapping[str, Config], force: bool, data_dir: str | Path | None
-) -> list[Planned]:
+def plan_and_check(out: Path, configs: Mapping[str, Config], force: bool, data_dir: str | Path | None) -> list[Planned]:
     """`plan`, then every run that will train is checked (`check_experiment`) before the first starts."""
     todo = (
         plan(out, configs, force=force) if out.exists() else [Planned(n, c, out / n, "run") for n, c in configs.items()]
@@ -230,18 +228,35 @@ def _reproduce(
         if result.interrupted:
             log("interrupted: stopping the reproduction here")
             break
-    runs = folder_runs(out)
     first = data_for(next(iter(configs.values())))  # already prepared unless every run was kept
+    return write_summary(out, first, todo, time.perf_counter() - start, log=log)
+
+
+def write_summary(
+    out: Path,
+    first: PreparedData,
+    todo: list[Planned],
+    elapsed: float,
+    *,
+    log: Callable[[str], None],
+    seeds: dict[str, Any] | None = None,
+) -> Path:
+    """summary.json, summary.md, the comparison figures and the seed report of every complete run
+    in ``out``; ``first`` gives the data statistics, ``elapsed`` the time of this invocation (kept
+    runs add their own), ``seeds`` the statistics over seeds (``reproduce --seeds``) if any."""
+    runs = folder_runs(out)
     kept_time = sum(
         runs[i.name].metrics.get("wall_time_s") or 0.0 for i in todo if i.action == "keep" and i.name in runs
     )
     summary = {
         "data": {"mean": first.mean, "std": first.std, "n_train": len(first.y_train), "n_val": len(first.y_val)},
-        "wall_time_s": time.perf_counter() - start + kept_time,
+        "wall_time_s": elapsed + kept_time,
         "presets": {n: {"run_dir": n, "metrics": r.metrics, "reference": reference_entry(n)} for n, r in runs.items()},
         "comparisons": _comparison_figures(out, runs),
         "checks": run_checks(runs),
     }
+    if seeds is not None:
+        summary["seeds"] = seeds
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(summary))
     log(f"report: {build_seed_report(out, out / 'report.html')}")
