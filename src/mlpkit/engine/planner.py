@@ -165,7 +165,7 @@ def plan_engine(
         sparse_train = sparse_rows(x_train)
     options = options or StepOptions()
     runner: StepRunner | None = compiled_steps(
-        engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None, options
+        engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None, options, rng
     )
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
