@@ -60,7 +60,7 @@ def model_reason(model: MLP) -> str | None:
 def optimizer_reason(optimizer: object) -> str | None:
     """None when the option kernel runs this optimizer's update, else why not."""
     if type(optimizer) not in (SGD, Adam, AdamW) or not isinstance(optimizer, Optimizer):
-        if isinstance(optimizer, Optimizer):
+        if isinstance(optimizer, Optimizer) and optimizer.name not in (SGD.name, Adam.name, AdamW.name):
             return f"optimizer {optimizer.name} has no compiled kernel"
         return f"the optimizer is {type(optimizer).__name__}, not mlpkit's SGD, Adam or AdamW"
     keys = ("velocity",) if isinstance(optimizer, SGD) else ("exp_avg", "exp_avg_sq")
