@@ -24,13 +24,11 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +36,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from targets import check_targets, cold_start, floors, mlpkit_floor_ratio  # noqa: E402
+from printing import machine_info, print_summary, print_workload  # noqa: E402
+from targets import check_targets, cold_start, floors  # noqa: E402
 from workloads import WORKLOADS, Workload  # noqa: E402
 
 ENGINES = ("mlpkit", "pytorch", "sklearn")
@@ -146,108 +145,9 @@ def write_arrays(mnist_dir: Path | None, out: Path, needed: set[str]) -> None:
         np.save(out / "full_y_train.npy", np.asarray(mnist.train_labels, dtype=np.int64))
 
 
-# --------------------------------------------------------------------------- reporting
+# --------------------------------------------------------------------------- measuring
 def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
-
-
-def fmt(s: dict | None, digits: int = 3) -> str:
-    if not s:
-        return "-"
-    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}-{s['max']:.{digits}f}]"
-
-
-def machine_info(threads: int) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("numpy", "torch", "scikit-learn", "threadpoolctl", "mlpkit"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "threads": threads,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "openblas_env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL_"))},
-        "loadavg_start": os.getloadavg(),
-    }
-
-
-def print_workload(name: str, res: dict) -> None:
-    w = WORKLOADS[name]
-    print(f"\n== {name}: {w.title}")
-    print(
-        f"   {'engine':<9}{'whole s/epoch':<24}{'train s/epoch':<24}{'x PyTorch whole':<22}"
-        f"{'x PyTorch train':<22}{'peak MB':>8}"
-    )
-    for engine, e in res["engines"].items():
-        r = res["ratios"].get(engine, {})
-        train = e["train"] if w.mode == "train" else None
-        print(
-            f"   {engine:<9}{fmt(e['whole']):<24}{fmt(train):<24}{fmt(r.get('whole'), 2):<22}"
-            f"{fmt(r.get('train') if w.mode == 'train' else None, 2):<22}{e['peak_rss_mb']:>8.0f}"
-        )
-    f = res["floor"]
-    train_floor = f"{f['train_s']:.3f}" if w.mode == "train" else "-"
-    print(
-        f"   {'floor':<9}{f['whole_s']:<24.3f}{train_floor:<24}"
-        f"(dense: {f['train_gflop']:.1f} + {f['validation_gflop']:.1f} GFLOP at numpy's {f['gflops']:.0f} GFLOP/s;"
-        f" {f['whole_s_best_rate']:.3f} s at the best BLAS, {f['best_gflops']:.0f} GFLOP/s)"
-    )
-    if "work_whole_s" in f:
-        wk = f["work"]
-        print(
-            f"   {'work':<9}{f['work_whole_s']:<24.3f}{f['work_train_s']:<24.3f}"
-            f"(work done: {f['work_train_gflop']:.1f} + {f['work_validation_gflop']:.1f} GFLOP at the best BLAS;"
-            f" mlpkit {wk.get('engine')}, sparse steps {wk['sparse_steps']}, sparse validation"
-            f" {wk['sparse_validation']}, {wk['nnz_train']:.0f} entries a training row)"
-        )
-    if "mlpkit" in res["engines"]:
-        ratio = mlpkit_floor_ratio(res)
-        work = f", work-done floor {ratio:.2f}" if ratio is not None else ""
-        dense = res["engines"]["mlpkit"]["whole"]["median"] / f["whole_s"]
-        print(f"   mlpkit whole epoch / dense floor: {dense:.2f}{work}")
-        reason = res["engines"]["mlpkit"].get("fallback_reason")
-        if reason:
-            print(f"   mlpkit fell back to its NumPy engine: {reason}")
-    torch_threads = res["engines"].get("pytorch", {}).get("threads")
-    if torch_threads:
-        print(f"   pytorch ran on {torch_threads} thread(s)")
-
-
-# -------------------------------------------------------------------------------- main
-def print_summary(results: dict) -> None:
-    """One line per workload: medians, and mlpkit's per-round ratios to PyTorch."""
-    print("\nsummary (seconds per epoch, medians; ratios: median of per-round mlpkit / PyTorch)")
-    print(
-        f"   {'workload':<12}{'mlpkit':>8}{'pytorch':>9}{'sklearn':>9}{'floor':>8}"
-        f"{'x PyTorch whole':>17}{'x PyTorch train':>17}{'x floor':>9}{'x work floor':>14}"
-    )
-    for name, res in results.items():
-        e, r, f = res["engines"], res["ratios"].get("mlpkit", {}), res["floor"]
-        med = {
-            k: (f"{v['whole']['median']:.3f}" if k in e else "-")
-            for k, v in ((k, e.get(k, {"whole": {"median": 0}})) for k in ENGINES)
-        }
-        train = f"{r['train']['median']:.2f}" if "train" in r and WORKLOADS[name].mode == "train" else "-"
-        whole = f"{r['whole']['median']:.2f}" if "whole" in r else "-"
-        floor = f"{e['mlpkit']['whole']['median'] / f['whole_s']:.2f}" if "mlpkit" in e else "-"
-        work = mlpkit_floor_ratio(res)
-        print(
-            f"   {name:<12}{med['mlpkit']:>8}{med['pytorch']:>9}{med['sklearn']:>9}{f['whole_s']:>8.3f}"
-            f"{whole:>17}{train:>17}{floor:>9}{'-' if work is None else f'{work:.2f}':>14}"
-        )
 
 
 def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Worker) -> dict:
@@ -419,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     info["loadavg_end"] = os.getloadavg()
-    print_summary(results)
+    print_summary(results, ENGINES)
     checks = check_targets(results, runs, cold)
     print("\ntargets (ratios: medians of per-round ratios; floors: at the best BLAS rate for the work done):")
     for c in checks:

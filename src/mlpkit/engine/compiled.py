@@ -1,4 +1,4 @@
-"""The compiled engine's step runner and chunk evaluation: a model, its SGD optimizer and the
+"""The compiled engine's plain-SGD step runner and chunk evaluation: a model, its SGD optimizer and the
 training arrays bound to the kernels (:mod:`mlpkit.engine.kernels`).
 
 The planner (:mod:`mlpkit.engine.planner`) builds these once per ``fit`` when

@@ -123,7 +123,7 @@ def plan_engine(
     model : MLP
         The model to train.
     optimizer : object
-        Its optimizer; the compiled steps need mlpkit's :class:`~mlpkit.optim.sgd.SGD`.
+        Its optimizer; the compiled steps run mlpkit's SGD, Adam and AdamW (others run on NumPy).
     batch_size : int
         Rows per step.
     x_train, y_train : ndarray
