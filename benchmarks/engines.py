@@ -3,8 +3,9 @@
     python benchmarks/engines.py ENGINE WORKLOAD RUN_MODE DATA_DIR THREADS SEED
 
 Engines: ``mlpkit`` (Trainer.fit, the path ``mlpkit train`` uses), ``pytorch`` (a plain
-nn.Module + torch.optim.SGD loop, as a practitioner writes it), ``sklearn``
-(MLPClassifier.partial_fit), and ``blas`` (matrix-multiply rate, for the FLOP floor).
+nn.Module + torch.optim loop, as a practitioner writes it: torch_engine.py), ``sklearn``
+(MLPClassifier.partial_fit), ``blas`` (matrix-multiply rate, for the FLOP floors) and
+``recipe`` (a preset or recipe through ``run_experiment``, for its peak memory).
 
 Protocol (driven by run.py): the worker sets up, prints {"ready": ...} and then, for each
 line "run" on stdin, runs one unit (an epoch, or ``unit_steps`` steps) and prints its times
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workloads import WORKLOADS, Workload
+from workloads import SCHEDULE_EPOCHS, WORKLOADS, Workload
 
 clock = time.perf_counter
 
@@ -60,6 +61,19 @@ def load(data_dir: Path, w: Workload) -> dict[str, np.ndarray]:
     return arrays
 
 
+def augment_feed(data_dir: Path, w: Workload, seed: int, bias_column: bool):
+    """mlpkit's background feed of each epoch's affine + elastic images (both engines use it, as
+    recipe_vs_torch.py does: augmentation is paid by both, off the training thread)."""
+    from mlpkit.data.augment import Augmentation
+    from mlpkit.data.normalize import Normalization
+    from mlpkit.train.augment_feed import AugmentFeed, augmented_inputs
+
+    images = np.load(data_dir / f"{w.data}_images.npy")
+    norm = Normalization.fit(images.reshape(len(images), -1))
+    produce = augmented_inputs(images, Augmentation(), seed, norm)
+    return AugmentFeed(produce, len(images), images[0].size, bias_column=bias_column)
+
+
 def with_bias_column(x: np.ndarray) -> np.ndarray:
     out = np.empty((x.shape[0], x.shape[1] + 1), dtype=np.float32)
     out[:, :-1] = x
@@ -74,7 +88,8 @@ def init_weights(w: Workload, rng: np.random.Generator) -> list[np.ndarray]:
         if w.init == "uniform":
             weights.append(rng.uniform(-1, 1, size=(fan_in, fan_out)).astype(np.float32))
         else:
-            weights.append((rng.normal(size=(fan_in, fan_out)) / math.sqrt(fan_in)).astype(np.float32))
+            gain = math.sqrt(2.0) if w.init == "he_normal" else 1.0
+            weights.append((rng.normal(size=(fan_in, fan_out)) * gain / math.sqrt(fan_in)).astype(np.float32))
     return weights
 
 
@@ -86,6 +101,7 @@ class UnitClock:
         self.start = clock()
         self.validation = 0.0
         self.metrics: dict[str, float] = {}
+        self.info: dict = {}  # sent with every unit (e.g. which engine mlpkit chose)
 
     def end_unit(self) -> bool:
         """Report the unit and wait for the next command; True if the worker should stop."""
@@ -96,6 +112,7 @@ class UnitClock:
                 "whole": whole * self.scale,
                 "train": (whole - self.validation) * self.scale,
                 "validation": self.validation * self.scale,
+                **self.info,
             }
         )
         stop = command() != "run"
@@ -104,13 +121,12 @@ class UnitClock:
 
 
 # --------------------------------------------------------------------------- mlpkit
-def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) -> dict:
+def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int, data_dir: Path) -> dict:
     from threadpoolctl import threadpool_limits
 
     from mlpkit.engine.evaluator import Evaluator
     from mlpkit.engine.sparse import sparse_rows
     from mlpkit.nn.mlp import MLP
-    from mlpkit.optim.sgd import SGD
     from mlpkit.train.callbacks import Callback, History
     from mlpkit.train.trainer import Trainer
 
@@ -119,7 +135,7 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
     model.init_weights(rng, w.init)
     x_train, y_train = model.prepare_inputs(data.pop("x_train")), data.pop("y_train")
     x_val, y_val = model.prepare_inputs(data.pop("x_val")), data.pop("y_val")
-    send({"ready": True})
+    send({"ready": True, **sparse_work(model, w, x_train, x_val)})
     with threadpool_limits(limits=threads):
         if w.mode == "validate":
             evaluator = Evaluator(model, max_rows=max(len(x_train), len(x_val)))
@@ -134,6 +150,11 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
         class Clock(Callback):
             def on_train_begin(self, trainer) -> None:
                 clock_.start = clock()
+                clock_.info = {
+                    "engine": trainer.engine_used,
+                    "sparse_steps": trainer.sparse_used,
+                    "fallback_reason": trainer.fallback_reason,
+                }
 
             def on_step_end(self, trainer, step, loss) -> None:
                 if trainer.validate_every and step % trainer.validate_every == 0:
@@ -162,18 +183,67 @@ def run_mlpkit(w: Workload, run_mode: str, data: dict, threads: int, seed: int) 
                     trainer.stop_training = True
 
         history = History()
+        optimizer, options = mlpkit_recipe(model, w)
+        feed = augment_feed(data_dir, w, seed, bias_column=w.bias == "input_column") if w.augment else None
         trainer = Trainer(
             model,
-            SGD(model.parameters(), lr=w.lr, momentum=w.momentum),
+            optimizer,
             rng=rng,
             epochs=10_000,
             batch_size=w.batch_size,
             validations_per_epoch=w.validations_per_epoch,
             callbacks=[history, Clock()],
+            options=options,
+            augment=feed,
         )
         trainer.segment_steps = steps  # compiled runs of steps end at unit boundaries
-        trainer.fit(x_train, y_train, x_val, y_val)
+        try:
+            trainer.fit(x_train, y_train, x_val, y_val)
+        finally:
+            if feed is not None:
+                feed.close()
         return {**clock_.metrics, "last_batch_loss": float(history.train_loss[-1])}
+
+
+def mlpkit_recipe(model, w: Workload):
+    """The workload's optimizer and step options, as ``mlpkit train`` builds them from a config."""
+    from mlpkit.engine.step_options import StepOptions
+    from mlpkit.nn.dropout import Dropout
+    from mlpkit.optim.adam import AdamW
+    from mlpkit.optim.schedules import CosineWithWarmup
+    from mlpkit.optim.sgd import SGD
+
+    if w.optimizer == "adamw":
+        optimizer = AdamW(model.parameters(), lr=w.lr)
+    else:
+        optimizer = SGD(model.parameters(), lr=w.lr, momentum=w.momentum)
+    schedule = None
+    if w.schedule == "cosine":
+        spe = w.steps_per_epoch
+        schedule = CosineWithWarmup(optimizer, warmup_steps=spe // 2, total_steps=SCHEDULE_EPOCHS * spe)
+    dropout = Dropout(hidden_rate=w.dropout) if w.dropout else None
+    return optimizer, StepOptions(dropout=dropout, label_smoothing=w.label_smoothing, schedule=schedule)
+
+
+def sparse_work(model, w: Workload, x_train: np.ndarray, x_val: np.ndarray) -> dict:
+    """What the work-done floor needs: entries per row off their column's base (the sparse first
+    layer's work), and whether validation reads the sparse form (it does wherever the compiled
+    evaluation runs and the inputs are fixed; the steps' choice comes with each unit)."""
+    import os
+
+    from mlpkit.engine.compiled import model_reason
+    from mlpkit.engine.sparse import sparse_rows
+
+    compiled = os.environ.get("MLPKIT_ENGINE", "").strip().lower() != "numpy" and model_reason(model) is None
+    if not compiled or w.augment:  # augmented inputs change every epoch: no sparse form
+        return {"sparse_validation": False, "nnz_train": float(x_train.shape[1]), "nnz_val": float(x_val.shape[1])}
+    out: dict = {"sparse_validation": True}
+    for name, x in (("train", x_train), ("val", x_val)):
+        sp = sparse_rows(x)
+        out["sparse_validation"] = out["sparse_validation"] and sp is not None
+        out[f"nnz_{name}"] = float(x.shape[1]) if sp is None else sp.density * sp.shape[1]
+        del sp
+    return out
 
 
 def _mlpkit_validate(evaluator, x_train, y_train, x_val, y_val) -> dict:
@@ -194,77 +264,6 @@ def validate_loop(one_pass, w: Workload, run_mode: str) -> dict:
         elapsed = (clock() - start) * scale
         send({"whole": elapsed, "train": 0.0, "validation": elapsed})
     return metrics
-
-
-# -------------------------------------------------------------------------- pytorch
-def run_pytorch(w: Workload, run_mode: str, data: dict, threads: int, seed: int) -> dict:
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-
-    class ImprovedSigmoid(nn.Module):
-        def forward(self, z):
-            return 1.7159 * torch.tanh(z * (2.0 / 3.0))
-
-    act = {"sigmoid": nn.Sigmoid, "improved_sigmoid": ImprovedSigmoid, "relu": nn.ReLU}[w.activation]
-    biased = w.bias == "per_layer"
-    layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(w.layer_shapes):
-        layers.append(nn.Linear(fan_in, fan_out, bias=biased))
-        if i < len(w.layer_shapes) - 1:
-            layers.append(act())
-    model = nn.Sequential(*layers)
-    with torch.no_grad():  # the same initial weights as mlpkit's
-        linears = [m for m in model if isinstance(m, nn.Linear)]
-        for lin, weight in zip(linears, init_weights(w, np.random.default_rng(seed))):
-            lin.weight.copy_(torch.from_numpy(weight.T))
-            if biased:
-                lin.bias.zero_()
-    prep = with_bias_column if w.bias == "input_column" else (lambda x: x)
-    xt, yt = torch.from_numpy(prep(data.pop("x_train"))), torch.from_numpy(data.pop("y_train"))
-    xv, yv = torch.from_numpy(prep(data.pop("x_val"))), torch.from_numpy(data.pop("y_val"))
-    optimizer = torch.optim.SGD(model.parameters(), lr=w.lr, momentum=w.momentum)  # v = g + m v; w -= lr v
-    loss_fn = nn.CrossEntropyLoss()
-
-    def validate() -> dict:
-        with torch.inference_mode():
-            out = {}
-            for name, x, y in (("val", xv, yv), ("train", xt, yt)):
-                logits = model(x)
-                out[f"{name}_loss"] = loss_fn(logits, y).item()
-                out[f"{name}_accuracy"] = (logits.argmax(dim=1) == y).float().mean().item()
-        return out
-
-    send({"ready": True})
-    if w.mode == "validate":
-        return validate_loop(validate, w, run_mode)
-    if command() != "run":
-        return {}
-    steps = w.steps_per_unit(run_mode)
-    clock_ = UnitClock(steps, w.steps_per_epoch / steps)
-    validate_every = w.steps_per_epoch // w.validations_per_epoch if w.validations_per_epoch else 0
-    generator = torch.Generator().manual_seed(seed)
-    n, bs, step, losses = len(xt), w.batch_size, 0, []
-    clock_.start = clock()
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for k in range(w.steps_per_epoch):
-            idx = perm[k * bs : (k + 1) * bs]
-            xb, yb = xt[idx], yt[idx]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())  # the loss of every step is recorded, as mlpkit does
-            step += 1
-            if validate_every and step % validate_every == 0:
-                v0 = clock()
-                clock_.metrics = validate()
-                clock_.validation += clock() - v0
-            if step % steps == 0 and clock_.end_unit():
-                return {**clock_.metrics, "last_batch_loss": losses[-1]}
 
 
 # -------------------------------------------------------------------------- sklearn
@@ -373,17 +372,19 @@ def run_blas(threads: int) -> dict:
     return {}
 
 
-# --------------------------------------------------------------------------- seedrun
-def run_seedrun(mnist_dir: str, threads: int, epochs: int) -> dict:
-    """A real seed run (preset task3c through run_experiment, the path of ``mlpkit train``):
-    its wall time and this process's peak memory, plots and run folder included."""
+# ---------------------------------------------------------------------------- recipe
+def run_recipe(mnist_dir: str, threads: int, preset: str, epochs: int | None) -> dict:
+    """A real run of a preset or recipe through run_experiment (the path of ``mlpkit train``;
+    with a test part, e.g. the ``full`` split, that includes the test evaluation): its wall time and
+    this process's peak memory, plots and run folder included. ``epochs``: None keeps the preset's."""
     import tempfile
 
     from mlpkit.runs.config import with_overrides
     from mlpkit.workflows.configs import resolve_config
     from mlpkit.workflows.experiment import run_experiment
 
-    cfg = with_overrides(resolve_config("task3c"), [f"epochs={epochs}", f"train.threads={threads}"])
+    overrides = [f"train.threads={threads}"] + ([f"train.epochs={epochs}"] if epochs else [])
+    cfg = with_overrides(resolve_config(preset), overrides)
     send({"ready": True})
     command()
     with tempfile.TemporaryDirectory() as tmp:
@@ -396,7 +397,8 @@ def run_seedrun(mnist_dir: str, threads: int, epochs: int) -> dict:
             log=lambda *a: None,
         )
         wall = clock() - start
-    return {"wall_s": wall, "epochs": epochs, "val_accuracy": result.metrics["val_accuracy"]}
+    keep = ("val_accuracy", "test_accuracy", "engine", "engine_fallback_reason")
+    return {"wall_s": wall, "epochs": cfg.train.epochs, **{k: result.metrics.get(k) for k in keep}}
 
 
 def main() -> None:
@@ -404,13 +406,20 @@ def main() -> None:
     threads, seed = int(threads), int(seed)
     if engine == "blas":
         final = run_blas(threads)
-    elif engine == "seedrun":
-        final = run_seedrun(data_dir, threads, epochs=int(workload))
+    elif engine == "recipe":  # workload: PRESET or PRESET:EPOCHS
+        preset, _, epochs = workload.partition(":")
+        final = run_recipe(data_dir, threads, preset, int(epochs) if epochs else None)
     else:
         w = WORKLOADS[workload]
         data = load(Path(data_dir), w)
-        runner = {"mlpkit": run_mlpkit, "pytorch": run_pytorch, "sklearn": run_sklearn}[engine]
-        final = runner(w, run_mode, data, threads, seed)
+        if engine == "sklearn":
+            final = run_sklearn(w, run_mode, data, threads, seed)
+        elif engine == "pytorch":
+            from torch_engine import run_pytorch
+
+            final = run_pytorch(w, run_mode, data, threads, seed, Path(data_dir))
+        else:
+            final = run_mlpkit(w, run_mode, data, threads, seed, Path(data_dir))
     send({"done": True, "peak_rss_mb": peak_rss_mb(), "final": final})
 
 

@@ -1,16 +1,21 @@
 #!/usr/bin/env python
 """mlpkit against PyTorch (CPU) and scikit-learn on the seed's workloads, side by side.
 
-    python benchmarks/run.py            # the full run (about 10 minutes on 2 cores)
-    python benchmarks/run.py --quick    # under 2 minutes: 3 rounds, a slice of the large epoch
+    python benchmarks/run.py            # the full run
+    python benchmarks/run.py --quick    # 3 rounds, slices of the seed and large epochs
 
 Every engine runs every workload in its own process with the same thread count (float32,
 the same model and the same initial weights where the engine lets us set them). After one
 warm-up unit per engine, the engines take turns, unit by unit, for several rounds (the
 order rotates each round), so a busy spell on a shared machine hits all of them alike; each
 round gives a ratio to PyTorch, and the table shows medians with min-max. A matrix-multiply
-rate measured in the same rounds gives the FLOP floor: an epoch's matrix products alone at
-the best float32 rate of the machine's BLAS libraries. Results go to benchmarks/results/.
+rate measured in the same rounds gives the FLOP floors: an epoch's dense matrix products at
+numpy's and at the best float32 rate of the machine's BLAS libraries, and the work-done floor
+(the products mlpkit's chosen path really computes, e.g. only the entries of a sparse first
+layer) at the best rate. Then, each in a fresh process: the cold start of ``mlpkit train``
+(empty kernel cache) against a warm one, and the peak memory of whole task3c and mnist-fast
+runs. Every target of issues 3 and 14 is printed as met / not met (targets.py). Results go to
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -19,13 +24,11 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -33,21 +36,15 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+from printing import machine_info, print_summary, print_workload  # noqa: E402
+from targets import check_targets, cold_start, floors  # noqa: E402
 from workloads import WORKLOADS, Workload  # noqa: E402
 
 ENGINES = ("mlpkit", "pytorch", "sklearn")
 REFERENCE = "pytorch"
-#: The issue's targets: ratio to PyTorch (medians of per-round ratios), floor multiple, memory.
-TARGETS = [
-    ("seed-base", "whole", 0.40),
-    ("seed-base", "train", 0.30),
-    ("seed-tricks", "whole", 0.40),
-    ("seed-tricks", "train", 0.30),
-    ("deep10", "whole", 0.30),
-    ("large", "train", 1.00),
-]
-FLOOR_TARGET = ("seed-tricks", 1.6)
-SEED_RUN_MB = 300.0
+#: Whole runs through run_experiment, each in a fresh process, for their peak memory:
+#: (preset, epochs in --quick, epochs in the full run; None: the preset's own).
+RECIPE_RUNS = [("task3c", 1, 1), ("mnist-fast", 1, None)]
 
 
 # ----------------------------------------------------------------------------- workers
@@ -130,13 +127,17 @@ def write_arrays(mnist_dir: Path | None, out: Path, needed: set[str]) -> None:
     from mlpkit.data import Normalizer, load_mnist, make_split
 
     mnist = load_mnist(mnist_dir)
-    if "seed" in needed:
-        split = make_split(mnist, "seed")
+    for data, split_name in (("seed", "seed"), ("split", "full")):  # "split": the full split, 55,000 / 5,000
+        if data not in needed:
+            continue
+        split = make_split(mnist, split_name)
         norm = Normalizer.fit(split.x_train)
-        np.save(out / "seed_x_train.npy", norm.apply(split.x_train, dtype=np.float32))
-        np.save(out / "seed_x_val.npy", norm.apply(split.x_val, dtype=np.float32))
-        np.save(out / "seed_y_train.npy", np.asarray(split.y_train, dtype=np.int64))
-        np.save(out / "seed_y_val.npy", np.asarray(split.y_val, dtype=np.int64))
+        np.save(out / f"{data}_x_train.npy", norm.apply(split.x_train, dtype=np.float32))
+        np.save(out / f"{data}_x_val.npy", norm.apply(split.x_val, dtype=np.float32))
+        np.save(out / f"{data}_y_train.npy", np.asarray(split.y_train, dtype=np.int64))
+        np.save(out / f"{data}_y_val.npy", np.asarray(split.y_val, dtype=np.int64))
+        if data == "split":  # raw images for the augmentation feed
+            np.save(out / "split_images.npy", np.asarray(split.x_train, dtype=np.uint8).reshape(-1, 28, 28))
     if "full" in needed:
         images = np.asarray(mnist.train_images).reshape(len(mnist.train_images), -1)
         norm = Normalizer.fit(images)
@@ -144,100 +145,18 @@ def write_arrays(mnist_dir: Path | None, out: Path, needed: set[str]) -> None:
         np.save(out / "full_y_train.npy", np.asarray(mnist.train_labels, dtype=np.int64))
 
 
-# --------------------------------------------------------------------------- reporting
+# --------------------------------------------------------------------------- measuring
 def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
-def fmt(s: dict | None, digits: int = 3) -> str:
-    if not s:
-        return "-"
-    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}-{s['max']:.{digits}f}]"
-
-
-def machine_info(threads: int) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("numpy", "torch", "scikit-learn", "threadpoolctl", "mlpkit"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "threads": threads,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "versions": versions,
-        "openblas_env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL_"))},
-        "loadavg_start": os.getloadavg(),
-    }
-
-
-def print_workload(name: str, res: dict) -> None:
-    w = WORKLOADS[name]
-    print(f"\n== {name}: {w.title}")
-    print(
-        f"   {'engine':<9}{'whole s/epoch':<24}{'train s/epoch':<24}{'x PyTorch whole':<22}"
-        f"{'x PyTorch train':<22}{'peak MB':>8}"
-    )
-    for engine, e in res["engines"].items():
-        r = res["ratios"].get(engine, {})
-        train = e["train"] if w.mode == "train" else None
-        print(
-            f"   {engine:<9}{fmt(e['whole']):<24}{fmt(train):<24}{fmt(r.get('whole'), 2):<22}"
-            f"{fmt(r.get('train') if w.mode == 'train' else None, 2):<22}{e['peak_rss_mb']:>8.0f}"
-        )
-    f = res["floor"]
-    train_floor = f"{f['train_s']:.3f}" if w.mode == "train" else "-"
-    line = (
-        f"   {'floor':<9}{f['whole_s']:<24.3f}{train_floor:<24}"
-        f"({f['train_gflop']:.1f} + {f['validation_gflop']:.1f} GFLOP at numpy's {f['gflops']:.0f} GFLOP/s;"
-        f" {f['whole_s_best_rate']:.3f} s at the best BLAS, {f['best_gflops']:.0f} GFLOP/s)"
-    )
-    print(line)
-    if "mlpkit" in res["engines"]:
-        print(f"   mlpkit whole epoch / floor: {res['engines']['mlpkit']['whole']['median'] / f['whole_s']:.2f}")
-
-
-# -------------------------------------------------------------------------------- main
-def print_summary(results: dict) -> None:
-    """One line per workload: medians, and mlpkit's per-round ratios to PyTorch."""
-    print("\nsummary (seconds per epoch, medians; ratios: median of per-round mlpkit / PyTorch)")
-    print(
-        f"   {'workload':<12}{'mlpkit':>8}{'pytorch':>9}{'sklearn':>9}{'floor':>8}"
-        f"{'x PyTorch whole':>17}{'x PyTorch train':>17}{'x floor':>9}"
-    )
-    for name, res in results.items():
-        e, r, f = res["engines"], res["ratios"].get("mlpkit", {}), res["floor"]
-        med = {
-            k: (f"{v['whole']['median']:.3f}" if k in e else "-")
-            for k, v in ((k, e.get(k, {"whole": {"median": 0}})) for k in ENGINES)
-        }
-        train = f"{r['train']['median']:.2f}" if "train" in r and WORKLOADS[name].mode == "train" else "-"
-        whole = f"{r['whole']['median']:.2f}" if "whole" in r else "-"
-        floor = f"{e['mlpkit']['whole']['median'] / f['whole_s']:.2f}" if "mlpkit" in e else "-"
-        print(
-            f"   {name:<12}{med['mlpkit']:>8}{med['pytorch']:>9}{med['sklearn']:>9}{f['whole_s']:>8.3f}"
-            f"{whole:>17}{train:>17}{floor:>9}"
-        )
-
-
 def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Worker) -> dict:
     w: Workload = WORKLOADS[name]
-    rounds = args.rounds or (3 if args.quick or name == "large" else 7)
+    engines = [e for e in engines if e in w.engines]
+    rounds = args.rounds or (3 if args.quick or name in ("large", "modern", "augmented") else 7)
     workers = {e: Worker(e, name, args.mode, data_dir, args.threads, args.seed) for e in engines}
     try:
-        for worker in workers.values():
-            worker.ready()
+        ready = {e: worker.ready() for e, worker in workers.items()}
         for worker in workers.values():  # warm-up unit, not recorded
             worker.run(args.settle)
         times: dict[str, list[dict]] = {e: [] for e in engines}
@@ -271,6 +190,19 @@ def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Work
             "peak_rss_mb": finals[e]["peak_rss_mb"],
             "final": finals[e]["final"],
         }
+    if "pytorch" in engines:
+        res["engines"]["pytorch"]["threads"] = ready["pytorch"].get("torch_threads")
+    work = None
+    if "mlpkit" in engines:  # what mlpkit's path computes: from its ready message and its units
+        last = times["mlpkit"][-1]
+        res["engines"]["mlpkit"]["engine"] = last.get("engine")
+        res["engines"]["mlpkit"]["fallback_reason"] = last.get("fallback_reason")
+        mode_train = w.mode == "train"
+        work = {
+            "engine": last.get("engine", "compiled"),
+            "sparse_steps": bool(last.get("sparse_steps")) and mode_train,
+            **{k: ready["mlpkit"][k] for k in ("sparse_validation", "nnz_train", "nnz_val")},
+        }
     if REFERENCE in engines:
         ref = times[REFERENCE]
         for e in engines:
@@ -279,63 +211,42 @@ def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Work
                 for k in ("whole", "train")
                 if all(rt[k] > 0 for rt in ref)
             }
-    flops = w.epoch_flops()
-    # The floor: the epoch's matrix products at the float32 rate of numpy's BLAS (the one
-    # mlpkit runs on), measured in the same rounds; also at the best rate of any BLAS here.
-    gflops = statistics.median([r["numpy_gflops"] for r in rates])
-    best = statistics.median([max(v for v in r.values() if v) for r in rates])
-    total = flops["train"] + flops["validation"]
-    res["floor"] = {
-        "gflops": gflops,
-        "best_gflops": best,
-        "rates": rates,
-        "train_gflop": flops["train"] / 1e9,
-        "validation_gflop": flops["validation"] / 1e9,
-        "train_s": flops["train"] / gflops / 1e9,
-        "whole_s": total / gflops / 1e9,
-        "whole_s_best_rate": total / best / 1e9,
-    }
+    res["floor"] = floors(name, rates, work)
     return res
 
 
-def check_targets(results: dict, seed_run: dict | None) -> list[dict]:
-    checks = []
-    for name, kind, limit in TARGETS:
-        ratio = results.get(name, {}).get("ratios", {}).get("mlpkit", {}).get(kind)
-        if ratio:
-            checks.append(
-                {
-                    "target": f"{name} {kind} <= {limit:.2f}x PyTorch",
-                    "value": ratio["median"],
-                    "met": ratio["median"] <= limit,
-                }
-            )
-    name, limit = FLOOR_TARGET
-    if name in results and "mlpkit" in results[name]["engines"]:
-        value = results[name]["engines"]["mlpkit"]["whole"]["median"] / results[name]["floor"]["whole_s"]
-        checks.append(
-            {"target": f"{name} whole epoch <= {limit}x the FLOP floor", "value": value, "met": value <= limit}
+def recipe_runs(args, mnist_dir: Path | None) -> dict:
+    """Each of RECIPE_RUNS in a fresh process: its peak memory (VmHWM) and wall time."""
+    runs = {}
+    for preset, quick_epochs, full_epochs in RECIPE_RUNS:
+        epochs = quick_epochs if args.quick else full_epochs
+        worker = Worker("recipe", f"{preset}:{epochs or ''}", args.mode, mnist_dir or "-", args.threads, args.seed)
+        try:
+            worker.ready()
+            msg = worker.quit()
+            runs[preset] = {"peak_rss_mb": msg["peak_rss_mb"], **msg["final"]}
+        finally:
+            worker.kill()
+        r = runs[preset]
+        print(
+            f"\n{preset} run ({r['epochs']} epoch(s), run_experiment with plots"
+            f"{', test evaluation' if r.get('test_accuracy') is not None else ''}): peak memory"
+            f" {r['peak_rss_mb']:.0f} MB, {r['wall_s']:.1f} s wall, engine {r.get('engine')}",
+            flush=True,
         )
-    if seed_run:
-        value = seed_run["peak_rss_mb"]
-        checks.append(
-            {
-                "target": f"seed run (task3c) peak memory <= {SEED_RUN_MB:.0f} MB",
-                "value": value,
-                "met": value <= SEED_RUN_MB,
-            }
-        )
-    return checks
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds, 39 steps of the large epoch: < 2 minutes")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 rounds; a fifth of the seed epochs, 39 steps of the large one"
+    )
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="threads for every engine (default: all cores)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=None, help="timed rounds per workload (default 7; quick 3; large 3)"
+        "--rounds", type=int, default=None, help="timed rounds per workload (default 7; quick 3; large, modern 3)"
     )
     parser.add_argument(
         "--workloads", default=",".join(WORKLOADS), help=f"comma-separated, from {', '.join(WORKLOADS)}"
@@ -352,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         default=0.3,
         help="seconds of rest before each unit, so the previous engine's spinning threads stop",
     )
-    parser.add_argument("--no-seed-run", action="store_true", help="skip the peak-memory run of preset task3c")
+    parser.add_argument(
+        "--no-runs", action="store_true", help="skip the whole runs (task3c, mnist-fast) measured for peak memory"
+    )
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start measurement")
     args = parser.parse_args(argv)
     args.mode = "quick" if args.quick else "full"
     names = [n for n in args.workloads.split(",") if n]
@@ -374,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(args.threads)
     mnist_dir = find_mnist(args.data)
     results: dict = {}
-    seed_run = None
+    runs: dict = {}
+    cold = None
     with tempfile.TemporaryDirectory(prefix="mlpkit-bench-") as tmp:
         data_dir = Path(tmp)
         write_arrays(mnist_dir, data_dir, {WORKLOADS[n].data for n in names})
@@ -394,22 +309,19 @@ def main(argv: list[str] | None = None) -> int:
             blas.quit()
         finally:
             blas.kill()
-        if not args.no_seed_run and "mlpkit" in engines:
-            worker = Worker("seedrun", "1", args.mode, mnist_dir or "-", args.threads, args.seed)
-            try:
-                worker.ready()
-                msg = worker.quit()
-                seed_run = {"peak_rss_mb": msg["peak_rss_mb"], **msg["final"]}
-            finally:
-                worker.kill()
+        if not args.no_runs and "mlpkit" in engines:
+            runs = recipe_runs(args, mnist_dir)
+        if not args.no_cold_start and "mlpkit" in engines:
+            cold = cold_start(mnist_dir, REPO)
             print(
-                f"\nseed run (preset task3c, 1 epoch, run_experiment with plots): peak memory "
-                f"{seed_run['peak_rss_mb']:.0f} MB, {seed_run['wall_s']:.1f} s wall"
+                f"\ncold start (mlpkit train task3c --set epochs=1, empty kernel cache): {cold['cold_s']:.1f} s,"
+                f" warm {cold['warm_s']:.1f} s: {cold['ratio']:.1f}x",
+                flush=True,
             )
     info["loadavg_end"] = os.getloadavg()
-    print_summary(results)
-    checks = check_targets(results, seed_run)
-    print("\ntargets (medians of per-round ratios):")
+    print_summary(results, ENGINES)
+    checks = check_targets(results, runs, cold)
+    print("\ntargets (ratios: medians of per-round ratios; floors: at the best BLAS rate for the work done):")
     for c in checks:
         print(f"   [{'met' if c['met'] else 'NOT met':>7}] {c['target']}: {c['value']:.2f}")
     elapsed = time.perf_counter() - started
@@ -425,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
                 "mode": args.mode,
                 "machine": info,
                 "workloads": results,
-                "seed_run": seed_run,
+                "runs": runs,
+                "seed_run": runs.get("task3c"),
+                "cold_start": cold,
                 "targets": checks,
                 "elapsed_s": elapsed,
             },

@@ -384,14 +384,17 @@ def test_the_compiled_engine_declines_each_new_activation(name):
         compiled_steps("compiled", model, opt, 5, x, y)
 
 
-def test_the_compiled_engine_declines_dropout_and_label_smoothing_by_name():
+def test_the_compiled_engine_runs_dropout_and_label_smoothing():
+    from mlpkit.engine.option_steps import CompiledOptionSteps
+    from mlpkit.engine.step_options import StepOptions
+
     model = MLP([6], n_features=4, n_classes=3, activation="relu", bias="input_column")
-    x = model.prepare_inputs(np.ones((10, 4)))
+    x, y = model.prepare_inputs(np.ones((10, 4))), np.zeros(10, dtype=np.intp)
     opt = SGD(model.parameters(), lr=0.1)
-    plain = why_not(model, opt, 5, x)
-    assert why_not(model, opt, 5, x, dropout=Dropout(hidden_rate=0.5)) == "dropout has no compiled kernel"
-    assert why_not(model, opt, 5, x, label_smoothing=0.1) == "label smoothing has no compiled kernel"
-    assert why_not(model, opt, 5, x, dropout=Dropout(), label_smoothing=0.0) == plain  # off: nothing to decline
+    options = StepOptions(dropout=Dropout(hidden_rate=0.5), label_smoothing=0.1)
+    assert why_not(model, opt, 5, x) is None and options.compiled_reason() is None
+    runner = compiled_steps("auto", model, opt, 5, x, y, options=options, rng=np.random.default_rng(0))
+    assert isinstance(runner, CompiledOptionSteps)
 
 
 def test_a_trainer_falls_back_to_numpy_for_a_new_activation_and_learns():

@@ -35,7 +35,7 @@ def test_the_long_recipes_run_end_to_end_on_a_slice(name: str, mnist_path: Path,
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_size"] == 10_000 and 0.5 < metrics["test_accuracy"] <= 1  # chance is 0.1
-    assert metrics["engine"] == "numpy" and "dropout" in metrics["engine_fallback_reason"]
+    assert metrics["engine"] == "compiled" and metrics["engine_fallback_reason"] is None
 
 
 def test_mnist_fast_reaches_98_8_percent_on_the_test_set(mnist_path: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ _HOMES = {
     "EVAL_CHUNK": "evaluator",
     "NumpySteps": "numpy_steps",
     "CompiledSteps": "compiled",
+    "CompiledOptionSteps": "option_steps",
     "CompiledEvaluation": "compiled",
     "why_not": "compiled",
     "BlasThreads": "threads",
@@ -32,6 +33,7 @@ _HOMES = {
 __all__ = [
     "BlasThreads",
     "CompiledEvaluation",
+    "CompiledOptionSteps",
     "CompiledSteps",
     "ENGINES",
     "EVAL_CHUNK",

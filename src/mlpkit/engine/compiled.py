@@ -1,4 +1,4 @@
-"""The compiled engine's step runner and chunk evaluation: a model, its SGD optimizer and the
+"""The compiled engine's plain-SGD step runner and chunk evaluation: a model, its SGD optimizer and the
 training arrays bound to the kernels (:mod:`mlpkit.engine.kernels`).
 
 The planner (:mod:`mlpkit.engine.planner`) builds these once per ``fit`` when
@@ -14,12 +14,12 @@ import numpy as np
 
 from mlpkit.core.arrays import flat_span
 from mlpkit.nn.mlp import MLP
+from mlpkit.optim.adam import Adam, AdamW
 from mlpkit.optim.optimizer import Optimizer
 from mlpkit.optim.sgd import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.engine.sparse import SparseRows
-    from mlpkit.nn.dropout import Dropout
 
 
 def kernel_layout(model: MLP) -> np.ndarray:
@@ -57,36 +57,26 @@ def model_reason(model: MLP) -> str | None:
     return None
 
 
-def training_reason(dropout: Dropout | None = None, label_smoothing: float = 0.0) -> str | None:
-    """None when the kernels can run steps with these training options, else why not."""
-    if dropout is not None and dropout.active:
-        return "dropout has no compiled kernel"
-    if label_smoothing:
-        return "label smoothing has no compiled kernel"
+def optimizer_reason(optimizer: object) -> str | None:
+    """None when the option kernel runs this optimizer's update, else why not."""
+    if type(optimizer) not in (SGD, Adam, AdamW) or not isinstance(optimizer, Optimizer):
+        if isinstance(optimizer, Optimizer) and optimizer.name not in (SGD.name, Adam.name, AdamW.name):
+            return f"optimizer {optimizer.name} has no compiled kernel"
+        return f"the optimizer is {type(optimizer).__name__}, not mlpkit's SGD, Adam or AdamW"
+    keys = ("velocity",) if isinstance(optimizer, SGD) else ("exp_avg", "exp_avg_sq")
+    if any(optimizer.flat_state(key) is None for key in keys):
+        return "the optimizer does not hold the model's parameters as one flat buffer"
     return None
 
 
-def why_not(
-    model: MLP,
-    optimizer: object,
-    batch_size: int,
-    x: np.ndarray,
-    *,
-    dropout: Dropout | None = None,
-    label_smoothing: float = 0.0,
-) -> str | None:
-    """None when the compiled steps can train this model on ``x`` (with these training
-    options: see :class:`mlpkit.engine.numpy_steps.NumpySteps`), else the reason they cannot."""
-    if reason := training_reason(dropout, label_smoothing):
+def why_not(model: MLP, optimizer: object, batch_size: int, x: np.ndarray) -> str | None:
+    """None when compiled steps can train this model on ``x`` with this optimizer (plain SGD:
+    :class:`CompiledSteps`; SGD with Nesterov or weight decay, Adam, AdamW, and every
+    :class:`~mlpkit.engine.step_options.StepOptions`: :mod:`mlpkit.engine.option_steps`), else
+    the reason they cannot."""
+    if reason := optimizer_reason(optimizer):
         return reason
-    if type(optimizer) is not SGD:
-        if isinstance(optimizer, Optimizer) and optimizer.name != SGD.name:
-            return f"optimizer {optimizer.name} has no compiled kernel"
-        return f"the optimizer is {type(optimizer).__name__}, not mlpkit's SGD"
-    if optimizer.nesterov:
-        return "optimizer sgd with Nesterov momentum has no compiled kernel"
-    if optimizer.weight_decay:
-        return "optimizer sgd with weight decay has no compiled kernel"
+    assert isinstance(optimizer, Optimizer)
     if reason := model_reason(model):
         return reason
     params = model.parameters()
@@ -94,12 +84,37 @@ def why_not(
         len(optimizer.params) != len(params)
         or any(a is not b for a, b in zip(optimizer.params, params))
         or flat_span(optimizer.params) is None
-        or flat_span(optimizer.velocity) is None
     ):
         return "the optimizer does not hold the model's parameters as one flat buffer"
     if x.dtype != model.dtype or not x.flags.c_contiguous:
         return f"the training inputs are not C-ordered {model.dtype.name} (see model.prepare_inputs)"
     return None
+
+
+def check_rows(order: np.ndarray, first_step: int, n_steps: int, batch_size: int, n_rows: int) -> None:
+    """The kernels index the inputs with ``order`` unchecked: refuse anything they would read out
+    of bounds (IndexError). Only the rows these steps read are checked, so the cost stays a
+    small part of the steps'."""
+    if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype != np.intp:
+        raise IndexError(f"the sample order must be a 1-D intp array, got {getattr(order, 'dtype', type(order))}")
+    start, stop = first_step * batch_size, (first_step + n_steps) * batch_size
+    if first_step < 0 or n_steps < 0 or (n_steps and start >= len(order)):
+        raise IndexError(
+            f"steps {first_step} .. {first_step + n_steps - 1} of {batch_size} rows are not"
+            f" in a sample order of {len(order)}"
+        )
+    rows = order[start:stop]
+    if len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
+        raise IndexError(
+            f"the sample order holds indices outside 0..{n_rows - 1}"
+            f" ({rows.min()} .. {rows.max()}) for steps {first_step} .. {first_step + n_steps - 1}"
+        )
+
+
+def plain_sgd(optimizer: object) -> bool:
+    """Whether :class:`CompiledSteps` (the update riding on the gradient's product) runs this
+    optimizer: mlpkit's SGD without Nesterov or weight decay, on a flat velocity."""
+    return type(optimizer) is SGD and optimizer.plain and flat_span(optimizer.velocity) is not None
 
 
 class CompiledSteps:
@@ -198,24 +213,7 @@ class CompiledSteps:
         )
 
     def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
-        """The kernel indexes ``x`` with ``order`` unchecked: refuse anything it would read out of bounds.
-
-        Only the rows these steps read are checked, so the cost stays a small part of the steps'.
-        """
-        if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype != np.intp:
-            raise IndexError(f"the sample order must be a 1-D intp array, got {getattr(order, 'dtype', type(order))}")
-        start, stop = first_step * self.batch_size, (first_step + n_steps) * self.batch_size
-        if first_step < 0 or n_steps < 0 or (n_steps and start >= len(order)):
-            raise IndexError(
-                f"steps {first_step} .. {first_step + n_steps - 1} of {self.batch_size} rows are not"
-                f" in a sample order of {len(order)}"
-            )
-        rows = order[start:stop]
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(self.x)):
-            raise IndexError(
-                f"the sample order holds indices outside 0..{len(self.x) - 1}"
-                f" ({rows.min()} .. {rows.max()}) for steps {first_step} .. {first_step + n_steps - 1}"
-            )
+        check_rows(order, first_step, n_steps, self.batch_size, len(self.x))
 
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""

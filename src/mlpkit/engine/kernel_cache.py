@@ -36,6 +36,8 @@ KERNEL_SOURCES = (
     "engine/dense_kernels.py",
     "engine/sparse_kernels.py",
     "engine/kernels.py",
+    "engine/update_kernels.py",
+    "engine/option_kernels.py",
     "engine/sparse.py",
     "nn/activations.py",
 )

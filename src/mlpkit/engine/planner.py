@@ -123,7 +123,7 @@ def plan_engine(
     model : MLP
         The model to train.
     optimizer : object
-        Its optimizer; the compiled steps need mlpkit's :class:`~mlpkit.optim.sgd.SGD`.
+        Its optimizer; the compiled steps run mlpkit's SGD, Adam and AdamW (others run on NumPy).
     batch_size : int
         Rows per step.
     x_train, y_train : ndarray
@@ -165,7 +165,7 @@ def plan_engine(
         sparse_train = sparse_rows(x_train)
     options = options or StepOptions()
     runner: StepRunner | None = compiled_steps(
-        engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None, options
+        engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None, options, rng
     )
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]

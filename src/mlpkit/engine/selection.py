@@ -16,6 +16,7 @@ from mlpkit.nn.mlp import MLP
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
+    from mlpkit.engine.option_steps import CompiledOptionSteps
     from mlpkit.engine.sparse import SparseRows
     from mlpkit.engine.step_options import StepOptions
 
@@ -61,16 +62,27 @@ def compiled_steps(
     y: np.ndarray,
     sparse: SparseRows | None = None,
     options: StepOptions | None = None,
-) -> CompiledSteps | None:
-    """A :class:`~mlpkit.engine.compiled.CompiledSteps` for this fit, or None for NumPy (then
-    `compiled_reason` says why)."""
+    rng: np.random.Generator | None = None,
+) -> CompiledSteps | CompiledOptionSteps | None:
+    """Compiled steps for this fit, or None for NumPy (then `compiled_reason` says why): the
+    seed's plain SGD step (:class:`~mlpkit.engine.compiled.CompiledSteps`) when nothing else is
+    asked for, else :class:`~mlpkit.engine.option_steps.CompiledOptionSteps` (``rng``: the
+    training loop's generator, which dropout draws from)."""
     if not _wants_compiled(engine):
         return None
-    from mlpkit.engine.compiled import CompiledSteps
+    from mlpkit.engine.compiled import CompiledSteps, plain_sgd
+    from mlpkit.engine.option_steps import CompiledOptionSteps
+    from mlpkit.optim.adam import Adam
+    from mlpkit.optim.sgd import SGD
 
     reason = compiled_reason(model, optimizer, batch_size, x, options)
     if reason is None:
-        return CompiledSteps(model, optimizer, batch_size, x, y, sparse)  # type: ignore[arg-type]
+        if plain_sgd(optimizer) and (options is None or not options.active):
+            return CompiledSteps(model, optimizer, batch_size, x, y, sparse)  # type: ignore[arg-type]
+        from mlpkit.engine.step_options import StepOptions
+
+        assert isinstance(optimizer, SGD | Adam)  # compiled_reason checked it
+        return CompiledOptionSteps(model, optimizer, batch_size, x, y, sparse, options or StepOptions(), rng)
     if engine == "compiled":
         raise ConfigError(f"engine 'compiled' cannot train this run: {reason}")
     return None

@@ -92,6 +92,13 @@ class Optimizer:
         self._states[key] = buffer
         return buffer
 
+    def flat_state(self, key: str) -> np.ndarray | None:
+        """State ``key`` (e.g. ``"velocity"``) as one flat buffer laid out like the parameters,
+        or None when the parameters are not one buffer or there is no such state (for engines
+        that update it in compiled code)."""
+        buffer = self._states.get(key)
+        return None if buffer is None else buffer.flat
+
     def _scratch(self) -> StateBuffer:
         return StateBuffer(self.params, self._flat_params, scratch=True)
 
