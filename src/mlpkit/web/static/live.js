@@ -51,16 +51,22 @@
       el("text", { x: M.left - 6, y: sy(y) + 4, "text-anchor": "end", class: "tick" }, svg).textContent =
         y.toPrecision(3);
       const x = (xMax * k) / 4;
-      el("text", { x: sx(x), y: H - M.bottom + 16, "text-anchor": "middle", class: "tick" }, svg).textContent =
+      const anchor = k === 4 ? "end" : "middle"; // the last step's label ends at the axis, not past the box
+      el("text", { x: sx(x), y: H - M.bottom + 16, "text-anchor": anchor, class: "tick" }, svg).textContent =
         String(Math.round(x));
     }
     el("text", { x: W / 2, y: H - 4, "text-anchor": "middle", class: "axis-label" }, svg).textContent = "step";
     el("text", { x: M.left + 8, y: M.top + 12, class: "axis-label" }, svg).textContent = yLabel;
+    // the legend goes in the right-hand corner the curves leave free: rising curves (accuracy)
+    // end near the top, so their legend sits at the bottom, and falling ones (loss) the reverse
+    const ends = series.filter((s) => s.points.length).map((s) => s.points[s.points.length - 1][1]);
+    const endsHigh = ends.reduce((a, y) => a + (y - yMin) / (yMax - yMin), 0) / ends.length > 0.5;
+    const legendY = (i) => (endsHigh ? H - M.bottom - 8 - 16 * (series.length - 1 - i) : M.top + 14 + 16 * i);
     series.forEach((s, i) => {
       if (!s.points.length) return;
       const d = s.points.map((p) => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" ");
       el("polyline", { points: d, fill: "none", stroke: s.color, "stroke-width": 2, class: "series" }, svg);
-      el("text", { x: W - M.right - 4, y: M.top + 14 + 16 * i, "text-anchor": "end", fill: s.color, class: "legend" },
+      el("text", { x: W - M.right - 4, y: legendY(i), "text-anchor": "end", fill: s.color, class: "legend" },
         svg).textContent = s.name;
     });
   }
