@@ -9,6 +9,7 @@ trial's row.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,19 @@ _COLUMNS = (
 
 
 def _pm(values: list[Any], kind: str) -> str:
+    """mean +- std, both to the decimals the mean is shown with (a loss to 4 significant digits,
+    seconds under 10 to hundredths), so the two line up and the std never turns scientific."""
     mean, std = mean_std(values)
     if mean != mean:  # NaN: no finite value
         return "\u2013"
-    return f"{fmt(mean, kind)} \u00b1 {fmt(std, kind)}" if len(values) > 1 else fmt(mean, kind)
+    if len(values) <= 1:
+        return fmt(mean, kind)
+    if kind == "loss" and mean:
+        decimals = max(0, 3 - math.floor(math.log10(abs(mean))))
+        return f"{mean:.{decimals}f} \u00b1 {std:.{decimals}f}"
+    if kind == "s" and mean < 10:
+        return f"{mean:.2f} s \u00b1 {std:.2f} s"
+    return f"{fmt(mean, kind)} \u00b1 {fmt(std, kind)}"
 
 
 def _best_table(groups: list[dict[str, Any]], swept: list[str]) -> dict[str, Any]:
