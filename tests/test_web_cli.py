@@ -65,10 +65,23 @@ def test_a_port_in_use_is_one_error_line(model_file, tmp_path):
 
 @pytest.mark.parametrize(("host", "warns"), [("127.0.0.1", False), ("0.0.0.0", True)])
 def test_listening_beyond_loopback_warns(model_file, tmp_path, monkeypatch, host, warns):
+    import socket
+
     import mlpkit.web.server
 
-    served = []
-    monkeypatch.setattr(mlpkit.web.server, "serve", lambda app, sock: served.append(sock.getsockname()) or sock.close())
+    asked, served = [], []
+
+    def bind_loopback(host: str, port: int) -> socket.socket:
+        """Record the address asked for, listen on 127.0.0.1 (tests never bind another address)."""
+        asked.append(host)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", port))
+        return sock
+
+    monkeypatch.setattr(mlpkit.web.server, "bind", bind_loopback)
+    monkeypatch.setattr(
+        mlpkit.web.server, "serve", lambda app, sock: served.append((asked[-1], sock.getsockname()[1])) or sock.close()
+    )
     result = CliRunner().invoke(
         main, ["serve", str(model_file), "--host", host, "--port", "0", "--runs", str(tmp_path)]
     )
