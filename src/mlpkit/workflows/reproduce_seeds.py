@@ -24,7 +24,7 @@ from mlpkit.seed.seed_stats import seed_folder, seed_runs, seed_statistics, sign
 from mlpkit.workflows.configs import resolve_config
 from mlpkit.workflows.experiment_data import experiment_data
 from mlpkit.workflows.reproduce import Planned, plan_and_check, write_summary
-from mlpkit.workflows.sweep.executor import TrialTask, dask_client, describe, execute
+from mlpkit.workflows.sweep.executor import TrialTask, execute_on_cluster
 from mlpkit.workflows.sweep.progress import SweepProgress
 
 
@@ -141,16 +141,7 @@ def _run(
             bar.write(f"[{name}] failed: {type(error).__name__}: {error}".splitlines()[0])
         bar.finished(failed=error is not None)
 
-    try:
-        with dask_client(scheduler, workers) as client:
-            log(f"running on {describe(client)}")
-            execute(
-                client,
-                tasks,
-                on_done,
-                data_dir=None if data_dir is None else str(Path(data_dir).resolve()),
-                progress=bar.running,
-            )
-    finally:
-        bar.close()
+    execute_on_cluster(
+        tasks, on_done, bar, scheduler=scheduler, workers=workers, data_dir=data_dir, log=log, heading="running"
+    )
     return failed

@@ -22,7 +22,7 @@ from mlpkit.runs.folder import is_empty
 from mlpkit.runs.lock import LOCK_NAME, RunLock
 from mlpkit.workflows.experiment import check_experiment
 from mlpkit.workflows.experiment_data import data_key
-from mlpkit.workflows.sweep.executor import TrialTask, dask_client, describe, execute
+from mlpkit.workflows.sweep.executor import TrialTask, execute_on_cluster
 from mlpkit.workflows.sweep.progress import SweepProgress
 from mlpkit.workflows.sweep.results import finished_row, read_results, trial_row, write_results
 from mlpkit.workflows.sweep.spec import SweepSpec, load_spec
@@ -205,18 +205,16 @@ def _run(
             write_results(out, list(rows.values()), swept=swept)
 
         tasks = [TrialTask(t.name, trial_record(t)["config"], str((out / TRIALS / t.name).resolve())) for t in todo]
-        try:
-            with dask_client(scheduler, workers) as client:
-                log(f"running {len(todo)} trials on {describe(client)}")
-                execute(
-                    client,
-                    tasks,
-                    on_done,
-                    data_dir=None if data_dir is None else str(Path(data_dir).resolve()),
-                    progress=bar.running,
-                )
-        finally:
-            bar.close()
+        execute_on_cluster(
+            tasks,
+            on_done,
+            bar,
+            scheduler=scheduler,
+            workers=workers,
+            data_dir=data_dir,
+            log=log,
+            heading=f"running {len(todo)} trials",
+        )
     report = _report(out, log)
     if failed:
         log(f"{len(failed)} of {len(trials)} trials failed: {', '.join(failed)}; rerun the same command to retry them")

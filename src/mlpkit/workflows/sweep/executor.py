@@ -16,12 +16,15 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpkit.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from distributed import Client
+
+    from mlpkit.workflows.sweep.progress import SweepProgress
 
 #: Resubmissions of a task that raised (a worker that died is rescheduled by the scheduler itself).
 RETRIES = 2
@@ -169,3 +172,30 @@ def execute(
         with contextlib.suppress(Exception):
             client.cancel(list(futures), force=True)
         raise
+
+
+def execute_on_cluster(
+    tasks: Sequence[TrialTask],
+    on_done: Callable[[str, dict[str, Any] | None, BaseException | None], None],
+    bar: SweepProgress,
+    *,
+    scheduler: str | None,
+    workers: int | None,
+    data_dir: str | Path | None,
+    log: Callable[[str], None],
+    heading: str,
+) -> None:
+    """`execute` on the cluster of `dask_client` (logged as ``"<heading> on <cluster>"``),
+    ``data_dir`` resolved as the workers must see it; ``bar`` is closed however it ends."""
+    try:
+        with dask_client(scheduler, workers) as client:
+            log(f"{heading} on {describe(client)}")
+            execute(
+                client,
+                tasks,
+                on_done,
+                data_dir=None if data_dir is None else str(Path(data_dir).resolve()),
+                progress=bar.running,
+            )
+    finally:
+        bar.close()
