@@ -80,12 +80,17 @@ class RunLock:
         return self
 
     @staticmethod
-    def _owner(fd: int) -> str:
-        try:
-            info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-            return f"process {info['pid']} on {info['host']} (since {info['since']})"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another process"
+    def _owner(fd: int, attempts: int = 20, pause_s: float = 0.01) -> str:
+        """Name the lock holder. The holder writes its details just after taking the lock, so a
+        refusal in that instant finds the file empty: read again for up to ``attempts`` pauses."""
+        for attempt in range(attempts):
+            try:
+                info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+                return f"process {info['pid']} on {info['host']} (since {info['since']})"
+            except (OSError, ValueError, KeyError, TypeError):
+                if attempt + 1 < attempts:
+                    time.sleep(pause_s)
+        return "another process"
 
     def release(self) -> None:
         """Give the lock up (the file stays; it is meaningless without the lock)."""
