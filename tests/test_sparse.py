@@ -115,11 +115,12 @@ def _gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("n", [3, 8, 16, 21, 32, 40, 59, 64, 70, 100, 136])
+@pytest.mark.parametrize("n", [3, 8, 16, 21, 32, 40, 59, 64, 70, 100, 136, 137, 150, 200, 256])
 def test_sparse_product_equals_the_dense_product(dtype, n):
     """n covers every tile kind: four vectors (64 float32 / 32 float64 columns), fewer, a
     last vector that overlaps the one before or the tile before, a row narrower than a
-    vector (16 / 8 columns); 300 features are three feature blocks."""
+    vector (16 / 8 columns), each also with rows wide enough to be packed (>= 128 columns);
+    300 features are three feature blocks."""
     rng = np.random.default_rng(n)
     x = _mostly_blank(rng, 45, 300).astype(dtype)
     sp = sparse_rows(x)
@@ -143,7 +144,7 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("n", [5, 16, 40, 59, 64, 77, 130])
+@pytest.mark.parametrize("n", [5, 16, 40, 59, 64, 77, 130, 137, 150, 200, 256])
 @pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-0.05, 1.0)])
 def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alpha, beta):
     rng = np.random.default_rng(n + 1)
