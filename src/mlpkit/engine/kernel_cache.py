@@ -165,8 +165,28 @@ def _cache_classes() -> type:
 _KERNEL_CACHE: type | None = None
 
 
+def _compile_unliteral(dispatcher: Any) -> None:
+    """Make calls from compiled code compile ``dispatcher`` for the arguments' types, not their values.
+
+    Why: Numba specializes a callee for each constant it is called with (a ``0`` or ``False``
+    typed ``Literal[int](0)``, ``Literal[bool](False)``), so one kernel called with ``row0=0``
+    in one place and a variable in another was compiled, optimized and emitted twice (and
+    every caller re-optimizes its callees' code). The kernels never need a constant folded.
+    """
+    from numba.core import types
+    from numba.core.dispatcher import Dispatcher
+
+    def get_call_template(args: tuple[Any, ...], kws: dict[str, Any]) -> Any:
+        args = tuple(types.unliteral(a) for a in args)
+        kws = {k: types.unliteral(v) for k, v in kws.items()}
+        return Dispatcher.get_call_template(dispatcher, args, kws)
+
+    dispatcher.get_call_template = get_call_template
+
+
 def kernel_jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``numba.njit(**options)`` with the on-disk cache described above (never ``cache=True``)."""
+    """``numba.njit(**options)`` with the on-disk cache described above (never ``cache=True``),
+    compiled once per argument types when called from other kernels (see ``_compile_unliteral``)."""
     from numba import njit
 
     if "cache" in options:
@@ -175,6 +195,7 @@ def kernel_jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     def decorate(fn: Callable[..., Any]) -> Any:
         global _KERNEL_CACHE
         dispatcher = njit(**options)(fn)
+        _compile_unliteral(dispatcher)
         if _prepared_directory() is not None:
             if _KERNEL_CACHE is None:
                 _KERNEL_CACHE = _cache_classes()
