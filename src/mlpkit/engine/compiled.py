@@ -19,6 +19,7 @@ from mlpkit.optim.optimizer import Optimizer
 from mlpkit.optim.sgd import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlpkit.engine.precompile import Helper
     from mlpkit.engine.sparse import SparseRows
 
 
@@ -215,6 +216,14 @@ class CompiledSteps:
     def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
         check_rows(order, first_step, n_steps, self.batch_size, len(self.x))
 
+    def compile_with(self, helper: Helper) -> None:
+        """Compile the kernel's callees other than ``forward`` here while ``helper`` compiles
+        ``forward``; return once that is in the cache, where the kernel's first call loads it."""
+        from mlpkit.engine import precompile
+
+        precompile.compile_training_callees(self.model.dtype, self._gemm)
+        helper.wait_for("forward")
+
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
         self.sparse = None
@@ -245,6 +254,13 @@ class CompiledEvaluation:
     def scratch(self) -> np.ndarray:
         """A buffer for one thread's calls."""
         return np.empty(self.BLOCK_ROWS * self._width, dtype=self.model.dtype)
+
+    def argument_types(self, x: np.ndarray) -> tuple[object, ...]:
+        """The Numba types of the kernel's arguments for chunks of ``x`` (see mlpkit.engine.precompile)."""
+        from numba import typeof
+
+        args = (self._gemm, x[:0], self._dense, 0, np.empty(0, np.intp), self._params, self._layout, self._code)
+        return tuple(typeof(a) for a in (*args, self._consts, self._consts[:0]))
 
     def accepts(self, x: np.ndarray, y: np.ndarray) -> bool:
         return x.dtype == self.model.dtype and x.flags.c_contiguous and y.dtype == np.intp and y.flags.c_contiguous
