@@ -222,11 +222,14 @@ def _compile_unliteral(dispatcher: Any) -> None:
 
 def kernel_jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``numba.njit(**options)`` with the on-disk cache described above (never ``cache=True``),
-    compiled once per argument types when called from other kernels (see ``_compile_unliteral``)."""
+    compiled once per argument types when called from other kernels (see ``_compile_unliteral``),
+    and without the C-callable wrapper (``no_cfunc_wrapper``: only a kernel passed as a
+    first-class function value would use it; none is, and making it cost compile time)."""
     from numba import njit
 
     if "cache" in options:
         raise TypeError("kernel_jit caches by itself; do not pass cache=")
+    options = {"no_cfunc_wrapper": True, **options}
 
     def decorate(fn: Callable[..., Any]) -> Any:
         global _KERNEL_CACHE
