@@ -105,3 +105,51 @@ def test_the_cache_lock_is_exclusive_for_writes(tmp_path):
     with kernel_cache._locked(str(tmp_path), exclusive=False):
         with open(tmp_path / kernel_cache.LOCK_NAME) as other:
             fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)  # readers share it
+
+
+class _FakeHelper:
+    def __init__(self):
+        self.calls = []
+
+    def compile_training_callees(self):
+        self.calls.append("callees")
+
+    def wait_for(self, name, timeout=precompile.WAIT_S):
+        self.calls.append(name)
+        return False  # as if the helper had failed: everything compiles here
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_the_planner_shares_the_work_with_the_helper_and_closes_it(monkeypatch):
+    from mlpkit.engine.planner import plan_engine
+
+    fake = _FakeHelper()
+    started = []
+
+    def start(dtype, gemm, evaluate_signature):
+        started.append(evaluate_signature)
+        return fake
+
+    monkeypatch.setattr(precompile, "start", start)
+    steps = _steps()
+    x, y = steps.x, steps.y
+    plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=x, y_train=y, x_val=x, engine="compiled")
+    assert plan.engine == "compiled" and fake.calls == ["callees"]
+    assert started[0] == CompiledEvaluation(steps.model).argument_types(x)
+    plan.evaluator.evaluate(x, y)
+    plan.evaluator.evaluate(x, y)
+    assert fake.calls == ["callees", "evaluate_rows"]  # waited for once, before the first compiled chunk
+    plan.close()
+    assert fake.calls[-1] == "close"
+
+
+def test_no_helper_for_the_numpy_engine(monkeypatch):
+    from mlpkit.engine.planner import plan_engine
+
+    monkeypatch.setattr(precompile, "start", lambda *a: pytest.fail("no helper for NumPy steps"))
+    steps = _steps()
+    plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=steps.x, y_train=steps.y, engine="numpy")
+    assert plan.engine == "numpy"
+    plan.close()

@@ -19,7 +19,6 @@ from mlpkit.optim.optimizer import Optimizer
 from mlpkit.optim.sgd import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mlpkit.engine.precompile import Helper
     from mlpkit.engine.sparse import SparseRows
 
 
@@ -215,14 +214,6 @@ class CompiledSteps:
 
     def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
         check_rows(order, first_step, n_steps, self.batch_size, len(self.x))
-
-    def compile_with(self, helper: Helper) -> None:
-        """Compile the kernel's callees other than ``forward`` here while ``helper`` compiles
-        ``forward``; return once that is in the cache, where the kernel's first call loads it."""
-        from mlpkit.engine import precompile
-
-        precompile.compile_training_callees(self.model.dtype, self._gemm)
-        helper.wait_for("forward")
 
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""

@@ -177,7 +177,7 @@ def plan_engine(
         from mlpkit.engine.compiled import CompiledSteps
 
         if isinstance(runner, CompiledSteps):
-            runner.compile_with(helper)
+            helper.compile_training_callees()
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
     reason = None

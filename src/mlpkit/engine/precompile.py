@@ -98,8 +98,11 @@ def _cpus() -> int:
 class Helper:
     """The helper process and what it has reported done (see the module docstring)."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], dtype: np.dtype | None = None, gemm: Routine | None = None
+    ) -> None:
         self._process = process
+        self._dtype, self._gemm = dtype, gemm
         self._done: set[str] = set()
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._failed = False
@@ -124,6 +127,15 @@ class Helper:
             else:
                 self._done.add(line)
         return name in self._done
+
+    def compile_training_callees(self) -> None:
+        """This process's part: ``train_steps``' callees other than ``forward`` (see
+        :func:`training_callees`); returns once the helper's ``forward`` is in the cache (or
+        will not be), so that compiling ``train_steps`` next loads it."""
+        if self._dtype is not None and self._gemm is not None:
+            for kernel, signature in training_callees(self._dtype, self._gemm):
+                kernel.compile(signature)
+        self.wait_for("forward")
 
     def close(self) -> None:
         """Stop the helper if it still runs (what it wrote stays valid; a half-written entry is
@@ -157,15 +169,9 @@ def start(dtype: np.dtype, gemm: Routine, evaluate_signature: tuple[Any, ...] | 
         assert process.stdin is not None
         process.stdin.write(pickle.dumps(jobs))
         process.stdin.close()
-        return Helper(process)
+        return Helper(process, dtype, gemm)
     except Exception:  # any failure: compile here, as without a helper
         return None
-
-
-def compile_training_callees(dtype: np.dtype, gemm: Routine) -> None:
-    """Compile (or load) ``train_steps``' callees other than ``forward`` in this process."""
-    for kernel, signature in training_callees(dtype, gemm):
-        kernel.compile(signature)
 
 
 def _main() -> None:
