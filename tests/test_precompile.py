@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numba import njit, typeof
 
-from mlpkit.engine import cblas, kernel_cache, kernels, precompile
+from mlpkit.engine import cblas, kernel_cache, kernels, precompile, sparse_kernels
 from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
 from mlpkit.engine.dense_kernels import FAST
 from mlpkit.nn.mlp import MLP
@@ -40,6 +40,10 @@ def test_the_written_down_argument_types_are_those_train_steps_calls_with():
     for kernel, signature in callees:
         kernel.compile(signature)
     before = {kernel: set(kernel.signatures) for kernel, _ in callees}
+    fresh_forward = njit(**FAST)(kernels.forward.py_func)  # gemm_product: as forward calls it
+    fresh_forward.compile(precompile.forward_signature(dtype, gemm))
+    gradient = [sig for kernel, sig in callees if kernel is sparse_kernels.sparse_weight_gradient]
+    njit(**FAST)(sparse_kernels.sparse_weight_gradient.py_func).compile(gradient[0])  # tile: as it is called
     fresh = njit(**FAST)(kernels.train_steps.py_func)  # typed anew, not loaded from the cache
     args = (steps._gemm, steps._axpy, steps.x, steps._sparse_arguments, steps.y, np.arange(20), steps._plan)
     args += (steps._params, steps._velocity, steps._layout, steps._consts, steps._xb, steps._yb, steps._scratch)
@@ -136,11 +140,11 @@ def test_the_planner_shares_the_work_with_the_helper_and_closes_it(monkeypatch):
     steps = _steps()
     x, y = steps.x, steps.y
     plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=x, y_train=y, x_val=x, engine="compiled")
-    assert plan.engine == "compiled" and fake.calls == ["callees"]
+    assert plan.engine == "compiled" and fake.calls == ["callees", "forward"]
     assert started[0] == CompiledEvaluation(steps.model).argument_types(x)
     plan.evaluator.evaluate(x, y)
     plan.evaluator.evaluate(x, y)
-    assert fake.calls == ["callees", "evaluate_rows"]  # waited for once, before the first compiled chunk
+    assert fake.calls == ["callees", "forward", "evaluate_rows"]  # once, before the first compiled chunk
     plan.close()
     assert fake.calls[-1] == "close"
 

@@ -177,7 +177,7 @@ def plan_engine(
         from mlpkit.engine.compiled import CompiledSteps
 
         if isinstance(runner, CompiledSteps):
-            helper.compile_training_callees()
+            helper.wait_for("forward")  # so that train_steps loads it rather than compiles it too
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
     reason = None
@@ -239,6 +239,8 @@ def _start_helper(
     if gemm is None or not plain_sgd(optimizer):
         return None
     helper = precompile.start(model.dtype, gemm, compiled.argument_types(x_eval) if validation else None)
-    if helper is not None and validation:
-        evaluator.compiled_by(helper)
+    if helper is not None:
+        if validation:
+            evaluator.compiled_by(helper)
+        helper.compile_training_callees()  # first: the helper loads the small ones it needs too
     return helper

@@ -65,7 +65,11 @@ def forward_signature(dtype: np.dtype, gemm: Routine) -> tuple[Any, ...]:
 
 
 def training_callees(dtype: np.dtype, gemm: Routine) -> list[tuple[Any, tuple[Any, ...]]]:
-    """``train_steps``' callees other than ``forward``, with the argument types it calls them with."""
+    """``train_steps``' callees other than ``forward``, with the argument types it calls them with.
+
+    First the three small ones ``forward``'s subtree needs as well (``gemm_product``, ``tile``,
+    ``gemm_update``): compiled here before the helper reaches them, it loads them.
+    """
     from numba import typeof
 
     from mlpkit.engine import dense_kernels, sparse_kernels
@@ -73,9 +77,11 @@ def training_callees(dtype: np.dtype, gemm: Routine) -> list[tuple[Any, tuple[An
     t = _array_types(dtype)
     f1, f2, i1, n, real, flag = t["f1"], t["f2"], t["i1"], t["int"], t["real"], t["bool"]
     return [
+        (dense_kernels.gemm_product, (typeof(gemm), f2, f2, f2, flag, flag, f1)),
+        (sparse_kernels.tile, (n, n, n)),
+        (dense_kernels.gemm_update, (typeof(gemm), f2, f2, f2, flag, flag, real, real)),
         (dense_kernels.softmax_xent, (f2, i1, f2, f1, f1)),
         (dense_kernels.backprop, (f2, f2, n, f1)),
-        (dense_kernels.gemm_update, (typeof(gemm), f2, f2, f2, flag, flag, real, real)),
         (dense_kernels.bias_update, (f2, f1, f1, real, real)),
         (sparse_kernels.sparse_weight_gradient, (t["sp"], i1, n, f2, f1, n, n, n, real, real, f1)),
     ]
@@ -130,12 +136,10 @@ class Helper:
 
     def compile_training_callees(self) -> None:
         """This process's part: ``train_steps``' callees other than ``forward`` (see
-        :func:`training_callees`); returns once the helper's ``forward`` is in the cache (or
-        will not be), so that compiling ``train_steps`` next loads it."""
+        :func:`training_callees`). Then ``wait_for("forward")`` before compiling ``train_steps``."""
         if self._dtype is not None and self._gemm is not None:
             for kernel, signature in training_callees(self._dtype, self._gemm):
                 kernel.compile(signature)
-        self.wait_for("forward")
 
     def close(self) -> None:
         """Stop the helper if it still runs (what it wrote stays valid; a half-written entry is
