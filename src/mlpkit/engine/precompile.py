@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The most seconds this process waits for one kernel from the helper before compiling it itself.
 WAIT_S = 60.0
-#: The kernels the helper compiles, in order (names in :mod:`mlpkit.engine.kernels`).
-HELPER_KERNELS = ("forward", "evaluate_rows")
 
 
 def _array_types(dtype: np.dtype) -> dict[str, Any]:
