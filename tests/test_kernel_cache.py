@@ -134,6 +134,20 @@ def test_the_real_kernels_are_cached_in_the_digest_folder():
         assert fn._cache.cache_path == want
 
 
+def test_a_kernel_called_with_constants_compiles_once_for_their_types(fresh_cache):
+    @kernel_cache.kernel_jit(nogil=True)
+    def scaled(x, k, flip):
+        return -x * k if flip else x * k
+
+    @kernel_cache.kernel_jit(nogil=True)
+    def caller(x, k):
+        return scaled(x, 2, False) + scaled(x, k, k > 2) + scaled(x, 0, True)
+
+    assert caller(1.5, 3) == 3.0 - 4.5 - 0.0
+    # constants 2, 0 and False typed as int64 and bool, not Literal[int](2) etc.: one compilation
+    assert [str(t) for t in scaled.signatures] == ["(float64, int64, bool)"]
+
+
 def test_kernel_jit_refuses_numbas_own_cache_flag():
     with pytest.raises(TypeError, match="caches by itself"):
         kernel_cache.kernel_jit(cache=True)

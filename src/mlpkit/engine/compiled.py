@@ -246,6 +246,13 @@ class CompiledEvaluation:
         """A buffer for one thread's calls."""
         return np.empty(self.BLOCK_ROWS * self._width, dtype=self.model.dtype)
 
+    def argument_types(self, x: np.ndarray) -> tuple[object, ...]:
+        """The Numba types of the kernel's arguments for chunks of ``x`` (see mlpkit.engine.precompile)."""
+        from numba import typeof
+
+        args = (self._gemm, x[:0], self._dense, 0, np.empty(0, np.intp), self._params, self._layout, self._code)
+        return tuple(typeof(a) for a in (*args, self._consts, self._consts[:0]))
+
     def accepts(self, x: np.ndarray, y: np.ndarray) -> bool:
         return x.dtype == self.model.dtype and x.flags.c_contiguous and y.dtype == np.intp and y.flags.c_contiguous
 

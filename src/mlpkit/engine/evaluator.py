@@ -16,6 +16,7 @@ from mlpkit.nn.workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.engine.compiled import CompiledEvaluation
+    from mlpkit.engine.precompile import Helper
     from mlpkit.engine.sparse import SparseRows
 
 #: Rows per validation chunk: one matrix product per layer and chunk, outputs that stay in cache.
@@ -66,6 +67,17 @@ class Evaluator:
         self._compiled: CompiledEvaluation | None = compiled_evaluation(engine, model)
         self._scratch = {id(ws): self._compiled.scratch() for ws in self.workspaces} if self._compiled else {}
         self._sparse: dict[int, tuple[np.ndarray, SparseRows]] = {}
+        self._helper: Helper | None = None
+
+    def compiled_by(self, helper: Helper) -> None:
+        """Before the first compiled chunk, wait for ``helper`` to cache the chunk kernel
+        (see mlpkit.engine.precompile) rather than compile it here."""
+        self._helper = helper
+
+    @property
+    def compiled_evaluation(self) -> CompiledEvaluation | None:
+        """The compiled chunk evaluation, if chunks run in compiled code."""
+        return self._compiled
 
     @property
     def compiled(self) -> bool:
@@ -105,6 +117,9 @@ class Evaluator:
         so none waits at the end of a dataset (validation: the validation and training sets)."""
         if self.pool.workers == 1 and self._compiled is None:
             return [self.model.evaluate(x, y, self.workspaces[0]) for x, y in datasets]
+        if self._helper is not None:
+            self._helper.wait_for("evaluate_rows")
+            self._helper = None
         datasets = [(x, np.ascontiguousarray(y, dtype=np.intp)) for x, y in datasets]  # as the kernel takes them
         sparse = [self.sparse_of(x) for x, _ in datasets]
         chunk, evaluate_chunk = self.chunk, self._chunk

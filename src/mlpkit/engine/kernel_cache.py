@@ -20,13 +20,14 @@ its folder again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ KERNEL_SOURCES = (
     "engine/sparse.py",
     "nn/activations.py",
 )
+#: The lock file in each cache folder (see ``_locked``).
+LOCK_NAME = ".lock"
 #: Temporary files of an interrupted write older than this (seconds) are deleted.
 STALE_TMP_AGE_S = 3600.0
 
@@ -159,22 +162,79 @@ def _cache_classes() -> type:
     class KernelCache(FunctionCache):
         _impl_class = KernelCacheImpl
 
+        def load_overload(self, sig: Any, target_context: Any) -> Any:
+            with _locked(self.cache_path, exclusive=False):
+                return super().load_overload(sig, target_context)
+
+        def save_overload(self, sig: Any, data: Any) -> None:
+            with _locked(self.cache_path, exclusive=True):
+                super().save_overload(sig, data)
+
     return KernelCache
+
+
+@contextlib.contextmanager
+def _locked(directory: str, exclusive: bool) -> Iterator[None]:
+    """Hold ``directory``'s lock file: exclusively to write an entry, shared to read one.
+
+    Why: Numba replaces a function's index and each data file atomically, but not the pair. Two
+    processes saving the same function for two signatures at once (two runs, or a run and its
+    precompile helper, see mlpkit.engine.precompile) could both pick data file 1 and leave the
+    index naming one signature beside the other's machine code. Without ``fcntl`` (Windows), or
+    when the lock file cannot be made, nothing is locked.
+    """
+    try:
+        import fcntl
+
+        os.makedirs(directory, exist_ok=True)
+        handle = open(os.path.join(directory, LOCK_NAME), "a")  # closed below
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 _KERNEL_CACHE: type | None = None
 
 
+def _compile_unliteral(dispatcher: Any) -> None:
+    """Make calls from compiled code compile ``dispatcher`` for the arguments' types, not their values.
+
+    Why: Numba specializes a callee for each constant it is called with (a ``0`` or ``False``
+    typed ``Literal[int](0)``, ``Literal[bool](False)``), so one kernel called with ``row0=0``
+    in one place and a variable in another was compiled, optimized and emitted twice (and
+    every caller re-optimizes its callees' code). The kernels never need a constant folded.
+    """
+    from numba.core import types
+    from numba.core.dispatcher import Dispatcher
+
+    def get_call_template(args: tuple[Any, ...], kws: dict[str, Any]) -> Any:
+        args = tuple(types.unliteral(a) for a in args)
+        kws = {k: types.unliteral(v) for k, v in kws.items()}
+        return Dispatcher.get_call_template(dispatcher, args, kws)
+
+    dispatcher.get_call_template = get_call_template
+
+
 def kernel_jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``numba.njit(**options)`` with the on-disk cache described above (never ``cache=True``)."""
+    """``numba.njit(**options)`` with the on-disk cache described above (never ``cache=True``),
+    compiled once per argument types when called from other kernels (see ``_compile_unliteral``),
+    and without the C-callable wrapper (``no_cfunc_wrapper``: only a kernel passed as a
+    first-class function value would use it; none is, and making it cost compile time)."""
     from numba import njit
 
     if "cache" in options:
         raise TypeError("kernel_jit caches by itself; do not pass cache=")
+    options = {"no_cfunc_wrapper": True, **options}
 
     def decorate(fn: Callable[..., Any]) -> Any:
         global _KERNEL_CACHE
         dispatcher = njit(**options)(fn)
+        _compile_unliteral(dispatcher)
         if _prepared_directory() is not None:
             if _KERNEL_CACHE is None:
                 _KERNEL_CACHE = _cache_classes()

@@ -105,8 +105,10 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
         for r in range(m):
             i = rows[r]
-            if not sparse:
-                xs[r] = x[i]
+            if not sparse:  # element by element: ``xs[r] = x[i]`` compiles a shape-mismatch message
+                xr, xi = xs[r], x[i]
+                for q in range(xr.shape[0]):
+                    xr[q] = xi[q]
             ys[r] = y[i]
         logits, offset = forward(gemm, xs, sp, rows, 0, m, params, layout, code, consts, acts)
         # loss and dL/dlogits

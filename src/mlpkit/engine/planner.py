@@ -26,6 +26,7 @@ from mlpkit.engine.threads import BlasThreads
 from mlpkit.nn.mlp import MLP
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlpkit.engine.precompile import Helper
     from mlpkit.engine.sparse import SparseRows
 
 #: A training step whose largest matrix product has fewer multiply-adds than this runs its
@@ -77,6 +78,7 @@ class EnginePlan:
     segment_steps: int  # the longest run of steps a call should ask for
     fallback_reason: str | None = None  # why the compiled steps were not used (engine "auto")
     _sparse_train: SparseRows | None = field(default=None, repr=False)
+    _helper: Helper | None = field(default=None, repr=False)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -90,6 +92,9 @@ class EnginePlan:
         """Stop the worker threads and free the per-fit sparse inputs (returning their memory)."""
         self.evaluator.close()
         self.steps.close()
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
         if self._sparse_train is not None:
             self._sparse_train = None
             memory.trim()
@@ -155,6 +160,7 @@ def plan_engine(
     """
     n = len(x_train)
     evaluator = Evaluator(model, chunk=eval_chunk, max_rows=max(0 if x_val is None else len(x_val), n), engine=engine)
+    helper = _start_helper(evaluator, model, optimizer, options, x_train if x_val is None else x_val, validation)
     threads_now = BlasThreads().threads()
     small = step_macs(model, batch_size) < SMALL_STEP_MACS
     sparse_steps = small or threads_now == 1
@@ -167,6 +173,11 @@ def plan_engine(
     runner: StepRunner | None = compiled_steps(
         engine, model, optimizer, batch_size, x_train, y_train, sparse_train if sparse_steps else None, options, rng
     )
+    if helper is not None:
+        from mlpkit.engine.compiled import CompiledSteps
+
+        if isinstance(runner, CompiledSteps):
+            helper.wait_for("forward")  # so that train_steps loads it rather than compiles it too
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
     reason = None
@@ -204,4 +215,32 @@ def plan_engine(
         segment_steps=segment_steps(model, batch_size),
         fallback_reason=reason,
         _sparse_train=sparse_train,
+        _helper=helper,
     )
+
+
+def _start_helper(
+    evaluator: Evaluator,
+    model: MLP,
+    optimizer: object,
+    options: StepOptions | None,
+    x_eval: np.ndarray,
+    validation: bool,
+) -> Helper | None:
+    """A process compiling kernels beside this one (:mod:`mlpkit.engine.precompile`) when the plain
+    compiled SGD steps will run on a cold kernel cache; the evaluator waits for it."""
+    compiled = evaluator.compiled_evaluation
+    if compiled is None or (options is not None and options.active):
+        return None
+    from mlpkit.engine import cblas, precompile
+    from mlpkit.engine.compiled import plain_sgd
+
+    gemm = cblas.gemm(model.dtype.name)
+    if gemm is None or not plain_sgd(optimizer):
+        return None
+    helper = precompile.start(model.dtype, gemm, compiled.argument_types(x_eval) if validation else None)
+    if helper is not None:
+        if validation:
+            evaluator.compiled_by(helper)
+        helper.compile_training_callees()  # first: the helper loads the small ones it needs too
+    return helper

@@ -80,7 +80,9 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY) -> SparseRows |
         return None
     base = np.empty(x.shape[1], dtype=x.dtype)
     counts = np.empty(x.shape[0] + 1, dtype=np.int64)
-    _choose_base(x, base)
+    votes = np.zeros((3, x.shape[1]), dtype=np.int64)  # work arrays made here: no allocation compiled in
+    votes[0] = 1
+    _choose_base(x, base, x[0].copy(), x[0].copy(), votes)
     if not np.isfinite(base).all():
         return None
     _count_differing(x, base, counts)
@@ -98,10 +100,13 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY) -> SparseRows |
 
 
 @kernel_jit(nogil=True)
-def _choose_base(x, base):
-    """base[c] = whichever of column c's minimum and majority-vote candidate occurs more often."""
+def _choose_base(x, base, low, vote, counts):
+    """base[c] = whichever of column c's minimum and majority-vote candidate occurs more often.
+
+    ``low`` and ``vote`` start as copies of row 0; ``counts`` (3, columns) int64 as ones, zeros, zeros.
+    """
     n = x.shape[1]
-    low, vote, votes = x[0].copy(), x[0].copy(), np.ones(n, dtype=np.int64)
+    votes, n_low, n_vote = counts[0], counts[1], counts[2]
     for r in range(1, x.shape[0]):
         row = x[r]
         for c in range(n):
@@ -115,7 +120,6 @@ def _choose_base(x, base):
                 votes[c] += 1
             else:
                 votes[c] -= 1
-    n_low, n_vote = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     for r in range(x.shape[0]):
         row = x[r]
         for c in range(n):

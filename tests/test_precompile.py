@@ -1,0 +1,159 @@
+"""The cold-start helper process (mlpkit.engine.precompile) and the cache lock it relies on.
+
+The helper compiles ``forward`` and ``evaluate_rows`` into the kernel cache while the training
+process compiles ``train_steps``' other callees; that only saves time if the argument types
+written down here are the ones ``train_steps`` really calls them with, so that is checked
+against a fresh compilation. Any failure of the helper leaves the run compiling on its own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numba import njit, typeof
+
+from mlpkit.engine import cblas, kernel_cache, kernels, precompile, sparse_kernels
+from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
+from mlpkit.engine.dense_kernels import FAST
+from mlpkit.nn.mlp import MLP
+from mlpkit.optim.sgd import SGD
+
+pytestmark = pytest.mark.skipif(cblas.routines("float32") is None, reason="no CBLAS in NumPy's BLAS library")
+
+
+def _steps(dtype=np.float32):
+    model = MLP([5], n_features=12, n_classes=3, activation="tanh", dtype=dtype)
+    model.init_weights(np.random.default_rng(0), "fan_in_normal")
+    x = model.prepare_inputs(np.random.default_rng(1).normal(size=(20, 12)))
+    y = np.arange(20) % 3
+    return CompiledSteps(model, SGD(model.parameters(), lr=0.1, momentum=0.9), 4, x, y)
+
+
+def test_the_written_down_argument_types_are_those_train_steps_calls_with():
+    steps = _steps()
+    dtype, gemm = steps.model.dtype, steps._gemm
+    callees = [(kernels.forward, precompile.forward_signature(dtype, gemm))]
+    callees += precompile.training_callees(dtype, gemm)
+    for kernel, signature in callees:
+        kernel.compile(signature)
+    before = {kernel: set(kernel.signatures) for kernel, _ in callees}
+    fresh_forward = njit(**FAST)(kernels.forward.py_func)  # gemm_product: as forward calls it
+    fresh_forward.compile(precompile.forward_signature(dtype, gemm))
+    gradient = [sig for kernel, sig in callees if kernel is sparse_kernels.sparse_weight_gradient]
+    njit(**FAST)(sparse_kernels.sparse_weight_gradient.py_func).compile(gradient[0])  # tile: as it is called
+    fresh = njit(**FAST)(kernels.train_steps.py_func)  # typed anew, not loaded from the cache
+    args = (steps._gemm, steps._axpy, steps.x, steps._sparse_arguments, steps.y, np.arange(20), steps._plan)
+    args += (steps._params, steps._velocity, steps._layout, steps._consts, steps._xb, steps._yb, steps._scratch)
+    fresh.compile(tuple(typeof(a) for a in (*args, np.empty(1))))
+    for kernel, signature in callees:
+        assert set(kernel.signatures) == before[kernel], f"{kernel.py_func.__name__} was compiled again"
+        assert tuple(signature) in kernel.signatures
+
+
+def test_the_helper_compiles_forward_and_evaluate_rows_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # the helper's cache, not this process's
+    monkeypatch.setattr(precompile, "_is_cached", lambda dispatcher: False)
+    monkeypatch.setattr(precompile, "_cpus", lambda: 2)
+    steps = _steps()
+    evaluation = CompiledEvaluation(steps.model)
+    helper = precompile.start(steps.model.dtype, steps._gemm, evaluation.argument_types(steps.x))
+    assert helper is not None
+    try:
+        assert helper.wait_for("forward") and helper.wait_for("evaluate_rows")
+    finally:
+        helper.close()
+    names = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
+    assert {"kernels.forward", "kernels.evaluate_rows", "sparse_kernels.sparse_product"} <= names
+    assert "kernels.train_steps" not in names  # this process's part
+    assert list(tmp_path.rglob(kernel_cache.LOCK_NAME)), "entries are written under the folder's lock"
+
+
+def test_no_helper_on_one_cpu_or_a_warm_cache(monkeypatch):
+    steps = _steps()
+    monkeypatch.setattr(precompile, "_is_cached", lambda dispatcher: False)
+    monkeypatch.setattr(precompile, "_cpus", lambda: 1)
+    assert precompile.start(steps.model.dtype, steps._gemm, None) is None
+    monkeypatch.setattr(precompile, "_cpus", lambda: 2)
+    monkeypatch.setattr(precompile, "_is_cached", lambda dispatcher: True)
+    assert precompile.start(steps.model.dtype, steps._gemm, None) is None
+
+
+def test_a_helper_that_dies_is_not_waited_for():
+    process = subprocess.Popen([sys.executable, "-c", "print('forward', flush=True)"], stdout=subprocess.PIPE)
+    helper = precompile.Helper(process)
+    assert helper.wait_for("forward")
+    assert not helper.wait_for("evaluate_rows", timeout=30)  # the helper exited without it
+    helper.close()
+
+
+def test_a_silent_helper_is_waited_for_only_so_long():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], stdout=subprocess.PIPE)
+    helper = precompile.Helper(process)
+    try:
+        assert not helper.wait_for("forward", timeout=0.2)
+        assert not helper.wait_for("evaluate_rows")  # given up on: no second wait
+    finally:
+        helper.close()
+    assert process.poll() is not None
+
+
+def test_the_cache_lock_is_exclusive_for_writes(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    with kernel_cache._locked(str(tmp_path), exclusive=True):
+        with open(tmp_path / kernel_cache.LOCK_NAME) as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    with kernel_cache._locked(str(tmp_path), exclusive=False):
+        with open(tmp_path / kernel_cache.LOCK_NAME) as other:
+            fcntl.flock(other, fcntl.LOCK_SH | fcntl.LOCK_NB)  # readers share it
+
+
+class _FakeHelper:
+    def __init__(self):
+        self.calls = []
+
+    def compile_training_callees(self):
+        self.calls.append("callees")
+
+    def wait_for(self, name, timeout=precompile.WAIT_S):
+        self.calls.append(name)
+        return False  # as if the helper had failed: everything compiles here
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_the_planner_shares_the_work_with_the_helper_and_closes_it(monkeypatch):
+    from mlpkit.engine.planner import plan_engine
+
+    fake = _FakeHelper()
+    started = []
+
+    def start(dtype, gemm, evaluate_signature):
+        started.append(evaluate_signature)
+        return fake
+
+    monkeypatch.setattr(precompile, "start", start)
+    steps = _steps()
+    x, y = steps.x, steps.y
+    plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=x, y_train=y, x_val=x, engine="compiled")
+    assert plan.engine == "compiled" and fake.calls == ["callees", "forward"]
+    assert started[0] == CompiledEvaluation(steps.model).argument_types(x)
+    plan.evaluator.evaluate(x, y)
+    plan.evaluator.evaluate(x, y)
+    assert fake.calls == ["callees", "forward", "evaluate_rows"]  # once, before the first compiled chunk
+    plan.close()
+    assert fake.calls[-1] == "close"
+
+
+def test_no_helper_for_the_numpy_engine(monkeypatch):
+    from mlpkit.engine.planner import plan_engine
+
+    monkeypatch.setattr(precompile, "start", lambda *a: pytest.fail("no helper for NumPy steps"))
+    steps = _steps()
+    plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=steps.x, y_train=steps.y, engine="numpy")
+    assert plan.engine == "numpy"
+    plan.close()
