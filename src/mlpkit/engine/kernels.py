@@ -68,6 +68,19 @@ def forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
     return prev, offset - m * layout[n_layers - 1, FAN_OUT]
 
 
+@kernel_jit(inline="always", **FAST)
+def gather_batch(x, y, rows, sparse, xs, ys):
+    """The step's labels ys[r] = y[rows[r]] and, unless the steps read the sparse form, its inputs
+    xs[r] = x[rows[r]] (element by element: a row assignment compiles a shape-mismatch message)."""
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        if not sparse:
+            xr, xi = xs[r], x[i]
+            for q in range(xr.shape[0]):
+                xr[q] = xi[q]
+        ys[r] = y[i]
+
+
 @kernel_jit(**FAST)
 def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, consts, xb, yb, scratch, losses):
     """Run ``n_steps`` SGD steps from step ``first_step`` of the epoch whose sample order is ``order``.
@@ -103,13 +116,7 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
         start = (first_step + s) * batch_size
         m = min(batch_size, order.shape[0] - start)
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
-        for r in range(m):
-            i = rows[r]
-            if not sparse:  # element by element: ``xs[r] = x[i]`` compiles a shape-mismatch message
-                xr, xi = xs[r], x[i]
-                for q in range(xr.shape[0]):
-                    xr[q] = xi[q]
-            ys[r] = y[i]
+        gather_batch(x, y, rows, sparse, xs, ys)
         logits, offset = forward(gemm, xs, sp, rows, 0, m, params, layout, code, consts, acts)
         # loss and dL/dlogits
         fan_out = layout[n_layers - 1, FAN_OUT]

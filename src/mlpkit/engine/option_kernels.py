@@ -27,7 +27,7 @@ from mlpkit.engine.dense_kernels import (
     softmax_xent,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
-from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET
+from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch
 from mlpkit.engine.sparse_kernels import sparse_product, sparse_weight_gradient
 from mlpkit.engine.update_kernels import (
     H_CLIP,
@@ -107,11 +107,7 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
         start = (first_step + s) * batch_size
         m = min(batch_size, order.shape[0] - start)
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
-        for r in range(m):
-            i = rows[r]
-            if not sparse:
-                xs[r] = x[i]
-            ys[r] = y[i]
+        gather_batch(x, y, rows, sparse, xs, ys)
         u0 = s * stride
         a_in = xs
         if input_masked:
