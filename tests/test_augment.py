@@ -16,7 +16,8 @@ from mlpkit.data.affine import affine_maps, draw_affine_maps, random_affine
 from mlpkit.data.augment import BLOCK_IMAGES, Augmentation, augmented_epoch
 from mlpkit.data.elastic import draw_displacements, elastic, identity_maps
 from mlpkit.data.normalize import Normalization
-from mlpkit.data.warp import gaussian_matrix, smooth_fields, warp_images
+from mlpkit.data.smoothing import gaussian_matrix, smooth_fields
+from mlpkit.data.warp import warp_images
 from mlpkit.train.augment_feed import AugmentFeed, augmented_inputs
 
 NO_AFFINE = dict(max_shift=0.0, max_rotation=0.0, scale=(1.0, 1.0), max_shear=0.0)

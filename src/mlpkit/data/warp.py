@@ -1,18 +1,20 @@
-"""Compiled image resampling for augmentation: Gaussian smoothing of displacement fields and one
-bilinear warp per image that applies an affine map and a displacement field together.
+"""Bilinear resampling of many small images at once: one warp per image that applies an affine
+map and a displacement field (`mlpkit.data.smoothing`) together, as explicit vector code.
 
 Why compiled (Numba) rather than ``scipy.ndimage``: one epoch of MNIST is 55,000 small images, and
 per-image calls into scipy cost more in call overhead than in arithmetic (see
 ``benchmarks/augment.py``); here a block of images is one call that releases the GIL, so the
 background feed (`mlpkit.train.augment_feed`) overlaps training for real. The training uses every
-core, so whatever CPU time the feed takes is taken from the training: both kernels are written to
-be cheap (explicit vector code for the smoothing, a branch-free warp). Every kernel sums in a fixed
-order and works image by image: the result does not depend on how the images are cut into blocks
-or on which thread runs them.
+core, so the feed's CPU time is taken from it: each output row is computed 8 pixels at a time,
+with no test per corner (the image is read from a copy with zeros around it) and one 8-byte
+gather per pair of neighbouring corners. The arithmetic is the plain scalar loop's, operation for
+operation (see `_warp`), image by image: the result does not depend on how the images are cut
+into blocks or on which thread runs them.
 
 This module imports Numba at import time; the modules above it import it inside functions, so
-importing ``mlpkit.data`` stays cheap. It uses no code from other files, so Numba's own on-disk
-cache (keyed on this file) cannot load stale machine code.
+importing ``mlpkit.data`` stays cheap. Its compiled code uses no code from other files (the few
+code-generation helpers are repeated from `mlpkit.data.smoothing` for that reason), so Numba's
+own on-disk cache (keyed on this file) cannot load stale machine code.
 """
 
 from __future__ import annotations
@@ -23,25 +25,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["gaussian_matrix", "smooth_fields", "warp_images"]
+from mlpkit.core.errors import InputError
 
-
-def gaussian_matrix(size: int, sigma: float, *, truncate: float = 4.0) -> np.ndarray:
-    """(size, size) float64 matrix G with ``G @ u`` = ``u`` filtered by a Gaussian of ``sigma``.
-
-    The kernel is scipy.ndimage's (weights exp(-x^2 / 2 sigma^2) over |x| <= round(truncate *
-    sigma), normalized to sum 1) with zeros outside the signal (``mode="constant"``), so
-    ``G @ U @ G.T`` equals ``scipy.ndimage.gaussian_filter(U, sigma, mode="constant")``.
-    """
-    radius = int(truncate * sigma + 0.5)
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    weights /= weights.sum()
-    g = np.zeros((size, size))
-    for i in range(size):
-        lo, hi = max(0, i - radius), min(size, i + radius + 1)
-        g[i, lo:hi] = weights[lo - i + radius : hi - i + radius]
-    return g
+__all__ = ["warp_images"]
 
 
 # ------------------------------------------------------------------------- vector helpers
@@ -65,142 +51,6 @@ def _function(builder: ir.IRBuilder, name: str, ret: ir.Type, params: list[ir.Ty
     """An LLVM intrinsic, declared in the module once (the masked loads and stores take the
     alignment as an argument here; LLVM moves it to an attribute)."""
     return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, params), name)
-
-
-# ------------------------------------------------------------------------------- smoothing
-#: float32 lanes of one 512-bit vector (LLVM splits it on CPUs with narrower vectors).
-VECTOR = 16
-#: A tile: TILE_ROWS output rows x TILE_COLS columns, held in 8 vector registers.
-TILE_ROWS, TILE_COLS = 4, 2 * VECTOR
-
-
-def _make_tile(shift: bool):
-    """A register tile of ``out = x @ y`` (``y`` read as ``2 y - 1`` when ``shift``)."""
-
-    @intrinsic
-    def tile(typingctx, x, x_off, ldx, y, y_off, ldy, k0, k1, y_cols, out, out_off, ldo, rows, cols):
-        """``out[out_off + i ldo + c] = sum(x[x_off + i ldx + k] * y[y_off + k ldy + c])`` over k
-        in ``k0 .. k1 - 1`` ascending (fused multiply-adds from 0), for rows ``i < rows`` (at most
-        `TILE_ROWS`) and columns ``c < cols`` (at most `TILE_COLS`); ``y``'s columns from
-        ``y_cols`` on are not read (0). Flat float32 arrays, offsets in elements, no bounds checks."""
-        sig = types.void(x, x_off, ldx, y, y_off, ldy, k0, k1, y_cols, out, out_off, ldo, rows, cols)
-
-        def codegen(context, builder, sig, args):
-            b = builder
-            xd, yd, od = (context.make_array(sig.args[i])(context, b, args[i]).data for i in (0, 3, 9))
-            x_off, ldx, y_off, ldy, k0, k1, y_cols, out_off, ldo, rows, cols = (
-                _as_i64(b, args[i]) for i in (1, 2, 4, 5, 6, 7, 8, 10, 11, 12, 13)
-            )
-            vec, mask_t = ir.VectorType(_F32, VECTOR), ir.VectorType(ir.IntType(1), VECTOR)
-            fma = _function(b, "llvm.fma.v16f32", vec, [vec] * 3)  # fused on every machine: the same sums
-            load = _function(b, "llvm.masked.load.v16f32.p0", vec, [_PTR, _I32, mask_t, vec])
-            store = _function(b, "llvm.masked.store.v16f32.p0", ir.VoidType(), [vec, _PTR, _I32, mask_t])
-            lane = ir.Constant(ir.VectorType(_I64, VECTOR), list(range(VECTOR)))
-
-            def masks(n):
-                return [
-                    b.icmp_signed("<", lane, _splat(b, b.sub(n, ir.Constant(_I64, v * VECTOR)), VECTOR)) for v in (0, 1)
-                ]
-
-            def at(data, offset, v=0):
-                return b.gep(data, [b.add(offset, ir.Constant(_I64, v * VECTOR))])
-
-            y_masks, out_masks = masks(y_cols), masks(cols)
-            zero, align = ir.Constant(vec, None), ir.Constant(_I32, 4)
-            two, minus_one = ir.Constant(vec, [2.0] * VECTOR), ir.Constant(vec, [-1.0] * VECTOR)
-            acc = [cgutils.alloca_once(b, vec) for _ in range(2 * TILE_ROWS)]  # LLVM keeps them in registers
-            for a in acc:
-                b.store(zero, a)
-            with cgutils.for_range(b, b.sub(k1, k0)) as loop:
-                k = b.add(k0, loop.index)
-                row = b.add(y_off, b.mul(k, ldy))
-                ys = [b.call(load, [at(yd, row, v), align, y_masks[v], zero]) for v in (0, 1)]
-                if shift:
-                    ys = [b.call(fma, [two, value, minus_one]) for value in ys]  # exact: u is k / 2^24
-                for i in range(TILE_ROWS):
-                    s = _splat(b, b.load(at(xd, b.add(b.add(x_off, b.mul(ir.Constant(_I64, i), ldx)), k))), VECTOR)
-                    for v in (0, 1):
-                        b.store(b.call(fma, [s, ys[v], b.load(acc[2 * i + v])]), acc[2 * i + v])
-            for i in range(TILE_ROWS):
-                with b.if_then(b.icmp_signed("<", ir.Constant(_I64, i), rows)):
-                    row = b.add(out_off, b.mul(ir.Constant(_I64, i), ldo))
-                    for v in (0, 1):
-                        b.call(store, [b.load(acc[2 * i + v]), at(od, row, v), align, out_masks[v]])
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return tile
-
-
-_tile, _tile_shifted = _make_tile(False), _make_tile(True)
-
-
-@njit(nogil=True, cache=True)
-def _smooth(uniform, g_rows, row_bands, g_cols, col_bands, out):  # pragma: no cover - compiled
-    n, k, h, w = uniform.shape
-    hp, wp = g_rows.shape[0], g_cols.shape[1]
-    u, f = uniform.reshape(-1), out.reshape(-1)
-    gr, gc = g_rows.reshape(-1), g_cols.reshape(-1)
-    t = np.zeros(hp * wp, np.float32)  # one field smoothed along its rows, padded
-    for m in range(n * k):
-        at = m * h * w
-        for b in range(hp // TILE_ROWS):  # t = G_h (2u - 1)
-            i0 = b * TILE_ROWS
-            for c0 in range(0, wp, TILE_COLS):
-                k0, k1 = row_bands[b, 0], row_bands[b, 1]
-                _tile_shifted(gr, i0 * h, h, u, at + c0, w, k0, k1, w - c0, t, i0 * wp + c0, wp, TILE_ROWS, TILE_COLS)
-        for b in range(hp // TILE_ROWS):  # out = t (alpha G_w^T)
-            i0 = b * TILE_ROWS
-            for c in range(wp // TILE_COLS):
-                c0 = c * TILE_COLS
-                k0, k1 = col_bands[c, 0], col_bands[c, 1]
-                _tile(t, i0 * wp, wp, gc, c0, wp, k0, k1, TILE_COLS, f, at + i0 * w + c0, w, h - i0, w - c0)
-
-
-def _bands(g: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """(tiles, 2) int64: per tile of ``size`` rows (axis 0) or columns (axis 1) of ``g``, the
-    range of the other index where the tile has nonzeros: the products outside are all zero."""
-    tiles = g.shape[axis] // size
-    bands = np.zeros((tiles, 2), np.int64)
-    for b in range(tiles):
-        part = np.take(g, np.arange(b * size, (b + 1) * size), axis=axis)
-        nonzero = np.flatnonzero(part.any(axis=axis))
-        if len(nonzero):
-            bands[b] = nonzero[0], nonzero[-1] + 1
-    return bands
-
-
-def smooth_fields(uniform: np.ndarray, sigma: float, alpha: float) -> np.ndarray:
-    """Displacement fields from uniform draws: ``alpha`` x Gaussian-smoothed (2u - 1) per field.
-
-    Parameters
-    ----------
-    uniform : np.ndarray
-        float32 (n, k, h, w) values in [0, 1) (``rng.random(..., dtype=np.float32)``).
-    sigma : float
-        Of the Gaussian, in pixels.
-    alpha : float
-        Scale of the result.
-
-    Returns
-    -------
-    np.ndarray
-        float32 (n, k, h, w): each field equals, to float32 rounding,
-        ``alpha * scipy.ndimage.gaussian_filter(2 * u - 1, sigma, mode="constant")``, computed as
-        ``G_h @ (2u - 1) @ (alpha G_w).T`` (`gaussian_matrix`) with fused multiply-adds in a
-        fixed order, so the same on every machine.
-    """
-    uniform = np.ascontiguousarray(uniform, dtype=np.float32)
-    _, _, h, w = uniform.shape
-    hp, wp = -(-h // TILE_ROWS) * TILE_ROWS, -(-w // TILE_COLS) * TILE_COLS
-    g_rows = np.zeros((hp, h), np.float32)  # padded with zero rows to whole tiles
-    g_rows[:h] = gaussian_matrix(h, sigma)
-    g_cols = np.zeros((w, wp), np.float32)  # alpha G_w^T, padded with zero columns
-    g_cols[:, :w] = alpha * gaussian_matrix(w, sigma).T
-    out = np.empty_like(uniform)
-    _smooth(uniform, g_rows, _bands(g_rows, TILE_ROWS, 0), g_cols, _bands(g_cols, TILE_COLS, 1), out)
-    return out
 
 
 # ------------------------------------------------------------------------------------ warp
@@ -337,7 +187,9 @@ def _warp(images, maps, disp, out):  # pragma: no cover - compiled
                 _warp_row(padded, wp, d, 0, 0, o, at, y, h, w, coef)
 
 
-def warp_images(images: np.ndarray, maps: np.ndarray, displacement: np.ndarray | None = None) -> np.ndarray:
+def warp_images(
+    images: np.ndarray, maps: np.ndarray, displacement: np.ndarray | None = None, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """Resample each image at source points, bilinearly, with zeros outside the image.
 
     Output pixel (y, x) of image m reads its source at ``maps[m] @ (y + dy, x + dx, 1)``, where
@@ -352,11 +204,18 @@ def warp_images(images: np.ndarray, maps: np.ndarray, displacement: np.ndarray |
         source coordinates (the inverse of the transform applied to the picture).
     displacement : np.ndarray, optional
         float32 (n, 2, h, w): row and column displacements, applied before ``maps``.
+    out : np.ndarray, optional
+        C-contiguous uint8 (n, h, w) array to write into (not ``images``; a new one by default).
 
     Returns
     -------
     np.ndarray
         uint8 (n, h, w), rounded to the nearest integer.
+
+    Raises
+    ------
+    InputError
+        If ``out`` does not fit.
     """
     images = np.ascontiguousarray(images, dtype=np.uint8)
     n, h, w = images.shape
@@ -364,6 +223,17 @@ def warp_images(images: np.ndarray, maps: np.ndarray, displacement: np.ndarray |
     disp = np.zeros((0, 2, h, w), np.float32)
     if displacement is not None:
         disp = np.ascontiguousarray(displacement, dtype=np.float32)
-    out = np.empty_like(images)
+    out = _output(out, images.shape, np.uint8)
+    if np.shares_memory(out, images):
+        raise InputError("out must not share memory with images")
     _warp(images, maps, disp, out)
+    return out
+
+
+def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """``out`` checked (C-contiguous, ``shape``, ``dtype``: the kernels write it flat), or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous or not out.flags.writeable:
+        raise InputError(f"out must be a writable C-contiguous {np.dtype(dtype)} array of shape {shape}")
     return out
