@@ -343,3 +343,13 @@ def test_close_stops_a_waiting_or_working_feed():
     produce(0, out, stop)  # a closing feed: returns before the first chunk
     assert (out == -7.0).all()
     assert np.all(identity_maps(2)[:, :, :2] == np.eye(2))
+
+
+@pytest.mark.parametrize("kind", ["global", "per_feature", "none"])
+def test_the_feed_normalizes_as_each_kind_does(kind):
+    images = pictures(700)  # blocks of NORMALIZE_ROWS and a partial one
+    norm = Normalization.fit(images.reshape(700, -1), kind)
+    out = np.full((700, 785), np.nan, np.float32)
+    out[:, -1] = 1.0
+    augmented_inputs(images, Augmentation(), 5, norm)(2, out, threading.Event())
+    assert np.array_equal(out, normalized(images, Augmentation(), 5, 2, norm))
