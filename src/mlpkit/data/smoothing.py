@@ -7,8 +7,8 @@ CPU second it spends is taken from the training; Numba's own loops kept the sums
 (a load and a store per multiply-add). Here 8 vector registers hold a tile's sums over the whole
 inner product, the zero band of G (beyond the Gaussian's radius) is skipped by the loop bounds,
 and masked loads and stores read and write the fields in place (no padded copies). Sums run in a
-fixed order per output value, fused on every machine, image by image: the result depends neither
-on how the images are cut into blocks nor on the thread or the machine (one with FMA).
+fixed order per output value, always fused (in software on a CPU without FMA), image by image:
+the result depends neither on how the images are cut into blocks nor on the thread or the machine.
 
 This module imports Numba at import time; the modules above it import it inside functions, so
 importing ``mlpkit.data`` stays cheap. Its compiled code uses no code from other files, so Numba's
@@ -176,17 +176,17 @@ def _bands(g: np.ndarray, size: int, axis: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _smoothing(h: int, w: int, sigma: float, alpha: float) -> tuple[np.ndarray, ...]:
+def _smoothing(h: int, w: int, sigma: float, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`_smooth`'s matrices and bands (made once per shape and parameters, not per block)."""
     hp, wp = -(-h // TILE_ROWS) * TILE_ROWS, -(-w // TILE_COLS) * TILE_COLS
     g_rows = np.zeros((hp, h), np.float32)  # padded with zero rows to whole tiles
     g_rows[:h] = gaussian_matrix(h, sigma)
     g_cols = np.zeros((w, wp), np.float32)  # alpha G_w^T, padded with zero columns
     g_cols[:, :w] = alpha * gaussian_matrix(w, sigma).T
-    parts = (g_rows, _bands(g_rows, TILE_ROWS, 0), g_cols, _bands(g_cols, TILE_COLS, 1))
-    for a in parts:
+    row_bands, col_bands = _bands(g_rows, TILE_ROWS, 0), _bands(g_cols, TILE_COLS, 1)
+    for a in (g_rows, row_bands, g_cols, col_bands):
         a.flags.writeable = False
-    return parts
+    return g_rows, row_bands, g_cols, col_bands
 
 
 def smooth_fields(uniform: np.ndarray, sigma: float, alpha: float, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -219,7 +219,8 @@ def smooth_fields(uniform: np.ndarray, sigma: float, alpha: float, *, out: np.nd
     uniform = np.ascontiguousarray(uniform, dtype=np.float32)
     _, _, h, w = uniform.shape
     out = _output(out, uniform.shape, np.float32)
-    _smooth(uniform, *_smoothing(h, w, float(sigma), float(alpha)), out)
+    g_rows, row_bands, g_cols, col_bands = _smoothing(h, w, float(sigma), float(alpha))
+    _smooth(uniform, g_rows, row_bands, g_cols, col_bands, out)
     return out
 
 
