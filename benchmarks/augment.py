@@ -13,6 +13,10 @@ Rows (seconds per epoch, the least over the rounds; a shared machine makes the o
 - ``elastic``: Simard's smoothed random fields. scipy: one ``gaussian_filter`` over all fields
   (sigma 0 along the image axis) and one ``map_coordinates`` over the stack (integer image
   coordinate, so bilinear within each image), i.e. scipy at its most batched. mlpkit: `elastic`.
+- ``kernels``: the parts of mlpkit's elastic path, block by block as `augmented_epoch` runs them:
+  the fields' uniform draws (NumPy's ``Generator.random`` against mlpkit's compiled PCG64,
+  the same numbers), the smoothing of the fields, and the warp of the images through their
+  fields and affine maps.
 - ``affine+elastic``: mlpkit's `augmented_epoch` (one composed resampling), on 1 and 2 threads.
 - ``feed epoch``: `augmented_inputs` (augment + normalize into a float32 buffer with the bias
   column), what the background feed runs per epoch.
@@ -39,10 +43,13 @@ import numpy as np
 from scipy import ndimage
 
 from mlpkit.data.affine import draw_affine_maps, random_affine
-from mlpkit.data.augment import Augmentation, augmented_epoch
+from mlpkit.data.augment import BLOCK_IMAGES, Augmentation, augmented_epoch
 from mlpkit.data.elastic import elastic
 from mlpkit.data.mnist import load_mnist
 from mlpkit.data.normalize import Normalization
+from mlpkit.data.smoothing import smooth_fields
+from mlpkit.data.uniform import random_float32
+from mlpkit.data.warp import warp_images
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
 from mlpkit.train.augment_feed import AugmentFeed, augmented_inputs
@@ -79,6 +86,47 @@ def scipy_elastic(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     coords = np.stack([index.astype(np.float32), yy + fields[:, 0], xx + fields[:, 1]])
     warped = ndimage.map_coordinates(images.astype(np.float32), coords, order=1, mode="grid-constant")
     return np.clip(np.rint(warped), 0, 255).astype(np.uint8)
+
+
+def kernel_rows(images: np.ndarray, rounds: int) -> dict[str, float]:
+    """Seconds per epoch of each part of the elastic path, on blocks of BLOCK_IMAGES images."""
+    n, shape = len(images), images.shape[1:]
+    blocks = [slice(b, b + BLOCK_IMAGES) for b in range(0, n, BLOCK_IMAGES)]
+    uniform = np.random.default_rng(0).random((n, 2, *shape), dtype=np.float32)
+    maps = draw_affine_maps(
+        np.random.default_rng(1),
+        n,
+        shape,
+        max_shift=CONFIG.max_shift,
+        max_rotation=CONFIG.max_rotation,
+        scale=CONFIG.scale,
+        max_shear=CONFIG.max_shear,
+    )
+    fields = smooth_fields(uniform, CONFIG.sigma, CONFIG.alpha)
+
+    def each_block(fn: Callable[[slice], object]) -> Callable[[], None]:
+        def run() -> None:
+            for rows in blocks:
+                fn(rows)
+
+        return run
+
+    size = (2, *shape)
+    return {
+        "kernels: field draws / numpy": best_of(
+            rounds,
+            each_block(lambda r: np.random.default_rng(r.start).random((len(images[r]), *size), dtype=np.float32)),
+        ),
+        "kernels: field draws / mlpkit": best_of(
+            rounds, each_block(lambda r: random_float32(np.random.default_rng(r.start), (len(images[r]), *size)))
+        ),
+        "kernels: smoothing / mlpkit": best_of(
+            rounds, each_block(lambda r: smooth_fields(uniform[r], CONFIG.sigma, CONFIG.alpha))
+        ),
+        "kernels: warp (map + field) / mlpkit": best_of(
+            rounds, each_block(lambda r: warp_images(images[r], maps[r], fields[r]))
+        ),
+    }
 
 
 def best_of(rounds: int, fn: Callable[[], object]) -> float:
@@ -145,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "affine / mlpkit": best_of(rounds, lambda: random_affine(images, rng)),
         "elastic / scipy.ndimage": best_of(rounds, lambda: scipy_elastic(images, rng)),
         "elastic / mlpkit": best_of(rounds, lambda: elastic(images, rng)),
+        **kernel_rows(images, rounds),
         "affine+elastic / mlpkit, 1 thread": best_of(rounds, lambda: augmented_epoch(images, CONFIG, 0, 1)),
         "affine+elastic / mlpkit, 2 threads": best_of(rounds, lambda: augmented_epoch(images, CONFIG, 0, 1, threads=2)),
         "feed epoch (augment + normalize) / mlpkit": best_of(rounds, lambda: produce(1, buffer, threading.Event())),

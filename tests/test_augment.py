@@ -16,7 +16,8 @@ from mlpkit.data.affine import affine_maps, draw_affine_maps, random_affine
 from mlpkit.data.augment import BLOCK_IMAGES, Augmentation, augmented_epoch
 from mlpkit.data.elastic import draw_displacements, elastic, identity_maps
 from mlpkit.data.normalize import Normalization
-from mlpkit.data.warp import gaussian_matrix, smooth_fields, warp_images
+from mlpkit.data.smoothing import gaussian_matrix, smooth_fields
+from mlpkit.data.warp import warp_images
 from mlpkit.train.augment_feed import AugmentFeed, augmented_inputs
 
 NO_AFFINE = dict(max_shift=0.0, max_rotation=0.0, scale=(1.0, 1.0), max_shear=0.0)
@@ -342,3 +343,13 @@ def test_close_stops_a_waiting_or_working_feed():
     produce(0, out, stop)  # a closing feed: returns before the first chunk
     assert (out == -7.0).all()
     assert np.all(identity_maps(2)[:, :, :2] == np.eye(2))
+
+
+@pytest.mark.parametrize("kind", ["global", "per_feature", "none"])
+def test_the_feed_normalizes_as_each_kind_does(kind):
+    images = pictures(700)  # blocks of NORMALIZE_ROWS and a partial one
+    norm = Normalization.fit(images.reshape(700, -1), kind)
+    out = np.full((700, 785), np.nan, np.float32)
+    out[:, -1] = 1.0
+    augmented_inputs(images, Augmentation(), 5, norm)(2, out, threading.Event())
+    assert np.array_equal(out, normalized(images, Augmentation(), 5, 2, norm))

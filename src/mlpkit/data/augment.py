@@ -21,7 +21,7 @@ import numpy as np
 
 from mlpkit.core.errors import ConfigError, InputError
 from mlpkit.data.affine import affine_problems, check_images, draw_affine_maps
-from mlpkit.data.elastic import draw_displacements, elastic_problems, identity_maps
+from mlpkit.data.elastic import elastic_problems, identity_maps
 
 __all__ = ["BLOCK_IMAGES", "TRANSFORMS", "Augmentation", "augment_block", "augmented_epoch"]
 
@@ -113,7 +113,8 @@ def augment_block(images: np.ndarray, config: Augmentation, rng: np.random.Gener
 
     Draws, in this order and for every image whether it is picked or not (so an image's draws do
     not depend on the others'): ``rng.random(n)`` (picked when below ``probability``), the
-    affine parameters, the elastic fields (each only if the transform is configured).
+    affine parameters, the elastic fields' uniform values (each only if the transform is
+    configured). Only the picked images' fields are smoothed, and only they are resampled.
 
     Parameters
     ----------
@@ -127,6 +128,8 @@ def augment_block(images: np.ndarray, config: Augmentation, rng: np.random.Gener
     np.ndarray
         uint8 (n, h, w), a new array.
     """
+    from mlpkit.data.smoothing import smooth_fields
+    from mlpkit.data.uniform import random_float32
     from mlpkit.data.warp import warp_images
 
     n, shape = len(images), images.shape[1:]
@@ -142,13 +145,18 @@ def augment_block(images: np.ndarray, config: Augmentation, rng: np.random.Gener
             scale=config.scale,
             max_shear=config.max_shear,
         )
-    fields_ = None
+    uniform = None  # the elastic fields' draws, as `draw_displacements` makes them
     if "elastic" in config.transforms:
-        fields_ = draw_displacements(rng, n, shape, alpha=config.alpha, sigma=config.sigma)
+        uniform = random_float32(rng, (n, 2, *shape))
+    if not picked.any() or not config.transforms:
+        return images.copy()
+    which: slice | np.ndarray = slice(None) if picked.all() else np.flatnonzero(picked)  # all: no copies
+    fields_ = None if uniform is None else smooth_fields(uniform[which], config.sigma, config.alpha)
+    warped = warp_images(images[which], maps[which], fields_)
+    if isinstance(which, slice):
+        return warped
     out = images.copy()
-    if picked.any() and config.transforms:
-        which = np.flatnonzero(picked)
-        out[which] = warp_images(images[which], maps[which], None if fields_ is None else fields_[which])
+    out[which] = warped
     return out
 
 

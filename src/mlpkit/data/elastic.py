@@ -33,10 +33,12 @@ def draw_displacements(
     rng: np.random.Generator, n: int, image_shape: tuple[int, int], *, alpha: float, sigma: float
 ) -> np.ndarray:
     """(n, 2, h, w) float32 row and column displacements: one ``rng.random((n, 2, h, w), float32)``
-    draw u, each field 2u - 1 smoothed by a Gaussian of ``sigma`` and scaled by ``alpha``."""
-    from mlpkit.data.warp import smooth_fields
+    draw u (compiled, the same values: `mlpkit.data.uniform`), each field 2u - 1 smoothed by a
+    Gaussian of ``sigma`` and scaled by ``alpha``."""
+    from mlpkit.data.smoothing import smooth_fields
+    from mlpkit.data.uniform import random_float32
 
-    uniform = rng.random((n, 2, *image_shape), dtype=np.float32)
+    uniform = random_float32(rng, (n, 2, *image_shape))
     return smooth_fields(uniform, sigma, alpha)
 
 

@@ -1,155 +1,195 @@
-"""Compiled image resampling for augmentation: Gaussian smoothing of displacement fields and one
-bilinear warp per image that applies an affine map and a displacement field together.
+"""Bilinear resampling of many small images at once: one warp per image that applies an affine
+map and a displacement field (`mlpkit.data.smoothing`) together, as explicit vector code.
 
 Why compiled (Numba) rather than ``scipy.ndimage``: one epoch of MNIST is 55,000 small images, and
 per-image calls into scipy cost more in call overhead than in arithmetic (see
 ``benchmarks/augment.py``); here a block of images is one call that releases the GIL, so the
-background feed (`mlpkit.train.augment_feed`) overlaps training for real. Every kernel sums in a
-fixed order and works image by image: the result does not depend on how the images are cut into
-blocks or on which thread runs them.
+background feed (`mlpkit.train.augment_feed`) overlaps training for real. The training uses every
+core, so the feed's CPU time is taken from it: each output row is computed 8 pixels at a time,
+with no test per corner (the image is read from a copy with zeros around it) and one 8-byte
+gather per pair of neighbouring corners. The arithmetic is the plain scalar loop's, operation for
+operation (see `_warp`), image by image: the result does not depend on how the images are cut
+into blocks or on which thread runs them.
 
 This module imports Numba at import time; the modules above it import it inside functions, so
-importing ``mlpkit.data`` stays cheap. It uses no code from other files, so Numba's own on-disk
-cache (keyed on this file) cannot load stale machine code.
+importing ``mlpkit.data`` stays cheap. Its compiled code uses no code from other files (the few
+code-generation helpers are repeated from `mlpkit.data.smoothing` for that reason), so Numba's
+own on-disk cache (keyed on this file) cannot load stale machine code.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-__all__ = ["gaussian_matrix", "smooth_fields", "warp_images"]
+from mlpkit.core.errors import InputError
 
-
-def gaussian_matrix(size: int, sigma: float, *, truncate: float = 4.0) -> np.ndarray:
-    """(size, size) float64 matrix G with ``G @ u`` = ``u`` filtered by a Gaussian of ``sigma``.
-
-    The kernel is scipy.ndimage's (weights exp(-x^2 / 2 sigma^2) over |x| <= round(truncate *
-    sigma), normalized to sum 1) with zeros outside the signal (``mode="constant"``), so
-    ``G @ U @ G.T`` equals ``scipy.ndimage.gaussian_filter(U, sigma, mode="constant")``.
-    """
-    radius = int(truncate * sigma + 0.5)
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    weights /= weights.sum()
-    g = np.zeros((size, size))
-    for i in range(size):
-        lo, hi = max(0, i - radius), min(size, i + radius + 1)
-        g[i, lo:hi] = weights[lo - i + radius : hi - i + radius]
-    return g
+__all__ = ["warp_images"]
 
 
-#: Images smoothed side by side: the innermost loops run over this many images, which vectorizes
-#: (one image at a time, the 28-long rows leave most of each vector register idle).
-LANES = 64
+# ------------------------------------------------------------------------- vector helpers
+_I64, _I32, _F32, _PTR = ir.IntType(64), ir.IntType(32), ir.FloatType(), ir.PointerType()
 
 
-@njit(nogil=True, cache=True)
-def _smooth(uniform, g_rows, g_cols, alpha, out):  # pragma: no cover - compiled
-    n, k, h, w = uniform.shape
-    a = np.zeros((h, w, LANES), dtype=np.float32)
-    t = np.zeros((h, w, LANES), dtype=np.float32)
-    for start in range(0, n, LANES):
-        nb = min(LANES, n - start)
-        for c in range(k):
-            for b in range(nb):
-                for i in range(h):
-                    for j in range(w):
-                        a[i, j, b] = np.float32(2.0) * uniform[start + b, c, i, j] - np.float32(1.0)
-            for i in range(h):  # t[i, j] = sum_r g_rows[i, r] a[r, j], r in order: the same sums per lane
-                for j in range(w):
-                    tv = t[i, j]
-                    tv[:] = 0.0
-                    for r in range(h):
-                        g = g_rows[i, r]
-                        if g != 0.0:
-                            av = a[r, j]
-                            for b in range(LANES):
-                                tv[b] += g * av[b]
-            for i in range(h):  # a[i, j] = sum_s t[i, s] g_cols[j, s]
-                for j in range(w):
-                    av = a[i, j]
-                    av[:] = 0.0
-                    for s in range(w):
-                        g = g_cols[j, s]
-                        if g != 0.0:
-                            tv = t[i, s]
-                            for b in range(LANES):
-                                av[b] += g * tv[b]
-            for b in range(nb):
-                for i in range(h):
-                    for j in range(w):
-                        out[start + b, c, i, j] = alpha * a[i, j, b]
+def _as_i64(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    return builder.sext(value, _I64) if value.type.width < 64 else value
 
 
-def smooth_fields(uniform: np.ndarray, sigma: float, alpha: float) -> np.ndarray:
-    """Displacement fields from uniform draws: ``alpha`` x Gaussian-smoothed (2u - 1) per field.
+def _splat(builder: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    """A vector of ``lanes`` copies of the scalar ``value``."""
+    ty = ir.VectorType(value.type, lanes)
+    one = builder.insert_element(ir.Constant(ty, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(
+        one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
+    )
 
-    Parameters
-    ----------
-    uniform : np.ndarray
-        float32 (n, k, h, w) values in [0, 1) (``rng.random(..., dtype=np.float32)``).
-    sigma : float
-        Of the Gaussian, in pixels.
-    alpha : float
-        Scale of the result.
 
-    Returns
-    -------
-    np.ndarray
-        float32 (n, k, h, w): each field equals, to float32 rounding,
-        ``alpha * scipy.ndimage.gaussian_filter(2 * u - 1, sigma, mode="constant")``, computed as
-        ``G_h @ (2u - 1) @ G_w.T`` (`gaussian_matrix`) with sums in a fixed order.
-    """
-    uniform = np.ascontiguousarray(uniform, dtype=np.float32)
-    _, _, h, w = uniform.shape
-    out = np.empty_like(uniform)
-    g_rows = gaussian_matrix(h, sigma).astype(np.float32)
-    g_cols = gaussian_matrix(w, sigma).astype(np.float32)
-    _smooth(uniform, g_rows, g_cols, np.float32(alpha), out)
-    return out
+def _function(builder: ir.IRBuilder, name: str, ret: ir.Type, params: list[ir.Type]) -> ir.Function:
+    """An LLVM intrinsic, declared in the module once (the masked loads and stores take the
+    alignment as an argument here; LLVM moves it to an attribute)."""
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, params), name)
+
+
+# ------------------------------------------------------------------------------------ warp
+#: Zero rows and columns around the float32 copy of an image that `_warp` reads: a source point
+#: with all four corners off the image reads zeros, with no test per corner.
+PAD = 2
+#: Output pixels per vector of `_warp_row` (8 float64 lanes of a 512-bit vector).
+PIXELS = 8
+
+
+def _make_warp_row(displaced: bool):
+    """One output row of `_warp` as vector code (with or without a displacement field)."""
+
+    @intrinsic
+    def warp_row(typingctx, padded, wp, disp, dy_off, dx_off, out, out_off, y, h, w, coef):
+        """Output pixels ``out[out_off + x]``, x < w, of row ``y``, ``PIXELS`` at a time: the same
+        float64 operations, in the same order, as the scalar loop in `_warp`'s docstring.
+        ``padded``: the float32 image with `PAD` zeros around it, ``wp`` wide; ``coef``: the
+        map's six numbers; ``disp[dy_off + x]``, ``disp[dx_off + x]``: the displacement."""
+        sig = types.void(padded, wp, disp, dy_off, dx_off, out, out_off, y, h, w, coef)
+
+        def codegen(context, builder, sig, args):
+            b = builder
+            pd, dd, od, cd = (context.make_array(sig.args[i])(context, b, args[i]).data for i in (0, 2, 5, 10))
+            wp, dy_off, dx_off, out_off, y, h, w = (_as_i64(b, args[i]) for i in (1, 3, 4, 6, 7, 8, 9))
+            f64, i64 = ir.VectorType(ir.DoubleType(), PIXELS), ir.VectorType(_I64, PIXELS)
+            f32, mask_t, ptrs = (
+                ir.VectorType(_F32, PIXELS),
+                ir.VectorType(ir.IntType(1), PIXELS),
+                ir.VectorType(_PTR, PIXELS),
+            )
+            floor = _function(b, "llvm.floor.v8f64", f64, [f64])
+            clamp = [_function(b, f"llvm.{name}.v8f64", f64, [f64, f64]) for name in ("maxnum", "minnum")]
+            load = _function(b, "llvm.masked.load.v8f32.p0", f32, [_PTR, _I32, mask_t, f32])
+            gather = _function(b, "llvm.masked.gather.v8i64.v8p0", i64, [ptrs, _I32, mask_t, i64])
+            i8 = ir.VectorType(ir.IntType(8), PIXELS)
+            store = _function(b, "llvm.masked.store.v8i8.p0", ir.VoidType(), [i8, _PTR, _I32, mask_t])
+
+            def const(value, ty=f64):
+                return ir.Constant(ty, [value] * PIXELS)
+
+            a00, a01, b0, a10, a11, b1 = (
+                _splat(b, b.load(b.gep(cd, [ir.Constant(_I64, i)])), PIXELS) for i in range(6)
+            )
+            qy0, rows, cols = (_splat(b, b.sitofp(v, ir.DoubleType()), PIXELS) for v in (y, h, w))
+            wp_v, base = _splat(b, wp, PIXELS), _splat(b, b.ptrtoint(pd, _I64), PIXELS)
+            two_floats = ir.VectorType(_F32, 2 * PIXELS)
+            halves = [ir.Constant(ir.VectorType(_I32, PIXELS), list(range(k, 2 * PIXELS, 2))) for k in (0, 1)]
+            lane = ir.Constant(i64, list(range(PIXELS)))
+
+            def corners(index, mask):
+                """padded[index], padded[index + 1] as float64 vectors: one 8-byte gather."""
+                at = b.inttoptr(b.add(base, b.mul(index, const(4, i64))), ptrs)
+                both = b.bitcast(b.call(gather, [at, ir.Constant(_I32, 4), mask, ir.Constant(i64, None)]), two_floats)
+                undef = ir.Constant(two_floats, ir.Undefined)
+                return [b.fpext(b.shuffle_vector(both, undef, half), f64) for half in halves]
+
+            chunks = b.sdiv(b.add(w, ir.Constant(_I64, PIXELS - 1)), ir.Constant(_I64, PIXELS))
+            with cgutils.for_range(b, chunks) as loop:
+                x0 = b.mul(loop.index, ir.Constant(_I64, PIXELS))
+                xs = b.add(_splat(b, x0, PIXELS), lane)
+                mask = b.icmp_signed("<", xs, _splat(b, w, PIXELS))
+                qy, qx = qy0, b.sitofp(xs, f64)
+                if displaced:
+                    zeros = ir.Constant(f32, None)
+                    for off, is_y in ((dy_off, True), (dx_off, False)):
+                        d = b.call(load, [b.gep(dd, [b.add(off, x0)]), ir.Constant(_I32, 4), mask, zeros])
+                        if is_y:
+                            qy = b.fadd(qy, b.fpext(d, f64))
+                        else:
+                            qx = b.fadd(qx, b.fpext(d, f64))
+                sy = b.fadd(b.fadd(b.fmul(a00, qy), b.fmul(a01, qx)), b0)
+                sx = b.fadd(b.fadd(b.fmul(a10, qy), b.fmul(a11, qx)), b1)
+                y0, x0f = b.call(floor, [sy]), b.call(floor, [sx])
+                fy, fx = b.fsub(sy, y0), b.fsub(sx, x0f)
+                iy, ix = (
+                    b.fptosi(b.call(clamp[1], [b.call(clamp[0], [v, const(-float(PAD))]), top]), i64)
+                    for v, top in ((y0, rows), (x0f, cols))
+                )
+                at = b.add(b.mul(b.add(iy, const(PAD, i64)), wp_v), b.add(ix, const(PAD, i64)))
+                p00, p01 = corners(at, mask)
+                p10, p11 = corners(b.add(at, wp_v), mask)
+                gy, gx = b.fsub(const(1.0), fy), b.fsub(const(1.0), fx)
+                v = b.fadd(const(0.0), b.fmul(b.fmul(gy, gx), p00))
+                v = b.fadd(v, b.fmul(b.fmul(gy, fx), p01))
+                v = b.fadd(v, b.fmul(b.fmul(fy, gx), p10))
+                v = b.fadd(v, b.fmul(b.fmul(fy, fx), p11))
+                v = b.call(floor, [b.fadd(v, const(0.5))])
+                v = b.select(b.fcmp_ordered("<", v, const(255.0)), v, const(255.0))
+                b.call(store, [b.fptoui(v, i8), b.gep(od, [b.add(out_off, x0)]), ir.Constant(_I32, 1), mask])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return warp_row
+
+
+_warp_row, _warp_row_displaced = _make_warp_row(False), _make_warp_row(True)
 
 
 @njit(nogil=True, cache=True)
 def _warp(images, maps, disp, out):  # pragma: no cover - compiled
+    """Per output pixel (y, x) of image m, what `_warp_row` computes 8 at a time::
+
+        qy, qx = y + disp[m, 0, y, x], x + disp[m, 1, y, x]      # float64; no disp: y, x
+        sy = a00 * qy + a01 * qx + b0;  sx = a10 * qy + a11 * qx + b1
+        y0, x0 = floor(sy), floor(sx);  fy, fx = sy - y0, sx - x0
+        v = 0.0 + (1 - fy) * (1 - fx) * p[y0, x0] + (1 - fy) * fx * p[y0, x0 + 1]
+                + fy * (1 - fx) * p[y0 + 1, x0] + fy * fx * p[y0 + 1, x0 + 1]   # left to right
+        out = min(floor(v + 0.5), 255)
+
+    where p is the image with zeros outside (corner rows and columns clamped to [-PAD, h] and
+    [-PAD, w] first: a point with all four corners off the image reads four zeros).
+    """
     n, h, w = images.shape
-    fields = disp.shape[0] > 0
+    displaced = disp.shape[0] > 0
+    wp = w + 2 * PAD
+    padded = np.zeros((h + 2 * PAD) * wp, np.float32)  # the image, zeros around it
+    coef = np.empty(6)
+    d, o = disp.reshape(-1), out.reshape(-1)
     for m in range(n):
-        a00, a01, b0 = maps[m, 0, 0], maps[m, 0, 1], maps[m, 0, 2]
-        a10, a11, b1 = maps[m, 1, 0], maps[m, 1, 1], maps[m, 1, 2]
-        img = images[m]
+        for i in range(2):
+            for j in range(3):
+                coef[3 * i + j] = maps[m, i, j]
         for y in range(h):
+            row, img = (y + PAD) * wp + PAD, images[m, y]
             for x in range(w):
-                qy, qx = float(y), float(x)
-                if fields:
-                    qy += disp[m, 0, y, x]
-                    qx += disp[m, 1, y, x]
-                sy = a00 * qy + a01 * qx + b0
-                sx = a10 * qy + a11 * qx + b1
-                y0 = math.floor(sy)
-                x0 = math.floor(sx)
-                fy = sy - y0
-                fx = sx - x0
-                iy, ix = int(y0), int(x0)
-                v = 0.0
-                if iy >= -1 and iy < h and ix >= -1 and ix < w:  # else all four corners are outside: 0
-                    if iy >= 0:
-                        if ix >= 0:
-                            v += (1.0 - fy) * (1.0 - fx) * img[iy, ix]
-                        if ix + 1 < w:
-                            v += (1.0 - fy) * fx * img[iy, ix + 1]
-                    if iy + 1 < h:
-                        if ix >= 0:
-                            v += fy * (1.0 - fx) * img[iy + 1, ix]
-                        if ix + 1 < w:
-                            v += fy * fx * img[iy + 1, ix + 1]
-                v = math.floor(v + 0.5)  # round half up; v >= 0
-                out[m, y, x] = min(v, 255.0)
+                padded[row + x] = img[x]
+        for y in range(h):
+            at = (m * h + y) * w
+            if displaced:
+                _warp_row_displaced(padded, wp, d, at + m * h * w, at + (m + 1) * h * w, o, at, y, h, w, coef)
+            else:
+                _warp_row(padded, wp, d, 0, 0, o, at, y, h, w, coef)
 
 
-def warp_images(images: np.ndarray, maps: np.ndarray, displacement: np.ndarray | None = None) -> np.ndarray:
+def warp_images(
+    images: np.ndarray, maps: np.ndarray, displacement: np.ndarray | None = None, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """Resample each image at source points, bilinearly, with zeros outside the image.
 
     Output pixel (y, x) of image m reads its source at ``maps[m] @ (y + dy, x + dx, 1)``, where
@@ -164,11 +204,18 @@ def warp_images(images: np.ndarray, maps: np.ndarray, displacement: np.ndarray |
         source coordinates (the inverse of the transform applied to the picture).
     displacement : np.ndarray, optional
         float32 (n, 2, h, w): row and column displacements, applied before ``maps``.
+    out : np.ndarray, optional
+        C-contiguous uint8 (n, h, w) array to write into (not ``images``; a new one by default).
 
     Returns
     -------
     np.ndarray
         uint8 (n, h, w), rounded to the nearest integer.
+
+    Raises
+    ------
+    InputError
+        If ``out`` does not fit.
     """
     images = np.ascontiguousarray(images, dtype=np.uint8)
     n, h, w = images.shape
@@ -176,6 +223,17 @@ def warp_images(images: np.ndarray, maps: np.ndarray, displacement: np.ndarray |
     disp = np.zeros((0, 2, h, w), np.float32)
     if displacement is not None:
         disp = np.ascontiguousarray(displacement, dtype=np.float32)
-    out = np.empty_like(images)
+    out = _output(out, images.shape, np.uint8)
+    if np.shares_memory(out, images):
+        raise InputError("out must not share memory with images")
     _warp(images, maps, disp, out)
+    return out
+
+
+def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """``out`` checked (C-contiguous, ``shape``, ``dtype``: the kernels write it flat), or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous or not out.flags.writeable:
+        raise InputError(f"out must be a writable C-contiguous {np.dtype(dtype)} array of shape {shape}")
     return out

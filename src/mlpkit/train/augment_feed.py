@@ -38,6 +38,8 @@ __all__ = ["AugmentFeed", "augmented_inputs"]
 
 #: Images augmented and normalized per step of `augmented_inputs` (``close`` waits for one step).
 CHUNK_IMAGES = 8192
+#: Rows normalized at a time (a float64 scratch of this many rows stays in the core's cache).
+NORMALIZE_ROWS = 256
 
 #: ``produce(epoch, out, stop)`` writes epoch's inputs into ``out``; may return early once ``stop`` is set.
 Producer = Callable[[int, np.ndarray, threading.Event], None]
@@ -183,7 +185,7 @@ def augmented_inputs(
 
     The values equal ``normalization.apply(augmented_epoch(images, augmentation, seed, e)
     .reshape(n, -1), dtype, bias_column=...)`` exactly (the same float64 arithmetic row by
-    row), written straight into the feed's buffer a chunk at a time.
+    row), written straight into the feed's buffer a few rows at a time.
 
     Parameters
     ----------
@@ -199,14 +201,17 @@ def augmented_inputs(
         Threads for `augmented_epoch` (the same result for any number).
     """
     from mlpkit.data.augment import BLOCK_IMAGES, augmented_epoch
-    from mlpkit.data.warp import warp_images  # noqa: F401  (imports Numba here, on the caller's thread)
+    from mlpkit.data.uniform import random_float32  # noqa: F401  (imports Numba here, on the caller's thread)
+    from mlpkit.data.warp import warp_images  # noqa: F401
 
     # Why import here: the producer runs on the feed's thread, and Numba imported on two threads
     # at once (the engine's on this one) breaks half-way ("partially initialized module").
 
     assert CHUNK_IMAGES % BLOCK_IMAGES == 0  # chunks start on block boundaries: the same draws
-    n = len(images)
+    n, d = len(images), int(np.prod(images.shape[1:]))
+    normalization.check_features(d)
     raw = np.empty_like(images)
+    scratch = np.empty((NORMALIZE_ROWS, d))  # float64, reused: no new arrays per chunk
 
     def produce(epoch: int, out: np.ndarray, stop: threading.Event) -> None:
         for start in range(0, n, CHUNK_IMAGES):
@@ -214,7 +219,21 @@ def augmented_inputs(
                 return
             rows = slice(start, start + CHUNK_IMAGES)
             augmented_epoch(images, augmentation, seed, epoch, out=raw, threads=threads, rows=rows)
-            flat = raw[rows].reshape(len(raw[rows]), -1)
-            out[rows] = normalization.apply(flat, dtype=out.dtype, bias_column=out.shape[1] > flat.shape[1])
+            for i in range(start, min(start + CHUNK_IMAGES, n), NORMALIZE_ROWS):
+                block = raw[i : i + NORMALIZE_ROWS].reshape(-1, d)
+                _normalize_into(normalization, block, out[i : i + len(block), :d], scratch)
 
     return produce
+
+
+def _normalize_into(normalization: Normalization, raw: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
+    """``out[:] = normalization.apply(raw)``: the same float64 arithmetic (subtract the mean,
+    divide by the std, one rounding to ``out``'s dtype), written into ``out`` through ``scratch``
+    (float64, at least ``raw``'s shape) instead of into new arrays."""
+    work = scratch[: len(raw)]
+    if normalization.mean is None or normalization.std is None:  # kind "none"
+        out[...] = raw
+        return
+    np.subtract(raw, normalization.mean, out=work)
+    np.divide(work, normalization.std, out=work)
+    out[...] = work
