@@ -29,6 +29,7 @@ from mlpkit.engine.sparse import (
 )
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
+from mlpkit.train.augment_feed import AugmentFeed
 from mlpkit.train.callbacks import History
 from mlpkit.train.trainer import Trainer
 from tolerances import assert_within, float64_run_tolerance, float64_sum_tolerance, sum_error_bound
@@ -279,6 +280,7 @@ def _fit(
     n=331,
     features=200,
     segment_steps=None,
+    augment=None,
 ):
     rng = np.random.default_rng(5)
     model = MLP(list(hidden), n_features=features, activation=activation, bias=bias, dtype=dtype)
@@ -301,7 +303,14 @@ def _fit(
     trainer.sparse_inputs = sparse
     if segment_steps:
         trainer.segment_steps = segment_steps
-    trainer.fit(x, y, x[:120], y[:120])
+    if augment is not None:
+        feed = AugmentFeed(lambda epoch, out, stop: augment(x, epoch, out), n, features, dtype=model.dtype)
+        trainer.augment = feed
+    try:
+        trainer.fit(x, y, x[:120], y[:120])
+    finally:
+        if augment is not None:
+            feed.close()
     return trainer, history
 
 
@@ -391,6 +400,34 @@ def test_when_the_trainer_uses_the_sparse_form(monkeypatch):
     monkeypatch.setattr(threads.BlasThreads, "limit", lambda self, n: __import__("contextlib").nullcontext())
     t, _ = _fit(True, epochs=1)
     assert t.engine_used == "compiled" and not t.sparse_used
+
+
+def test_augmented_steps_train_on_the_feed_while_validation_reads_the_sparse_form(monkeypatch):
+    """With augmentation the steps read each epoch's inputs from the feed (never the sparse form
+    of the unaugmented x_train); validation of x_train and x_val still uses the sparse forms."""
+
+    def shifted(x, epoch, out):  # each epoch's inputs: the images' columns rolled by the epoch
+        out[:, :-1] = np.roll(x[:, :-1], epoch + 1, axis=1)
+        out[:, -1] = 1.0
+
+    registered = []
+    use_sparse = Evaluator.use_sparse
+
+    def recording(self, x, sparse):
+        registered.append(sparse is not None)
+        use_sparse(self, x, sparse)
+
+    monkeypatch.setattr(Evaluator, "use_sparse", recording)
+    sparse, sparse_history = _fit(True, augment=shifted)
+    assert registered == [True, True]  # x_train's and x_val's sparse forms, for validation
+    dense, dense_history = _fit(False, augment=shifted)
+    assert not sparse.sparse_used and sparse.engine_used == "compiled"
+    np.testing.assert_array_equal(_flat(sparse.model.parameters()), _flat(dense.model.parameters()))
+    plain, _ = _fit(True)  # without the feed the weights differ: the feed's inputs were trained on
+    assert not np.array_equal(_flat(plain.model.parameters()), _flat(sparse.model.parameters()))
+    for key in ("val_loss", "train_loss"):
+        assert len(sparse_history.validation[key]) == 4
+        np.testing.assert_allclose(sparse_history.validation[key], dense_history.validation[key], rtol=1e-12)
 
 
 def test_compiled_steps_check_the_sparse_form_fits():

@@ -110,6 +110,7 @@ def plan_engine(
     x_val: np.ndarray | None = None,
     engine: str = "auto",
     sparse_inputs: bool = True,
+    sparse_training: bool = True,
     validation: bool = True,
     eval_chunk: int = EVAL_CHUNK,
     options: StepOptions | None = None,
@@ -139,6 +140,9 @@ def plan_engine(
         See the module docstring.
     sparse_inputs : bool, default True
         Whether the compiled engine may use the sparse form where it pays.
+    sparse_training : bool, default True
+        Whether the steps may read the sparse form of ``x_train``; False when the steps train on
+        other inputs every epoch (augmentation), while validation still reads ``x_train``.
     validation : bool, default True
         Whether the fit will evaluate (then the evaluator gets the sparse forms too).
     eval_chunk : int, default EVAL_CHUNK
@@ -163,7 +167,7 @@ def plan_engine(
     helper = _start_helper(evaluator, model, optimizer, options, x_train if x_val is None else x_val, validation)
     threads_now = BlasThreads().threads()
     small = step_macs(model, batch_size) < SMALL_STEP_MACS
-    sparse_steps = small or threads_now == 1
+    sparse_steps = (small or threads_now == 1) and sparse_training
     sparse_train = None
     if sparse_inputs and evaluator.compiled and (sparse_steps or validation):
         from mlpkit.engine.sparse import sparse_rows

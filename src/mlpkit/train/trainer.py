@@ -248,7 +248,8 @@ class Trainer:
             y_train=y_train,
             x_val=x_val,
             engine=self.engine,
-            sparse_inputs=self.sparse_inputs and self.augment is None,  # augmented inputs change every epoch
+            sparse_inputs=self.sparse_inputs,
+            sparse_training=self.augment is None,  # augmented inputs change every epoch; validation reads x_train
             validation=self.validate_every > 0,
             eval_chunk=self.eval_chunk,
             options=self.options,
