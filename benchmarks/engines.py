@@ -228,14 +228,15 @@ def mlpkit_recipe(model, w: Workload):
 def sparse_work(model, w: Workload, x_train: np.ndarray, x_val: np.ndarray) -> dict:
     """What the work-done floor needs: entries per row off their column's base (the sparse first
     layer's work), and whether validation reads the sparse form (it does wherever the compiled
-    evaluation runs and the inputs are fixed; the steps' choice comes with each unit)."""
+    evaluation runs, with augmentation too: validation reads the fixed, unaugmented sets; the
+    steps' choice comes with each unit)."""
     import os
 
     from mlpkit.engine.compiled import model_reason
     from mlpkit.engine.sparse import sparse_rows
 
     compiled = os.environ.get("MLPKIT_ENGINE", "").strip().lower() != "numpy" and model_reason(model) is None
-    if not compiled or w.augment:  # augmented inputs change every epoch: no sparse form
+    if not compiled:
         return {"sparse_validation": False, "nnz_train": float(x_train.shape[1]), "nnz_val": float(x_val.shape[1])}
     out: dict = {"sparse_validation": True}
     for name, x in (("train", x_train), ("val", x_val)):
