@@ -15,6 +15,7 @@ runs continuously across units: the worker just waits at the end of each one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import resource
@@ -419,6 +420,8 @@ def main() -> None:
             from torch_engine import run_pytorch
 
             final = run_pytorch(w, run_mode, data, threads, seed, Path(data_dir))
+        elif engine == "mlpkit-plain":  # the same workload without its augmentation
+            final = run_mlpkit(dataclasses.replace(w, augment=False), run_mode, data, threads, seed, Path(data_dir))
         else:
             final = run_mlpkit(w, run_mode, data, threads, seed, Path(data_dir))
     send({"done": True, "peak_rss_mb": peak_rss_mb(), "final": final})

@@ -153,6 +153,8 @@ def summary(values: list[float]) -> dict:
 def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Worker) -> dict:
     w: Workload = WORKLOADS[name]
     engines = [e for e in engines if e in w.engines]
+    if "mlpkit" in engines and "mlpkit-plain" in w.engines:  # mlpkit without augmentation, same rounds
+        engines.insert(engines.index("mlpkit") + 1, "mlpkit-plain")
     rounds = args.rounds or (3 if args.quick or name in ("large", "modern", "augmented") else 7)
     workers = {e: Worker(e, name, args.mode, data_dir, args.threads, args.seed) for e in engines}
     try:
@@ -211,6 +213,8 @@ def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Work
                 for k in ("whole", "train")
                 if all(rt[k] > 0 for rt in ref)
             }
+    if "mlpkit-plain" in engines:  # what augmentation adds to mlpkit's epoch, round by round
+        res["augment_cost"] = summary([t["whole"] / p["whole"] for t, p in zip(times["mlpkit"], times["mlpkit-plain"])])
     res["floor"] = floors(name, rates, work)
     return res
 

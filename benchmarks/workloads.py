@@ -168,7 +168,9 @@ WORKLOADS: dict[str, Workload] = {
                 label_smoothing=0.1,
                 schedule="cosine",
                 augment=augment,
-                engines=("mlpkit", "pytorch"),  # scikit-learn has no AdamW, dropout, smoothing nor schedule
+                # scikit-learn has no AdamW, dropout, smoothing nor schedule; "mlpkit-plain" is
+                # mlpkit without the augmentation, in the same rounds (augmented's own target)
+                engines=("mlpkit", "mlpkit-plain", "pytorch") if augment else ("mlpkit", "pytorch"),
                 best_torch_threads=True,
             )  # a unit is an epoch (429 steps and its validation) in both modes
             for name, extra, augment in (
