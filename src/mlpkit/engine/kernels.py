@@ -53,19 +53,27 @@ def forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
     offset = 0
     prev = x
     for i in range(n_layers):
-        w_off, fan_in = layout[i, WEIGHT_OFFSET], layout[i, FAN_IN]
-        fan_out, b_off = layout[i, FAN_OUT], layout[i, BIAS_OFFSET]
+        fan_out = layout[i, FAN_OUT]
         out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
-        if i == 0 and sp[0].shape[0] > 0:
-            sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, fan_out, out, consts)
-        else:
-            w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
-            gemm_product(gemm, prev, w, out, False, False, consts)
-        bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
-        add_bias_and_activate(out, bias, b_off >= 0, code if i < n_layers - 1 else NO_ACTIVATION, consts)
+        layer_forward(gemm, prev, sp, rows, row0, m, params, layout, i, code, consts, out)
         prev = out
         offset += m * fan_out
     return prev, offset - m * layout[n_layers - 1, FAN_OUT]
+
+
+@kernel_jit(inline="always", **FAST)
+def layer_forward(gemm, prev, sp, rows, row0, m, params, layout, i, code, consts, out):
+    """out (m, fan_out) = f(prev W_i + b_i) for layer i (no f on the last layer); the first
+    layer reads the sparse inputs ``sp`` (rows ``rows``, or ``row0 ..``) when there are any."""
+    w_off, fan_in = layout[i, WEIGHT_OFFSET], layout[i, FAN_IN]
+    fan_out, b_off = layout[i, FAN_OUT], layout[i, BIAS_OFFSET]
+    if i == 0 and sp[0].shape[0] > 0:
+        sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, fan_out, out, consts)
+    else:
+        w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
+        gemm_product(gemm, prev, w, out, False, False, consts)
+    bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
+    add_bias_and_activate(out, bias, b_off >= 0, code if i < layout.shape[0] - 1 else NO_ACTIVATION, consts)
 
 
 @kernel_jit(inline="always", **FAST)

@@ -19,16 +19,14 @@ import numpy as np
 
 from mlpkit.engine.dense_kernels import (
     FAST,
-    NO_ACTIVATION,
     ONE,
-    add_bias_and_activate,
     backprop,
     gemm_product,
     softmax_xent,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
-from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch
-from mlpkit.engine.sparse_kernels import sparse_product, sparse_weight_gradient
+from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch, layer_forward
+from mlpkit.engine.sparse_kernels import sparse_weight_gradient
 from mlpkit.engine.update_kernels import (
     H_CLIP,
     H_HIDDEN_RATE,
@@ -119,15 +117,9 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
         prev = a_in
         offset = 0
         for i in range(n_layers):
-            w_off, fan_in, fan_out, b_off = _layer(layout, i)
+            fan_out = layout[i, FAN_OUT]
             out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
-            if i == 0 and sparse:
-                sparse_product(gemm, sp, rows, 0, m, params, w_off, fan_in, fan_out, out, consts)
-            else:
-                w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
-                gemm_product(gemm, prev, w, out, False, False, consts)
-            bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
-            add_bias_and_activate(out, bias, b_off >= 0, code if i < n_layers - 1 else NO_ACTIVATION, consts)
+            layer_forward(gemm, prev, sp, rows, 0, m, params, layout, i, code, consts, out)
             prev = out
             if hidden_masked and i < n_layers - 1:
                 masked = dropped[dropped_at[i + 1] : dropped_at[i + 1] + m * fan_out].reshape((m, fan_out))

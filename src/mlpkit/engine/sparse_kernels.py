@@ -75,21 +75,14 @@ def _scatter(vectors, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha
 
 
 @kernel_jit(**FAST)
-def pack_rows(src, src_off, ld, j0, j1, tw, pack):
-    """pack[(j - j0) * tw + q] = src[src_off + j * ld + q] for rows j0 <= j < j1, q < tw."""
-    for j in range(j0, j1):
-        row, packed = src[src_off + j * ld : src_off + j * ld + tw], pack[(j - j0) * tw : (j - j0 + 1) * tw]
-        for q in range(tw):
-            packed[q] = row[q]
-
-
-@kernel_jit(**FAST)
-def unpack_rows(pack, j0, j1, tw, dst, dst_off, ld):
-    """The inverse of ``pack_rows``: rows j0 <= j < j1 of the tile written back into ``dst``."""
-    for j in range(j0, j1):
-        row, packed = dst[dst_off + j * ld : dst_off + j * ld + tw], pack[(j - j0) * tw : (j - j0 + 1) * tw]
-        for q in range(tw):
-            row[q] = packed[q]
+def copy_rows(src, src_off, src_ld, dst, dst_off, dst_ld, n_rows, width):
+    """dst[dst_off + j * dst_ld + q] = src[src_off + j * src_ld + q] for j < n_rows, q < width: a
+    tile of weight rows packed into a contiguous buffer, or written back from it."""
+    for j in range(n_rows):
+        a, b = src_off + j * src_ld, dst_off + j * dst_ld
+        row, out = src[a : a + width], dst[b : b + width]
+        for q in range(width):
+            out[q] = row[q]
 
 
 @kernel_jit(**FAST)
@@ -119,7 +112,7 @@ def sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, const
             src, src_off, ld = params, w_off + t, n
             if packed and vectors > 0:  # the tile's columns, and those its last vector reaches before t
                 j0, j1, shift = b * block, min(fan_in, (b + 1) * block), max(0, -last)
-                pack_rows(params, w_off + t - shift, n, j0, j1, tw + shift, pack)
+                copy_rows(params, w_off + j0 * n + t - shift, n, pack, 0, tw + shift, j1 - j0, tw + shift)
                 src, src_off, ld = pack, shift - j0 * (tw + shift), tw + shift
             for r in range(m):
                 i = rows[r] if rows.shape[0] > 0 else row0 + r
@@ -169,7 +162,7 @@ def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, bet
             j0, j1 = b * block, min(fan_in, (b + 1) * block)
             target, target_off, ld, shift = dst, w_off + t, n, max(0, -last)
             if packed and vectors > 0:  # as in sparse_product
-                pack_rows(dst, w_off + t - shift, n, j0, j1, tw + shift, pack)
+                copy_rows(dst, w_off + j0 * n + t - shift, n, pack, 0, tw + shift, j1 - j0, tw + shift)
                 target, target_off, ld = pack, shift - j0 * (tw + shift), tw + shift
             for j in range(j0, j1):
                 at, bj = target_off + j * ld, base[j]
@@ -195,5 +188,5 @@ def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, bet
                         for q in range(tw):
                             row[q] += v * dr[q]
             if packed and vectors > 0:
-                unpack_rows(pack, j0, j1, tw + shift, dst, w_off + t - shift, n)
+                copy_rows(pack, 0, tw + shift, dst, w_off + j0 * n + t - shift, n, j1 - j0, tw + shift)
         t += tw
