@@ -15,13 +15,11 @@ import numpy as np
 import pytest
 from numba import njit, typeof
 
-from mlpkit.engine import cblas, kernel_cache, kernels, precompile, sparse_kernels
+from mlpkit.engine import kernel_cache, kernels, precompile, sparse_kernels
 from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
 from mlpkit.engine.dense_kernels import FAST
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
-
-pytestmark = pytest.mark.skipif(cblas.routines("float32") is None, reason="no CBLAS in NumPy's BLAS library")
 
 
 def _steps(dtype=np.float32):
