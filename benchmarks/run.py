@@ -60,6 +60,10 @@ class Worker:
         self.log = tempfile.TemporaryFile(mode="w+")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
+        if engine.startswith("mlpkit") and "OPENBLAS_THREAD_TIMEOUT" not in env:
+            # what ``import mlpkit`` asks for when it comes before NumPy, as in the ``mlpkit``
+            # command; the worker imports NumPy first (see mlpkit.core.blas_env)
+            env["OPENBLAS_THREAD_TIMEOUT"] = "4"
         self.proc = subprocess.Popen(
             [
                 sys.executable,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mlpkit.core import blas_env
 from mlpkit.core.errors import (
     CheckpointError,
     ConfigError,
@@ -19,6 +20,8 @@ from mlpkit.core.errors import (
 )
 from mlpkit.core.lazy import lazy_exports
 from mlpkit.core.version import __version__
+
+blas_env.shorten_spin()  # before NumPy loads OpenBLAS, if it has not yet
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.adapters.sklearn import MLPClassifier

@@ -8,6 +8,8 @@ a runner does (and compiles the kernels on first use, or loads them from the cac
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,8 +34,10 @@ def kernel_layout(model: MLP) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(len(rows), 4)
 
 
-def sparse_arguments(sparse: SparseRows | None, dtype: np.dtype) -> tuple[np.ndarray | int, ...]:
-    """``sparse`` as the kernels take it: (blocks, indices, values, base, block), empty when None.
+def sparse_arguments(sparse: SparseRows | None, dtype: np.dtype, pieces: int = 1) -> tuple[np.ndarray | int, ...]:
+    """``sparse`` as the kernels take it: (blocks, indices, values, base, block), empty when None;
+    with ``pieces`` > 1, a sixth entry: the first layer's products then run on that many threads
+    (:mod:`mlpkit.engine.split_kernels`; the caller holds its ``PARALLEL_LOCK``).
 
     (The block width travels with the data rather than as a constant compiled into the
     kernels, so one compiled kernel serves every width.)
@@ -43,7 +47,8 @@ def sparse_arguments(sparse: SparseRows | None, dtype: np.dtype) -> tuple[np.nda
         return (np.empty((0, 2), np.int64), np.empty(0, np.uint16), np.empty(0, dtype), np.empty(0, dtype), 1)
     if sparse.values.dtype != dtype:
         raise ValueError(f"sparse inputs are {sparse.values.dtype}, the model {np.dtype(dtype).name}")
-    return (sparse.blocks, sparse.indices, sparse.values, sparse.base, int(sparse.block))
+    arguments = (sparse.blocks, sparse.indices, sparse.values, sparse.base, int(sparse.block))
+    return (*arguments, int(pieces)) if pieces > 1 else arguments
 
 
 def model_reason(model: MLP) -> str | None:
@@ -136,6 +141,8 @@ class CompiledSteps:
         The prepared training inputs (C-ordered, model dtype) and integer labels.
     sparse : SparseRows, optional
         The sparse form of ``x``: the first layer then reads it instead of ``x``.
+    split : int, default 1
+        Threads for the first layer's sparse products (:mod:`mlpkit.engine.split_kernels`).
     """
 
     def __init__(
@@ -146,6 +153,7 @@ class CompiledSteps:
         x: np.ndarray,
         y: np.ndarray,
         sparse: SparseRows | None = None,
+        split: int = 1,
     ) -> None:
         from mlpkit.engine import cblas, dense_kernels, kernels
 
@@ -156,7 +164,8 @@ class CompiledSteps:
         if sparse is not None and sparse.shape != x.shape:
             raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
         self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.engine.sparse)
-        self._sparse_arguments = sparse_arguments(sparse, dtype)
+        self.split = split if sparse is not None else 1
+        self._sparse_arguments = sparse_arguments(sparse, dtype, self.split)
         routines = cblas.routines(dtype.name)
         assert routines is not None, "why_not() is checked before a CompiledSteps is made"
         self._gemm, self._axpy = routines
@@ -192,6 +201,10 @@ class CompiledSteps:
         self._plan[:] = first_step, n_steps, self.batch_size, self._code
         self._consts[self._lr_at] = self.optimizer.lr  # read each time: a schedule may change them
         self._consts[self._momentum_at] = self.optimizer.momentum
+        with split_threads(self.split):
+            return self._call(order)
+
+    def _call(self, order: np.ndarray) -> int:
         return int(
             self._kernel(
                 self._gemm,
@@ -217,8 +230,20 @@ class CompiledSteps:
 
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
-        self.sparse = None
+        self.sparse, self.split = None, 1
         self._sparse_arguments = sparse_arguments(None, self.model.dtype)
+
+
+@contextlib.contextmanager
+def split_threads(split: int) -> Iterator[None]:
+    """:func:`mlpkit.engine.split_kernels.split_threads` (imported only when ``split`` > 1)."""
+    if split <= 1:
+        yield
+        return
+    from mlpkit.engine.split_kernels import split_threads as threads
+
+    with threads(split):
+        yield
 
 
 class CompiledEvaluation:

@@ -36,6 +36,7 @@ KERNEL_SOURCES = (
     "engine/simd.py",
     "engine/dense_kernels.py",
     "engine/sparse_kernels.py",
+    "engine/split_kernels.py",
     "engine/kernels.py",
     "engine/update_kernels.py",
     "engine/option_kernels.py",

@@ -32,7 +32,7 @@ from mlpkit.engine.dense_kernels import (
     xent_and_hits,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
-from mlpkit.engine.sparse_kernels import sparse_product, sparse_weight_gradient
+from mlpkit.engine.split_kernels import first_layer_product, first_layer_weight_gradient
 
 #: Columns of a ``layout`` row.
 WEIGHT_OFFSET, FAN_IN, FAN_OUT, BIAS_OFFSET = range(4)
@@ -68,7 +68,7 @@ def layer_forward(gemm, prev, sp, rows, row0, m, params, layout, i, code, consts
     w_off, fan_in = layout[i, WEIGHT_OFFSET], layout[i, FAN_IN]
     fan_out, b_off = layout[i, FAN_OUT], layout[i, BIAS_OFFSET]
     if i == 0 and sp[0].shape[0] > 0:
-        sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, fan_out, out, consts)
+        first_layer_product(gemm, sp, rows, row0, m, params, w_off, fan_in, fan_out, out, consts)
     else:
         w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
         gemm_product(gemm, prev, w, out, False, False, consts)
@@ -147,11 +147,11 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
                 backprop(d_in, a_in, code, consts)
             if i == 0 and sparse:
                 if momentum != 0:
-                    sparse_weight_gradient(
+                    first_layer_weight_gradient(
                         sp, rows, m, delta, velocity, w_off, fan_in, fan_out, consts[ONE], momentum, consts
                     )
                 else:
-                    sparse_weight_gradient(
+                    first_layer_weight_gradient(
                         sp, rows, m, delta, params, w_off, fan_in, fan_out, neg_lr, consts[ONE], consts
                     )
             elif momentum != 0:

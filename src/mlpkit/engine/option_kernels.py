@@ -26,7 +26,7 @@ from mlpkit.engine.dense_kernels import (
 )
 from mlpkit.engine.kernel_cache import kernel_jit
 from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch, layer_forward
-from mlpkit.engine.sparse_kernels import sparse_weight_gradient
+from mlpkit.engine.split_kernels import first_layer_weight_gradient
 from mlpkit.engine.update_kernels import (
     H_CLIP,
     H_HIDDEN_RATE,
@@ -160,7 +160,7 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
             if i == 0 and sparse:
                 g[:] = 0
                 one = consts[ONE]
-                sparse_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, one, consts)
+                first_layer_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, one, consts)
             else:
                 gemm_product(gemm, a_used, delta, g.reshape((fan_in, fan_out)), True, False, consts)
             if b_off >= 0:

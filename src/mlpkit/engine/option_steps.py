@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlpkit.core.arrays import flat_span
-from mlpkit.engine.compiled import check_rows, kernel_layout, sparse_arguments
+from mlpkit.engine.compiled import check_rows, kernel_layout, sparse_arguments, split_threads
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.adam import Adam
 from mlpkit.optim.sgd import SGD
@@ -64,6 +64,7 @@ class CompiledOptionSteps:
         sparse: SparseRows | None,
         options: StepOptions,
         rng: np.random.Generator | None,
+        split: int = 1,
     ) -> None:
         from mlpkit.engine import cblas, dense_kernels, option_kernels, update_kernels
 
@@ -80,7 +81,8 @@ class CompiledOptionSteps:
         if sparse is not None and sparse.shape != x.shape:
             raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
         self.sparse = sparse
-        self._sparse_arguments = sparse_arguments(sparse, dtype)
+        self.split = split if sparse is not None else 1
+        self._sparse_arguments = sparse_arguments(sparse, dtype, self.split)
         routines = cblas.routines(dtype.name)
         assert routines is not None, "why_not() is checked before a runner is made"
         self._gemm = routines[0]
@@ -223,14 +225,24 @@ class CompiledOptionSteps:
         k, plan = self._k, self._plan
         plan[k.P_FIRST_STEP], plan[k.P_STEPS], plan[k.P_MASK_STRIDE] = first_step, n_steps, self._stride
         masks = (self._uniform, self._mask_at, self._dropped, self._dropped_at)
-        applied = int(
+        with split_threads(self.split):
+            applied = self._call(order, masks)
+        if self.optimizer.counts_steps:
+            self.optimizer.steps += applied
+        if self.options.schedule is not None:
+            for _ in range(applied):
+                self.options.schedule.step()
+        return applied
+
+    def _call(self, order: np.ndarray, masks: tuple[np.ndarray, ...]) -> int:
+        return int(
             self._kernel(
                 self._gemm,
                 self.x,
                 self._sparse_arguments,
                 self.y,
                 order,
-                plan,
+                self._plan,
                 self._params,
                 self._layout,
                 self._consts,
@@ -241,14 +253,8 @@ class CompiledOptionSteps:
                 masks,
             )
         )
-        if self.optimizer.counts_steps:
-            self.optimizer.steps += applied
-        if self.options.schedule is not None:
-            for _ in range(applied):
-                self.options.schedule.step()
-        return applied
 
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
-        self.sparse = None
+        self.sparse, self.split = None, 1
         self._sparse_arguments = sparse_arguments(None, self.model.dtype)

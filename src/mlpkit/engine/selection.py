@@ -63,11 +63,13 @@ def compiled_steps(
     sparse: SparseRows | None = None,
     options: StepOptions | None = None,
     rng: np.random.Generator | None = None,
+    split: int = 1,
 ) -> CompiledSteps | CompiledOptionSteps | None:
     """Compiled steps for this fit, or None for NumPy (then `compiled_reason` says why): the
     seed's plain SGD step (:class:`~mlpkit.engine.compiled.CompiledSteps`) when nothing else is
     asked for, else :class:`~mlpkit.engine.option_steps.CompiledOptionSteps` (``rng``: the
-    training loop's generator, which dropout draws from)."""
+    training loop's generator, which dropout draws from; ``split``: threads for the sparse first
+    layer, see :mod:`mlpkit.engine.split_kernels`)."""
     if not _wants_compiled(engine):
         return None
     from mlpkit.engine.compiled import CompiledSteps, plain_sgd
@@ -78,11 +80,11 @@ def compiled_steps(
     reason = compiled_reason(model, optimizer, batch_size, x, options)
     if reason is None:
         if plain_sgd(optimizer) and (options is None or not options.active):
-            return CompiledSteps(model, optimizer, batch_size, x, y, sparse)  # type: ignore[arg-type]
+            return CompiledSteps(model, optimizer, batch_size, x, y, sparse, split)  # type: ignore[arg-type]
         from mlpkit.engine.step_options import StepOptions
 
         assert isinstance(optimizer, SGD | Adam)  # compiled_reason checked it
-        return CompiledOptionSteps(model, optimizer, batch_size, x, y, sparse, options or StepOptions(), rng)
+        return CompiledOptionSteps(model, optimizer, batch_size, x, y, sparse, options or StepOptions(), rng, split)
     if engine == "compiled":
         raise ConfigError(f"engine 'compiled' cannot train this run: {reason}")
     return None

@@ -88,25 +88,62 @@ def copy_rows(src, src_off, src_ld, dst, dst_off, dst_ld, n_rows, width):
 @kernel_jit(**FAST)
 def sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
     """out (m, n) = X @ W for m rows of sparse inputs X = V + 1 base^T:
-    c = base @ W once (one small product), then each row's nonzeros of V added to c.
+    c = base @ W once (``base_product``), then each row's nonzeros of V added to c
+    (``product_columns`` over all columns).
+
+    Row i of the inputs is ``rows[r]``, or ``row0 + r`` when ``rows`` is empty."""
+    c = base_product(gemm, sp, params, w_off, fan_in, n, consts)
+    if n >= PACK_COLUMNS:
+        base_columns(sp, params, w_off, n, c, 0, n)
+    product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, 0, n)
+
+
+@kernel_jit(**FAST)
+def base_product(gemm, sp, params, w_off, fan_in, n, consts):
+    """c = base @ W, the product every input row starts from: one BLAS call for rows narrower
+    than ``PACK_COLUMNS``; for wider ones an empty c that ``base_columns`` fills, range by
+    range (so that threads can share the work, with the same sums whatever the ranges)."""
+    c = np.empty(n, dtype=params.dtype)
+    if n < PACK_COLUMNS:
+        w = params[w_off : w_off + fan_in * n].reshape((fan_in, n))
+        gemm_product(gemm, sp[3].reshape((1, fan_in)), w, c.reshape((1, n)), False, False, consts)
+    return c
+
+
+@kernel_jit(**FAST)
+def base_columns(sp, params, w_off, n, c, t_begin, t_end):
+    """c[q] = sum_j base[j] W[j, q] for q in [t_begin, t_end), row by row of W."""
+    base = sp[3]
+    ct = c[t_begin:t_end]
+    for q in range(t_end - t_begin):
+        ct[q] = 0
+    for j in range(base.shape[0]):
+        bj = base[j]
+        if bj != 0:
+            at = w_off + j * n + t_begin
+            row = params[at : at + t_end - t_begin]
+            for q in range(t_end - t_begin):
+                ct[q] += bj * row[q]
+
+
+@kernel_jit(**FAST)
+def product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, t_begin, t_end):
+    """Columns [t_begin, t_end) of ``sparse_product``'s out, from c = base @ W; t_begin is where a
+    tile starts (0 or a multiple of a full tile, see ``column_pieces``).
 
     Loops: tiles of columns (``tile``), then blocks of W's rows (``block`` of them, which stay
     in L1 cache), then the m input rows, each adding its nonzeros in that block (simd.gather,
-    accumulators in registers). Row i of the inputs is ``rows[r]``, or ``row0 + r`` when
-    ``rows`` is empty. Columns that two tiles share are recomputed from c across the blocks,
-    in the same order, so they end with the same values. Rows of ``PACK_COLUMNS`` or more are
-    copied tile by tile into a contiguous buffer first (same sums, in the same order)."""
-    blocks, indices, values, base, block = sp
-    c = np.empty(n, dtype=params.dtype)
-    w = params[w_off : w_off + fan_in * n].reshape((fan_in, n))
-    gemm_product(gemm, base.reshape((1, fan_in)), w, c.reshape((1, n)), False, False, consts)
+    accumulators in registers). Columns that two tiles share are recomputed from c across the
+    blocks, in the same order, so they end with the same values. Rows of ``PACK_COLUMNS`` or
+    more are copied tile by tile into a contiguous buffer first (same sums, in the same order)."""
+    blocks, indices, values, block = sp[0], sp[1], sp[2], sp[4]
     flat = out.reshape(-1)
-    width = lanes(consts.itemsize)
+    width = lanes(c.itemsize)
     n_blocks = blocks.shape[1] - 1
     packed = n >= PACK_COLUMNS
     pack = np.empty(block * TILE_VECTORS * width if packed else 0, dtype=params.dtype)
-    t = 0
-    while t < n:
+    t = t_begin
+    while t < t_end:
         tw, vectors, last, _ = tile(n, t, width)
         for b in range(n_blocks):
             src, src_off, ld = params, w_off + t, n
@@ -137,31 +174,45 @@ def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, bet
     """W' = beta W' + alpha X^T delta into ``dst[w_off:]`` (the weights, or their velocity),
     for sparse inputs X = V + 1 base^T: X^T delta = base (1^T delta) + V^T delta, the first an
     outer product (fused with beta), the second one row of W' per nonzero of V
-    (simd.scatter). Same loops as ``sparse_product``: per tile and block of W' rows, the
-    block's outer product, then every row's nonzeros in it, while the block is in L1. Columns
-    that two tiles share are added once (simd.scatter's ``skip``). Wide rows are packed as in
-    ``sparse_product``, and written back after each block."""
-    blocks, indices, values, base, block = sp
-    s = np.zeros(n, dtype=dst.dtype)
+    (``gradient_columns`` over all columns)."""
+    s = column_sums(delta, m, n, alpha)
+    gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, 0, n)
+
+
+@kernel_jit(**FAST)
+def column_sums(delta, m, n, alpha):
+    """alpha 1^T delta: the factor of the base's outer product in the weight gradient."""
+    s = np.zeros(n, dtype=delta.dtype)
     for r in range(m):
         dr = delta[r]
         for q in range(n):
             s[q] += dr[q]
     for q in range(n):
         s[q] *= alpha
+    return s
+
+
+@kernel_jit(**FAST)
+def gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, t_begin, t_end):
+    """Columns [t_begin, t_end) of ``sparse_weight_gradient``, with s = ``column_sums``; t_begin as
+    in ``product_columns``. Same loops as ``product_columns``: per tile and block of W' rows, the
+    block's outer product, then every row's nonzeros in it (simd.scatter), while the block is in
+    L1. Columns that two tiles share are added once (simd.scatter's ``skip``). Wide rows are
+    packed as in ``product_columns``, and written back after each block."""
+    blocks, indices, values, base, block = sp[0], sp[1], sp[2], sp[3], sp[4]
     flat = delta.reshape(-1)
     width = lanes(consts.itemsize)
     n_blocks = blocks.shape[1] - 1
     keep = beta == consts[ONE]
     packed = n >= PACK_COLUMNS
     pack = np.empty(block * TILE_VECTORS * width if packed else 0, dtype=dst.dtype)
-    t = 0
-    while t < n:
+    t = t_begin
+    while t < t_end:
         tw, vectors, last, skip = tile(n, t, width)
         for b in range(n_blocks):
             j0, j1 = b * block, min(fan_in, (b + 1) * block)
             target, target_off, ld, shift = dst, w_off + t, n, max(0, -last)
-            if packed and vectors > 0:  # as in sparse_product
+            if packed and vectors > 0:  # as in product_columns
                 copy_rows(dst, w_off + j0 * n + t - shift, n, pack, 0, tw + shift, j1 - j0, tw + shift)
                 target, target_off, ld = pack, shift - j0 * (tw + shift), tw + shift
             for j in range(j0, j1):
@@ -190,3 +241,19 @@ def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, bet
             if packed and vectors > 0:
                 copy_rows(pack, 0, tw + shift, dst, w_off + j0 * n + t - shift, n, j1 - j0, tw + shift)
         t += tw
+
+
+@kernel_jit(**FAST)
+def column_pieces(n, width, pieces):
+    """Bounds of ``pieces`` column ranges of a row of n for ``product_columns`` and
+    ``gradient_columns`` on separate threads: each starts where a tile starts, and the last
+    tile, whose last vector may reach back into the tile before it, stays in one range with that
+    tile (two threads never touch the same column). Ranges may be empty."""
+    tile_w = TILE_VECTORS * width
+    full = n // tile_w  # full tiles; a partial one after them may overlap the last of them
+    movable = full - 1 if (n % tile_w != 0 and full > 0) else full
+    bounds = np.empty(pieces + 1, dtype=np.int64)
+    for k in range(pieces + 1):
+        bounds[k] = min(n, ((movable * k + pieces - 1) // pieces) * tile_w)
+    bounds[pieces] = n
+    return bounds

@@ -1,0 +1,159 @@
+"""The sparse first layer's products on several threads, and the switch that picks them.
+
+Why: a large model's training step runs its dense products on every BLAS thread, but the
+sparse first layer (:mod:`mlpkit.engine.sparse_kernels`) is a loop of this library's own, on
+one thread. Its columns are independent, so ``split_product`` and ``split_weight_gradient`` cut
+them into ranges that start at tile boundaries (``column_pieces``) and give each range to a
+thread: every column is computed by the same loops in the same order as on one thread, so the
+results are bit-identical to ``sparse_product`` / ``sparse_weight_gradient``.
+
+Which kernels run is decided by the type of ``sp``: the five-entry tuple of
+:func:`mlpkit.engine.compiled.sparse_arguments` runs the one-thread kernels, a six-entry one
+(the sixth entry: how many ranges) runs these. Numba compiles only the branch a type selects,
+so kernels that never get a six-entry tuple (the seed's steps, every evaluation) never compile
+a parallel function: cold start stays as it was.
+
+Threads: Numba's OpenMP layer with ``OMP_WAIT_POLICY=PASSIVE`` (``choose_threading_layer``).
+Measured on the team's 2-core VM, a parallel region right after a two-thread BLAS product
+started in 55 us this way; with OpenMP's default policy its threads spin at the barrier
+against OpenBLAS's and it took 7.5 ms, and with another process on the second core a split
+product ran 6x slower than on one thread; the ``workqueue`` layer (the fallback, when libgomp
+is missing or was loaded before with another policy) starts one in ~110 us. ``workqueue``
+must not start two parallel regions at once, so the runners that pass six-entry tuples hold
+``PARALLEL_LOCK`` while they run. GNU OpenMP is not fork-safe: nothing in mlpkit forks after
+training (the precompile helper and Dask's workers start fresh interpreters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numba
+from numba import prange
+from numba.core import types
+from numba.extending import overload
+
+from mlpkit.engine.dense_kernels import FAST
+from mlpkit.engine.kernel_cache import kernel_jit
+from mlpkit.engine.simd import lanes
+from mlpkit.engine.sparse_kernels import (
+    PACK_COLUMNS,
+    base_columns,
+    base_product,
+    column_pieces,
+    column_sums,
+    gradient_columns,
+    product_columns,
+    sparse_product,
+    sparse_weight_gradient,
+)
+
+_config: Any = numba.config  # (typed Any: Numba's config module sets its names at run time)
+_JIT_OPTIONS: Any = FAST
+
+
+def choose_threading_layer() -> None:
+    """OpenMP with passive waiting, else workqueue (see the module docstring), unless the user
+    chose a layer (``NUMBA_THREADING_LAYER``); before the first parallel region only."""
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return
+    if "OMP_WAIT_POLICY" not in os.environ and not _libgomp_loaded():
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when Numba loads it
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        _config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+    else:
+        _config.THREADING_LAYER_PRIORITY = ["workqueue", "omp", "tbb"]
+
+
+def _libgomp_loaded() -> bool:
+    """Whether GNU OpenMP is already in this process (it read its settings then)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libgomp.so" in line for line in maps)
+    except OSError:  # pragma: no cover - not Linux
+        return True
+
+
+choose_threading_layer()
+
+#: Held by whoever runs a kernel with split products (see the module docstring).
+PARALLEL_LOCK = threading.Lock()
+
+
+@kernel_jit(parallel=True, **FAST)
+def split_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
+    """``sparse_product`` with its columns cut into ``sp[5]`` ranges run on separate threads."""
+    one_thread = (sp[0], sp[1], sp[2], sp[3], sp[4])
+    c = base_product(gemm, one_thread, params, w_off, fan_in, n, consts)
+    bounds = column_pieces(n, lanes(c.itemsize), sp[5])
+    for k in prange(sp[5]):
+        if n >= PACK_COLUMNS:
+            base_columns(one_thread, params, w_off, n, c, bounds[k], bounds[k + 1])
+        product_columns(one_thread, rows, row0, m, params, w_off, fan_in, n, out, c, bounds[k], bounds[k + 1])
+
+
+@kernel_jit(parallel=True, **FAST)
+def split_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
+    """``sparse_weight_gradient`` with its columns cut into ``sp[5]`` ranges run on separate threads."""
+    one_thread = (sp[0], sp[1], sp[2], sp[3], sp[4])
+    s = column_sums(delta, m, n, alpha)
+    bounds = column_pieces(n, lanes(consts.itemsize), sp[5])
+    for k in prange(sp[5]):
+        gradient_columns(
+            one_thread, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, bounds[k], bounds[k + 1]
+        )
+
+
+def first_layer_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
+    """out = X @ W for the sparse inputs ``sp``: ``split_product`` for a six-entry ``sp``, else
+    ``sparse_product`` (compiled code only)."""
+    raise NotImplementedError("a Numba overload: call it from compiled code")
+
+
+def first_layer_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
+    """``sparse_weight_gradient``, or ``split_weight_gradient`` for a six-entry ``sp`` (compiled code only)."""
+    raise NotImplementedError("a Numba overload: call it from compiled code")
+
+
+def _split(sp: types.Type) -> bool:
+    return isinstance(sp, types.BaseTuple) and len(sp) == 6
+
+
+@overload(first_layer_product, inline="always", jit_options=_JIT_OPTIONS)
+def _first_layer_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
+    product = split_product if _split(sp) else sparse_product
+
+    def impl(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
+        product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts)
+
+    return impl
+
+
+@overload(first_layer_weight_gradient, inline="always", jit_options=_JIT_OPTIONS)
+def _first_layer_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
+    gradient = split_weight_gradient if _split(sp) else sparse_weight_gradient
+
+    def impl(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
+        gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts)
+
+    return impl
+
+
+@contextlib.contextmanager
+def split_threads(pieces: int) -> Iterator[None]:
+    """Around a kernel call whose ``sp`` has ``pieces`` ranges: ``PARALLEL_LOCK`` held, and
+    Numba's thread count set to the ranges (no idle threads to start); nothing when 1."""
+    if pieces <= 1:
+        yield
+        return
+    with PARALLEL_LOCK:
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(pieces, _config.NUMBA_NUM_THREADS))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(before)
