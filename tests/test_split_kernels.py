@@ -84,7 +84,7 @@ def test_split_products_give_the_one_thread_bits(dtype, n, pieces):
 
 def _large_run(runner_kind, split, steps=9, dtype="float32"):
     rng = np.random.default_rng(3)
-    model = MLP([300, 40], n_features=200, activation="relu", bias="per_layer", dtype=dtype)
+    model = MLP([400, 40], n_features=200, activation="relu", bias="per_layer", dtype=dtype)  # 80,400 + 16,040
     model.init_weights(rng, "fan_in_normal")
     data = np.random.default_rng(4)
     x = model.prepare_inputs(_mostly_blank(data, 256, 200))
@@ -105,6 +105,8 @@ def _large_run(runner_kind, split, steps=9, dtype="float32"):
 
 @pytest.mark.parametrize("runner_kind", ["sgd", "adamw"])
 def test_runners_give_the_same_weights_with_the_first_layer_split(runner_kind):
+    """(AdamW also splits its update of the first layer: more than SPLIT_UPDATE_MIN parameters.)"""
+    assert 200 * 400 + 400 >= split_kernels.SPLIT_UPDATE_MIN > 400 * 40 + 40
     want_params, want_losses = _large_run(runner_kind, 1)
     got_params, got_losses = _large_run(runner_kind, 2)
     assert np.array_equal(got_params, want_params) and np.array_equal(got_losses, want_losses)

@@ -26,7 +26,7 @@ from mlpkit.engine.dense_kernels import (
 )
 from mlpkit.engine.kernel_cache import kernel_jit
 from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch, layer_forward
-from mlpkit.engine.split_kernels import first_layer_weight_gradient
+from mlpkit.engine.split_kernels import first_layer_weight_gradient, layer_update
 from mlpkit.engine.update_kernels import (
     H_CLIP,
     H_HIDDEN_RATE,
@@ -41,7 +41,6 @@ from mlpkit.engine.update_kernels import (
     mask_backprop,
     max_norm_columns,
     smoothed_xent,
-    update_range,
 )
 
 #: Entries of ``plan`` (int64).
@@ -173,13 +172,13 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
                         gb[q] += dr[q]
             if not clip:
                 a, b = _layer_range(layout, i)
-                update_range(params, grad, s1, s2, a, b, kind, flags, run, step)
+                layer_update(sp, params, grad, s1, s2, a, b, kind, flags, run, step)
             if i > 0:
                 delta = d_in
                 offset = below
         if clip:
             clip_gradient(grad, table[H_CLIP])
-            update_range(params, grad, s1, s2, 0, params.shape[0], kind, flags, run, step)
+            layer_update(sp, params, grad, s1, s2, 0, params.shape[0], kind, flags, run, step)
         if max_norm:
             for i in range(n_layers - 1):
                 w_off, fan_in, fan_out = layout[i, WEIGHT_OFFSET], layout[i, FAN_IN], layout[i, FAN_OUT]

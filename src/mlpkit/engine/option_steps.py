@@ -52,6 +52,9 @@ class CompiledOptionSteps:
         Dropout, label smoothing, clipping, max-norm, the per-step schedule.
     rng : numpy.random.Generator, optional
         The training loop's generator; required with dropout.
+    split : int, default 1
+        Threads for the first layer's sparse products and the larger layers' updates
+        (:mod:`mlpkit.engine.split_kernels`).
     """
 
     def __init__(

@@ -51,6 +51,7 @@ from mlpkit.engine.sparse_kernels import (
     sparse_product,
     sparse_weight_gradient,
 )
+from mlpkit.engine.update_kernels import update_range
 
 _config: Any = numba.config  # (typed Any: Numba's config module sets its names at run time)
 _JIT_OPTIONS: Any = FAST
@@ -119,6 +120,26 @@ def first_layer_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha
     raise NotImplementedError("a Numba overload: call it from compiled code")
 
 
+def layer_update(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
+    """``update_kernels.update_range``, or ``split_update_range`` for a six-entry ``sp`` (compiled code only)."""
+    raise NotImplementedError("a Numba overload: call it from compiled code")
+
+
+#: Parameter ranges shorter than this are updated on one thread (starting threads costs more).
+SPLIT_UPDATE_MIN = 65536
+
+
+@kernel_jit(parallel=True, **FAST)
+def split_update_range(params, grad, s1, s2, a, b, kind, flags, run, step, pieces):
+    """``update_range`` of [a, b) in ``pieces`` ranges (cut at multiples of 16 entries, a cache
+    line of float32) on separate threads: an element-wise update, so the same bits."""
+    size = b - a
+    for k in prange(pieces):
+        lo = a + (size * k // pieces) // 16 * 16
+        hi = b if k == pieces - 1 else a + (size * (k + 1) // pieces) // 16 * 16
+        update_range(params, grad, s1, s2, lo, hi, kind, flags, run, step)
+
+
 def _split(sp: types.Type) -> bool:
     return isinstance(sp, types.BaseTuple) and len(sp) == 6
 
@@ -131,6 +152,24 @@ def _first_layer_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out,
         product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts)
 
     return impl
+
+
+@overload(layer_update, inline="always", jit_options=_JIT_OPTIONS)
+def _layer_update(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
+    if not _split(sp):
+
+        def impl(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
+            update_range(params, grad, s1, s2, a, b, kind, flags, run, step)
+
+        return impl
+
+    def impl_split(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
+        if b - a < SPLIT_UPDATE_MIN:
+            update_range(params, grad, s1, s2, a, b, kind, flags, run, step)
+        else:
+            split_update_range(params, grad, s1, s2, a, b, kind, flags, run, step, sp[5])
+
+    return impl_split
 
 
 @overload(first_layer_weight_gradient, inline="always", jit_options=_JIT_OPTIONS)
