@@ -32,7 +32,8 @@ from mlpkit.engine.dense_kernels import (
     xent_and_hits,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
-from mlpkit.engine.split_kernels import first_layer_product, first_layer_weight_gradient
+from mlpkit.engine.sparse_kernels import sparse_product, sparse_weight_gradient
+from mlpkit.engine.split_kernels import split_product, split_weight_gradient
 
 #: Columns of a ``layout`` row.
 WEIGHT_OFFSET, FAN_IN, FAN_OUT, BIAS_OFFSET = range(4)
@@ -55,6 +56,15 @@ def forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
     for i in range(n_layers):
         fan_out = layout[i, FAN_OUT]
         out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
+        if i == 0 and sp[0].shape[0] > 0:  # (see split_kernels: len(sp) is a constant, one branch compiles)
+            if len(sp) == 6:
+                split_product(
+                    gemm, sp, rows, row0, m, params, layout[0, WEIGHT_OFFSET], layout[0, FAN_IN], fan_out, out, consts
+                )
+            else:
+                sparse_product(
+                    gemm, sp, rows, row0, m, params, layout[0, WEIGHT_OFFSET], layout[0, FAN_IN], fan_out, out, consts
+                )
         layer_forward(gemm, prev, sp, rows, row0, m, params, layout, i, code, consts, out)
         prev = out
         offset += m * fan_out
@@ -63,13 +73,13 @@ def forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
 
 @kernel_jit(inline="always", **FAST)
 def layer_forward(gemm, prev, sp, rows, row0, m, params, layout, i, code, consts, out):
-    """out (m, fan_out) = f(prev W_i + b_i) for layer i (no f on the last layer); the first
-    layer reads the sparse inputs ``sp`` (rows ``rows``, or ``row0 ..``) when there are any."""
+    """out (m, fan_out) = f(prev W_i + b_i) for layer i (no f on the last layer). With sparse inputs
+    ``sp``, the caller has already put the first layer's product prev W_0 into ``out``
+    (``sparse_product``, or ``split_kernels.split_product``: the choice must be made where ``sp``
+    is an argument, see mlpkit.engine.split_kernels)."""
     w_off, fan_in = layout[i, WEIGHT_OFFSET], layout[i, FAN_IN]
     fan_out, b_off = layout[i, FAN_OUT], layout[i, BIAS_OFFSET]
-    if i == 0 and sp[0].shape[0] > 0:
-        first_layer_product(gemm, sp, rows, row0, m, params, w_off, fan_in, fan_out, out, consts)
-    else:
+    if not (i == 0 and sp[0].shape[0] > 0):
         w = params[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
         gemm_product(gemm, prev, w, out, False, False, consts)
     bias = params[b_off : b_off + fan_out] if b_off >= 0 else params[:0]
@@ -146,14 +156,11 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
                 gemm_product(gemm, delta, w, d_in, False, True, consts)
                 backprop(d_in, a_in, code, consts)
             if i == 0 and sparse:
-                if momentum != 0:
-                    first_layer_weight_gradient(
-                        sp, rows, m, delta, velocity, w_off, fan_in, fan_out, consts[ONE], momentum, consts
-                    )
+                dst, alpha, beta = (velocity, consts[ONE], momentum) if momentum != 0 else (params, neg_lr, consts[ONE])
+                if len(sp) == 6:
+                    split_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, fan_out, alpha, beta, consts)
                 else:
-                    first_layer_weight_gradient(
-                        sp, rows, m, delta, params, w_off, fan_in, fan_out, neg_lr, consts[ONE], consts
-                    )
+                    sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, fan_out, alpha, beta, consts)
             elif momentum != 0:
                 v = velocity[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
                 gemm_update(gemm, a_in, delta, v, True, False, consts[ONE], momentum)

@@ -26,7 +26,8 @@ from mlpkit.engine.dense_kernels import (
 )
 from mlpkit.engine.kernel_cache import kernel_jit
 from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch, layer_forward
-from mlpkit.engine.split_kernels import first_layer_weight_gradient, layer_update
+from mlpkit.engine.sparse_kernels import sparse_product, sparse_weight_gradient
+from mlpkit.engine.split_kernels import layer_update, split_product, split_weight_gradient
 from mlpkit.engine.update_kernels import (
     H_CLIP,
     H_HIDDEN_RATE,
@@ -118,6 +119,15 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
         for i in range(n_layers):
             fan_out = layout[i, FAN_OUT]
             out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
+            if i == 0 and sparse:  # as in kernels.forward
+                if len(sp) == 6:
+                    split_product(
+                        gemm, sp, rows, 0, m, params, layout[0, WEIGHT_OFFSET], layout[0, FAN_IN], fan_out, out, consts
+                    )
+                else:
+                    sparse_product(
+                        gemm, sp, rows, 0, m, params, layout[0, WEIGHT_OFFSET], layout[0, FAN_IN], fan_out, out, consts
+                    )
             layer_forward(gemm, prev, sp, rows, 0, m, params, layout, i, code, consts, out)
             prev = out
             if hidden_masked and i < n_layers - 1:
@@ -159,7 +169,10 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
             if i == 0 and sparse:
                 g[:] = 0
                 one = consts[ONE]
-                first_layer_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, one, consts)
+                if len(sp) == 6:
+                    split_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, one, consts)
+                else:
+                    sparse_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, one, consts)
             else:
                 gemm_product(gemm, a_used, delta, g.reshape((fan_in, fan_out)), True, False, consts)
             if b_off >= 0:

@@ -98,7 +98,7 @@ def sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, const
     product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, 0, n)
 
 
-@kernel_jit(**FAST)
+@kernel_jit(inline="always", **FAST)
 def base_product(gemm, sp, params, w_off, fan_in, n, consts):
     """c = base @ W, the product every input row starts from: one BLAS call for rows narrower
     than ``PACK_COLUMNS``; for wider ones an empty c that ``base_columns`` fills, range by
@@ -110,7 +110,7 @@ def base_product(gemm, sp, params, w_off, fan_in, n, consts):
     return c
 
 
-@kernel_jit(**FAST)
+@kernel_jit(inline="always", **FAST)
 def base_columns(sp, params, w_off, n, c, t_begin, t_end):
     """c[q] = sum_j base[j] W[j, q] for q in [t_begin, t_end), row by row of W."""
     base = sp[3]
@@ -126,7 +126,7 @@ def base_columns(sp, params, w_off, n, c, t_begin, t_end):
                 ct[q] += bj * row[q]
 
 
-@kernel_jit(**FAST)
+@kernel_jit(inline="always", **FAST)
 def product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, t_begin, t_end):
     """Columns [t_begin, t_end) of ``sparse_product``'s out, from c = base @ W; t_begin is where a
     tile starts (0 or a multiple of a full tile, see ``column_pieces``).
@@ -179,7 +179,7 @@ def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, bet
     gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, 0, n)
 
 
-@kernel_jit(**FAST)
+@kernel_jit(inline="always", **FAST)
 def column_sums(delta, m, n, alpha):
     """alpha 1^T delta: the factor of the base's outer product in the weight gradient."""
     s = np.zeros(n, dtype=delta.dtype)
@@ -192,7 +192,7 @@ def column_sums(delta, m, n, alpha):
     return s
 
 
-@kernel_jit(**FAST)
+@kernel_jit(inline="always", **FAST)
 def gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, t_begin, t_end):
     """Columns [t_begin, t_end) of ``sparse_weight_gradient``, with s = ``column_sums``; t_begin as
     in ``product_columns``. Same loops as ``product_columns``: per tile and block of W' rows, the

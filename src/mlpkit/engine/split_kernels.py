@@ -9,9 +9,12 @@ results are bit-identical to ``sparse_product`` / ``sparse_weight_gradient``.
 
 Which kernels run is decided by the type of ``sp``: the five-entry tuple of
 :func:`mlpkit.engine.compiled.sparse_arguments` runs the one-thread kernels, a six-entry one
-(the sixth entry: how many ranges) runs these. Numba compiles only the branch a type selects,
-so kernels that never get a six-entry tuple (the seed's steps, every evaluation) never compile
-a parallel function: cold start stays as it was.
+(the sixth entry: how many ranges) runs these, and the larger layers' optimizer updates too.
+The kernels choose with ``if len(sp) == 6`` where ``sp`` is their own argument: Numba reads the
+length of an argument's tuple as a constant and drops the branch not taken before typing it
+(not inside an inlined function, nor through a wrapper without a cost: a one-line switch
+function added 0.3 s to a cold start, re-optimizing its callees). So kernels that never get a
+six-entry tuple (the seed's steps, every evaluation) never compile a parallel function.
 
 Threads: Numba's OpenMP layer with ``OMP_WAIT_POLICY=PASSIVE`` (``choose_threading_layer``).
 Measured on the team's 2-core VM, a parallel region right after a two-thread BLAS product
@@ -34,8 +37,6 @@ from typing import Any
 
 import numba
 from numba import prange
-from numba.core import types
-from numba.extending import overload
 
 from mlpkit.engine.dense_kernels import FAST
 from mlpkit.engine.kernel_cache import kernel_jit
@@ -48,13 +49,10 @@ from mlpkit.engine.sparse_kernels import (
     column_sums,
     gradient_columns,
     product_columns,
-    sparse_product,
-    sparse_weight_gradient,
 )
 from mlpkit.engine.update_kernels import update_range
 
 _config: Any = numba.config  # (typed Any: Numba's config module sets its names at run time)
-_JIT_OPTIONS: Any = FAST
 
 
 def choose_threading_layer() -> None:
@@ -109,22 +107,6 @@ def split_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta
         )
 
 
-def first_layer_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
-    """out = X @ W for the sparse inputs ``sp``: ``split_product`` for a six-entry ``sp``, else
-    ``sparse_product`` (compiled code only)."""
-    raise NotImplementedError("a Numba overload: call it from compiled code")
-
-
-def first_layer_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
-    """``sparse_weight_gradient``, or ``split_weight_gradient`` for a six-entry ``sp`` (compiled code only)."""
-    raise NotImplementedError("a Numba overload: call it from compiled code")
-
-
-def layer_update(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
-    """``update_kernels.update_range``, or ``split_update_range`` for a six-entry ``sp`` (compiled code only)."""
-    raise NotImplementedError("a Numba overload: call it from compiled code")
-
-
 #: Parameter ranges shorter than this are updated on one thread (starting threads costs more).
 SPLIT_UPDATE_MIN = 65536
 
@@ -140,46 +122,17 @@ def split_update_range(params, grad, s1, s2, a, b, kind, flags, run, step, piece
         update_range(params, grad, s1, s2, lo, hi, kind, flags, run, step)
 
 
-def _split(sp: types.Type) -> bool:
-    return isinstance(sp, types.BaseTuple) and len(sp) == 6
-
-
-@overload(first_layer_product, inline="always", jit_options=_JIT_OPTIONS)
-def _first_layer_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
-    product = split_product if _split(sp) else sparse_product
-
-    def impl(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
-        product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts)
-
-    return impl
-
-
-@overload(layer_update, inline="always", jit_options=_JIT_OPTIONS)
-def _layer_update(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
-    if not _split(sp):
-
-        def impl(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
-            update_range(params, grad, s1, s2, a, b, kind, flags, run, step)
-
-        return impl
-
-    def impl_split(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
-        if b - a < SPLIT_UPDATE_MIN:
-            update_range(params, grad, s1, s2, a, b, kind, flags, run, step)
-        else:
+@kernel_jit(**FAST)
+def layer_update(sp, params, grad, s1, s2, a, b, kind, flags, run, step):
+    """``update_kernels.update_range``, or ``split_update_range`` for a six-entry ``sp`` and a
+    range of at least ``SPLIT_UPDATE_MIN`` parameters."""
+    if len(sp) == 6:
+        if b - a >= SPLIT_UPDATE_MIN:
             split_update_range(params, grad, s1, s2, a, b, kind, flags, run, step, sp[5])
-
-    return impl_split
-
-
-@overload(first_layer_weight_gradient, inline="always", jit_options=_JIT_OPTIONS)
-def _first_layer_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
-    gradient = split_weight_gradient if _split(sp) else sparse_weight_gradient
-
-    def impl(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
-        gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts)
-
-    return impl
+        else:
+            update_range(params, grad, s1, s2, a, b, kind, flags, run, step)
+    else:
+        update_range(params, grad, s1, s2, a, b, kind, flags, run, step)
 
 
 @contextlib.contextmanager
