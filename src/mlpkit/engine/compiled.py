@@ -122,7 +122,43 @@ def plain_sgd(optimizer: object) -> bool:
     return type(optimizer) is SGD and optimizer.plain and flat_span(optimizer.velocity) is not None
 
 
-class CompiledSteps:
+class StepInputs:
+    """The training inputs a compiled runner reads, and their sparse form: set once, and again
+    each epoch when the inputs change (augmentation, ``use_inputs``)."""
+
+    model: MLP
+    x: np.ndarray
+    sparse: SparseRows | None
+    split: int
+    _reads_sparse: bool
+    _sparse_arguments: tuple[np.ndarray | int, ...]
+
+    def _bind_inputs(self, x: np.ndarray, sparse: SparseRows | None, split: int) -> None:
+        if sparse is not None and sparse.shape != x.shape:
+            raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
+        self.x = x
+        self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.engine.sparse)
+        self._reads_sparse = sparse is not None
+        self.split = split if sparse is not None else 1
+        self._split_asked = split
+        self._sparse_arguments = sparse_arguments(sparse, self.model.dtype, self.split)
+
+    def use_inputs(self, x: np.ndarray, sparse: SparseRows | None) -> None:
+        """Train on ``x`` from the next run on; its sparse form ``sparse`` is read when the runner
+        was made to read sparse inputs (else ignored; None: the dense ``x``)."""
+        if not self._reads_sparse:
+            sparse = None
+        reads = self._reads_sparse
+        self._bind_inputs(x, sparse, self._split_asked)
+        self._reads_sparse = reads
+
+    def close(self) -> None:
+        """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
+        self.sparse, self.split, self._reads_sparse = None, 1, False
+        self._sparse_arguments = sparse_arguments(None, self.model.dtype)
+
+
+class CompiledSteps(StepInputs):
     """Runs SGD steps of one ``fit`` in compiled code, on the model's and optimizer's own buffers.
 
     The step-runner interface (shared with :class:`mlpkit.engine.numpy_steps.NumpySteps`):
@@ -160,12 +196,8 @@ class CompiledSteps:
         self._kernel = kernels.train_steps
         dtype = model.dtype
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
-        self.x, self.y = x, np.ascontiguousarray(y, dtype=np.intp)
-        if sparse is not None and sparse.shape != x.shape:
-            raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
-        self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.engine.sparse)
-        self.split = split if sparse is not None else 1
-        self._sparse_arguments = sparse_arguments(sparse, dtype, self.split)
+        self.y = np.ascontiguousarray(y, dtype=np.intp)
+        self._bind_inputs(x, sparse, split)
         routines = cblas.routines(dtype.name)
         assert routines is not None, "why_not() is checked before a CompiledSteps is made"
         self._gemm, self._axpy = routines
@@ -227,11 +259,6 @@ class CompiledSteps:
 
     def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
         check_rows(order, first_step, n_steps, self.batch_size, len(self.x))
-
-    def close(self) -> None:
-        """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
-        self.sparse, self.split = None, 1
-        self._sparse_arguments = sparse_arguments(None, self.model.dtype)
 
 
 @contextlib.contextmanager

@@ -192,6 +192,10 @@ class NumpySteps:
         if self.max_norm is not None:
             apply_max_norm(self.model, self.max_norm)
 
+    def use_inputs(self, x: np.ndarray, sparse: object = None) -> None:
+        """Train on ``x`` from the next run on (the NumPy steps read no sparse form)."""
+        self.x = x
+
     def close(self) -> None:
         """Stop the worker threads of a blocked update (the runner then updates on one thread)."""
         if self.pool is not None:

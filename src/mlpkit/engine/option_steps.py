@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlpkit.core.arrays import flat_span
-from mlpkit.engine.compiled import check_rows, kernel_layout, sparse_arguments, split_threads
+from mlpkit.engine.compiled import StepInputs, check_rows, kernel_layout, split_threads
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.adam import Adam
 from mlpkit.optim.sgd import SGD
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlpkit.engine.step_options import StepOptions
 
 
-class CompiledOptionSteps:
+class CompiledOptionSteps(StepInputs):
     """Runs training steps with dropout, label smoothing, a per-step schedule, clipping, max-norm,
     and SGD (any of its options), Adam or AdamW, in compiled code on the model's and the
     optimizer's own buffers. Same interface as :class:`mlpkit.engine.compiled.CompiledSteps`.
@@ -78,14 +78,10 @@ class CompiledOptionSteps:
         self._k, self._uk = option_kernels, update_kernels
         dtype = model.dtype
         self.model, self.optimizer, self.batch_size, self.options, self.rng = model, optimizer, batch_size, options, rng
-        self.x, self.y = x, np.ascontiguousarray(y, dtype=np.intp)
+        self.y = np.ascontiguousarray(y, dtype=np.intp)
         if dropout is not None and dropout.input_rate > 0:
             sparse = None  # the first layer reads masked dense inputs
-        if sparse is not None and sparse.shape != x.shape:
-            raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
-        self.sparse = sparse
-        self.split = split if sparse is not None else 1
-        self._sparse_arguments = sparse_arguments(sparse, dtype, self.split)
+        self._bind_inputs(x, sparse, split)
         routines = cblas.routines(dtype.name)
         assert routines is not None, "why_not() is checked before a runner is made"
         self._gemm = routines[0]
@@ -256,8 +252,3 @@ class CompiledOptionSteps:
                 masks,
             )
         )
-
-    def close(self) -> None:
-        """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
-        self.sparse, self.split = None, 1
-        self._sparse_arguments = sparse_arguments(None, self.model.dtype)
