@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mlpkit.core.errors import InputError
+from mlpkit.core.pcg64 import random_float32
 from mlpkit.data.affine import draw_affine_maps
 from mlpkit.data.smoothing import gaussian_matrix, smooth_fields
-from mlpkit.data.uniform import random_float32
 from mlpkit.data.warp import warp_images
 
 EPS32 = float(np.finfo(np.float32).eps)

@@ -110,6 +110,18 @@ def test_float32_stays_within_float32_tolerance_of_float64():
     np.testing.assert_allclose(got[1], ref[1], rtol=1e-5)
 
 
+def test_float32_dropout_draws_are_numpys_draws():
+    """Float32 masks come from a compiled copy of PCG64 filling a run's full steps at once: the
+    same numbers in the same order as the NumPy engine's per-layer draws (the generator ends in
+    the same state, the masks select the same units), the short last step's too."""
+    options = dict(input_rate=0.2, hidden_rate=0.3, smoothing=0.1)
+    ref = train("numpy", "adamw", options, bias="per_layer", dtype="float32")
+    got = train("compiled", "adamw", options, bias="per_layer", dtype="float32")
+    assert got[2] == ref[2]
+    np.testing.assert_allclose(got[0], ref[0], rtol=0, atol=1e-4 * np.abs(ref[0]).max())
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-5)
+
+
 def test_the_options_change_the_steps():
     """The equality above is not vacuous: each option moves the weights."""
     base = train("compiled", "adamw", {}, bias="per_layer")[0]

@@ -128,8 +128,8 @@ def augment_block(images: np.ndarray, config: Augmentation, rng: np.random.Gener
     np.ndarray
         uint8 (n, h, w), a new array.
     """
+    from mlpkit.core.pcg64 import random_float32
     from mlpkit.data.smoothing import smooth_fields
-    from mlpkit.data.uniform import random_float32
     from mlpkit.data.warp import warp_images
 
     n, shape = len(images), images.shape[1:]

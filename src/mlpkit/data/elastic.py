@@ -35,8 +35,8 @@ def draw_displacements(
     """(n, 2, h, w) float32 row and column displacements: one ``rng.random((n, 2, h, w), float32)``
     draw u (compiled, the same values: `mlpkit.data.uniform`), each field 2u - 1 smoothed by a
     Gaussian of ``sigma`` and scaled by ``alpha``."""
+    from mlpkit.core.pcg64 import random_float32
     from mlpkit.data.smoothing import smooth_fields
-    from mlpkit.data.uniform import random_float32
 
     uniform = random_float32(rng, (n, 2, *image_shape))
     return smooth_fields(uniform, sigma, alpha)

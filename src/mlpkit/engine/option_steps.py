@@ -198,15 +198,30 @@ class CompiledOptionSteps(StepInputs):
                 table[s, uk.S_STEP_SIZE] = lr / (1 - beta1**t)
                 table[s, uk.S_BC2_SQRT] = (1 - beta2**t) ** 0.5
         if self._masked:
-            rng = self.rng
-            assert rng is not None
-            bs = self.batch_size
-            for s in range(n_steps):
-                m = min(bs, len(order) - (first_step + s) * bs)
-                for j in self._masked:  # DropoutMasks.draw: input first, then each hidden layer
-                    at = s * self._stride + int(self._mask_at[j])
-                    units = self._units[j]
-                    rng.random(out=self._uniform[at : at + m * units].reshape(m, units), dtype=self.model.dtype)
+            self._draw(order, first_step, n_steps)
+
+    def _draw(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
+        """Each step's dropout draws, as ``DropoutMasks.draw`` makes them: step after step, the
+        input's then each hidden layer's, ``rng.random`` in the model's dtype. The draws of full
+        steps lie back to back in ``_uniform``, so they are one fill of the same stream: float32
+        ones compiled (:func:`mlpkit.core.pcg64.fill_float32`, ~2x NumPy's speed: NumPy's took
+        0.5 ms of a 9 ms step of the modern recipe); a short last step's are filled region by region."""
+        rng = self.rng
+        assert rng is not None
+        bs, dtype = self.batch_size, self.model.dtype
+        full = max(0, min(n_steps, len(order) // bs - first_step))
+        if dtype == np.float32 and full > 0:
+            from mlpkit.core.pcg64 import fill_float32
+
+            fill_float32(rng, self._uniform[: full * self._stride])
+        else:
+            full = 0
+        for s in range(full, n_steps):
+            m = min(bs, len(order) - (first_step + s) * bs)
+            for j in self._masked:  # DropoutMasks.draw: input first, then each hidden layer
+                at = s * self._stride + int(self._mask_at[j])
+                units = self._units[j]
+                rng.random(out=self._uniform[at : at + m * units].reshape(m, units), dtype=dtype)
 
     def run(self, order: np.ndarray, first_step: int, n_steps: int) -> int:
         """Steps ``first_step .. first_step + n_steps - 1`` of the epoch with sample ``order``;

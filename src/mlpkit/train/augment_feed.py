@@ -163,9 +163,12 @@ class AugmentFeed:
             self._cond.notify_all()
             return self._buffers[epoch % 2]
 
-    def make_sparse_forms(self, form: Callable[[np.ndarray], object]) -> None:
+    def make_sparse_forms(self, form: Callable[[np.ndarray], object] | None = None) -> None:
         """Also make each epoch's sparse form, ``form(inputs)``, on the worker after the inputs
-        (the engine's ``sparse_rows``: steps that read sparse inputs get them from ``sparse_form``)."""
+        (default: the engine's ``sparse_rows``, for steps that read sparse inputs: they get them
+        from ``sparse_form``). Call it on the thread that imported the engine."""
+        if form is None:
+            from mlpkit.engine.sparse import sparse_rows as form  # imported here, not first on the worker
         self._sparse_form = form
 
     def sparse_form(self, epoch: int) -> Any:
@@ -221,8 +224,8 @@ def augmented_inputs(
     threads : int, default 1
         Threads for `augmented_epoch` (the same result for any number).
     """
+    from mlpkit.core.pcg64 import random_float32  # noqa: F401  (imports Numba here, on the caller's thread)
     from mlpkit.data.augment import BLOCK_IMAGES, augmented_epoch
-    from mlpkit.data.uniform import random_float32  # noqa: F401  (imports Numba here, on the caller's thread)
     from mlpkit.data.warp import warp_images  # noqa: F401
 
     # Why import here: the producer runs on the feed's thread, and Numba imported on two threads

@@ -258,9 +258,7 @@ class Trainer:
         )
         self.engine_used, self.sparse_used, self.fallback_reason = plan.engine, plan.sparse_steps, plan.fallback_reason
         if self.augment is not None and plan.sparse_steps:
-            from mlpkit.engine.sparse import sparse_rows  # imported on this thread, before the feed's uses it
-
-            self.augment.make_sparse_forms(sparse_rows)
+            self.augment.make_sparse_forms()
         self.stop_training = False
         state.interrupted = state.aborted = False
         error: DivergenceError | None = None

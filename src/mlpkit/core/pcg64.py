@@ -8,8 +8,9 @@ each 64-bit output, low half first, NumPy's carried half-word included) runs in 
 generator's state is set to where NumPy's own fill would leave it, so the draws after it are
 unchanged too. Any other bit generator goes through ``rng.random``.
 
-Like `mlpkit.data.warp`, this module imports Numba at import time and uses no code from other
-files (Numba's on-disk cache is keyed on the file).
+Used by augmentation (its elastic fields) and by the compiled steps' dropout masks; in ``core``
+so that both layers can. Like `mlpkit.data.warp`, this module imports Numba at import time and
+uses no code from other files (Numba's on-disk cache is keyed on the file).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["random_float32"]
+__all__ = ["fill_float32", "random_float32"]
 
 _MASK64 = (1 << 64) - 1
 #: PCG's default 128-bit multiplier (``PCG_DEFAULT_MULTIPLIER_128``), as high and low words.
@@ -87,17 +88,24 @@ def random_float32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
     np.ndarray
         float32 ``shape``, values ``k / 2**24`` in [0, 1).
     """
+    out = np.empty(shape, dtype=np.float32)
+    fill_float32(rng, out.reshape(-1))
+    return out
+
+
+def fill_float32(rng: np.random.Generator, out: np.ndarray) -> None:
+    """``rng.random(out=out, dtype=np.float32)`` for a contiguous 1-D float32 ``out``: the same
+    values, and ``rng`` left in the same state (compiled for PCG64, else NumPy's own call)."""
     bits = rng.bit_generator
     if type(bits) is not np.random.PCG64:
-        return rng.random(shape, dtype=np.float32)
+        rng.random(out=out, dtype=np.float32)
+        return
     state = bits.state
     s, inc = state["state"]["state"], state["state"]["inc"]
     words = np.array(
         [s >> 64, s & _MASK64, inc >> 64, inc & _MASK64, state["has_uint32"], state["uinteger"]], dtype=np.uint64
     )
-    out = np.empty(shape, dtype=np.float32)
-    _fill(words, out.reshape(-1))
+    _fill(words, out)
     state["state"]["state"] = (int(words[0]) << 64) | int(words[1])
     state["has_uint32"], state["uinteger"] = int(words[4]), int(words[5])
     bits.state = state
-    return out
