@@ -275,34 +275,6 @@ def test_the_feed_gives_the_pure_functions_arrays_and_closes_cleanly():
         feed.get(6)
 
 
-def test_the_feed_makes_each_epochs_sparse_form_on_its_thread_or_on_demand():
-    made: list[tuple[int, str]] = []
-
-    def produce(epoch: int, out: np.ndarray, stop: threading.Event) -> None:
-        out[:, :-1] = epoch
-
-    def form(x: np.ndarray) -> tuple[float, str]:
-        made.append((int(x[0, 0]), threading.current_thread().name))
-        return float(x[0, 0]), threading.current_thread().name
-
-    with AugmentFeed(produce, 10, 3, stop=4) as feed:
-        x = feed.get(0)  # epoch 0 was made before the feed knew of sparse forms: made on demand
-        with pytest.raises(InputError, match="make_sparse_forms"):
-            feed.sparse_form(0)
-        feed.make_sparse_forms(form)
-        assert feed.sparse_form(0)[0] == 0.0
-        for epoch in range(1, 4):
-            x = feed.get(epoch)
-            value, thread = feed.sparse_form(epoch)
-            assert value == epoch == x[0, 0]
-            assert feed.sparse_form(epoch) == (value, thread)  # made once
-            if epoch >= 2:  # asked for after epoch 1 was taken: the worker made it, beside the inputs
-                assert thread == "mlpkit-augment-feed"
-        with pytest.raises(InputError, match="last handed out"):
-            feed.sparse_form(2)
-    assert sorted(e for e, _ in made) == [0, 1, 2, 3]
-
-
 def test_the_feed_works_ahead_while_the_caller_is_busy():
     started: dict[int, threading.Event] = {e: threading.Event() for e in range(4)}
     seen: list[int] = []

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -103,9 +103,6 @@ class AugmentFeed:
         self._ready = self.first - 1  # the last epoch finished
         self._error: tuple[int, BaseException] | None = None
         self._closed = False
-        self._sparse_form: Callable[[np.ndarray], object] | None = None
-        self._forms: list[object] = [None, None]  # each buffer's sparse form, and of which epoch
-        self._formed = [-1, -1]
         self._thread = threading.Thread(target=self._work, name="mlpkit-augment-feed", daemon=True)
         self._thread.start()
 
@@ -120,9 +117,6 @@ class AugmentFeed:
             start = time.perf_counter()
             try:
                 self._produce(epoch, self._buffers[epoch % 2], self.closing)
-                form = self._sparse_form
-                if form is not None and not self.closing.is_set():
-                    self._forms[epoch % 2], self._formed[epoch % 2] = form(self._buffers[epoch % 2]), epoch
             except BaseException as exc:  # handed to the caller by get(epoch)
                 with self._cond:
                     self._error = (epoch, exc)
@@ -162,24 +156,6 @@ class AugmentFeed:
             self._taken = epoch
             self._cond.notify_all()
             return self._buffers[epoch % 2]
-
-    def make_sparse_forms(self, form: Callable[[np.ndarray], object] | None = None) -> None:
-        """Also make each epoch's sparse form, ``form(inputs)``, on the worker after the inputs
-        (default: the engine's ``sparse_rows``, for steps that read sparse inputs: they get them
-        from ``sparse_form``). Call it on the thread that imported the engine."""
-        if form is None:
-            from mlpkit.engine.sparse import sparse_rows as form  # imported here, not first on the worker
-        self._sparse_form = form
-
-    def sparse_form(self, epoch: int) -> Any:
-        """The sparse form of the inputs ``get(epoch)`` returned (made here if the worker had
-        finished the epoch before ``make_sparse_forms``); valid as long as they are."""
-        slot = epoch % 2
-        if self._taken != epoch or self._sparse_form is None:
-            raise InputError(f"sparse_form({epoch}): ask for the epoch last handed out, after make_sparse_forms")
-        if self._formed[slot] != epoch:
-            self._forms[slot], self._formed[slot] = self._sparse_form(self._buffers[slot]), epoch
-        return self._forms[slot]
 
     def close(self) -> None:
         """Stop the worker and wait for it (after the step it is in); idempotent."""
