@@ -275,6 +275,44 @@ def test_the_feed_gives_the_pure_functions_arrays_and_closes_cleanly():
         feed.get(6)
 
 
+@pytest.mark.parametrize("first", [0, 1])
+def test_a_feed_of_sparse_forms_keeps_one_dense_buffer_and_waits_when_a_form_is_missing(first):
+    """(first 1: a resumed run's feed starts at an odd epoch, in the other buffer.)"""
+    made: list[tuple[int, str]] = []
+    dense_epochs = {2}  # epochs whose form is None: read from the dense buffer
+
+    def produce(epoch: int, out: np.ndarray, stop: threading.Event) -> None:
+        out[:, :-1] = epoch
+
+    def form(x: np.ndarray) -> tuple[float, str] | None:
+        made.append((int(x[0, 0]), threading.current_thread().name))
+        return None if int(x[0, 0]) in dense_epochs else (float(x[0, 0]), threading.current_thread().name)
+
+    with AugmentFeed(produce, 10, 3, first=first, stop=5) as feed:
+        time.sleep(0.05)  # the worker makes epoch first, then waits for the caller's choice
+        assert feed.read_sparse(form) and feed.read_sparse(form)
+        for epoch in range(first, 5):
+            x = feed.get(epoch)
+            if epoch in dense_epochs:
+                assert feed.sparse_form(epoch) is None
+                time.sleep(0.05)  # the worker must not refill the buffer while epoch 2 is read from it
+                assert (x[:, :-1] == epoch).all()
+            else:
+                value, thread = feed.sparse_form(epoch)
+                assert value == epoch
+                if epoch >= 2:
+                    assert thread == "mlpkit-augment-feed"
+        assert feed._buffers[1 - first] is None  # one dense buffer
+        with pytest.raises(InputError, match="last handed out"):
+            feed.sparse_form(3)
+    assert sorted(e for e, _ in made) == list(range(first, 5))
+
+    with AugmentFeed(produce, 10, 3, stop=2) as feed:  # a get first: dense buffers, no forms
+        feed.get(0)
+        assert not feed.read_sparse(form)
+        assert (feed.get(1)[:, :-1] == 1).all() and feed._buffers[1] is not None
+
+
 def test_the_feed_works_ahead_while_the_caller_is_busy():
     started: dict[int, threading.Event] = {e: threading.Event() for e in range(4)}
     seen: list[int] = []

@@ -403,8 +403,9 @@ def test_when_the_trainer_uses_the_sparse_form(monkeypatch):
 
 
 def test_augmented_steps_train_on_the_feed_while_validation_reads_the_sparse_form(monkeypatch):
-    """With augmentation the steps read each epoch's inputs from the feed (never the sparse form
-    of the unaugmented x_train); validation of x_train and x_val still uses the sparse forms."""
+    """With augmentation the steps read each epoch's inputs from the feed, through the sparse form
+    the feed makes of them (never the unaugmented x_train's); validation of x_train and x_val
+    uses their own sparse forms."""
 
     def shifted(x, epoch, out):  # each epoch's inputs: the images' columns rolled by the epoch
         out[:, :-1] = np.roll(x[:, :-1], epoch + 1, axis=1)
@@ -421,13 +422,15 @@ def test_augmented_steps_train_on_the_feed_while_validation_reads_the_sparse_for
     sparse, sparse_history = _fit(True, augment=shifted)
     assert registered == [True, True]  # x_train's and x_val's sparse forms, for validation
     dense, dense_history = _fit(False, augment=shifted)
-    assert not sparse.sparse_used and sparse.engine_used == "compiled"
-    np.testing.assert_array_equal(_flat(sparse.model.parameters()), _flat(dense.model.parameters()))
+    assert sparse.sparse_used and sparse.engine_used == "compiled" and not dense.sparse_used
+    params = _flat(dense.model.parameters())
+    atol = float64_run_tolerance(steps=dense.state.step, n_terms=201, momentum=0.9, scale=np.abs(params).max())
+    np.testing.assert_allclose(_flat(sparse.model.parameters()), params, rtol=0, atol=atol)
     plain, _ = _fit(True)  # without the feed the weights differ: the feed's inputs were trained on
-    assert not np.array_equal(_flat(plain.model.parameters()), _flat(sparse.model.parameters()))
+    assert np.abs(_flat(plain.model.parameters()) - _flat(sparse.model.parameters())).max() > 1e3 * atol
     for key in ("val_loss", "train_loss"):
         assert len(sparse_history.validation[key]) == 4
-        np.testing.assert_allclose(sparse_history.validation[key], dense_history.validation[key], rtol=1e-12)
+        np.testing.assert_allclose(sparse_history.validation[key], dense_history.validation[key], rtol=1e-9)
 
 
 def test_compiled_steps_check_the_sparse_form_fits():

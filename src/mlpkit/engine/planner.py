@@ -123,6 +123,7 @@ def plan_engine(
     engine: str = "auto",
     sparse_inputs: bool = True,
     sparse_training: bool = True,
+    sparse_feed: bool = False,
     validation: bool = True,
     eval_chunk: int = EVAL_CHUNK,
     options: StepOptions | None = None,
@@ -156,6 +157,9 @@ def plan_engine(
     sparse_training : bool, default True
         Whether the steps may read the sparse form of ``x_train``; False when the steps train on
         other inputs every epoch (augmentation), while validation still reads ``x_train``.
+    sparse_feed : bool, default False
+        With ``sparse_training`` False: those inputs come with their sparse forms (the training
+        loop hands both to ``steps.use_inputs`` each epoch), so the steps may read sparse inputs.
     validation : bool, default True
         Whether the fit will evaluate (then the evaluator gets the sparse forms too).
     eval_chunk : int, default EVAL_CHUNK
@@ -181,7 +185,7 @@ def plan_engine(
     threads_now = BlasThreads().threads()
     small = step_macs(model, batch_size) < SMALL_STEP_MACS
     split = threads_now if not small and model.shapes[0][1] >= SPLIT_COLUMNS and blas_env.short_spin() else 1
-    sparse_steps = (small or threads_now == 1 or split > 1) and sparse_training
+    sparse_steps = (small or threads_now == 1 or split > 1) and (sparse_training or sparse_feed)
     sparse_train = None
     if sparse_inputs and evaluator.compiled and (sparse_steps or validation):
         from mlpkit.engine.sparse import sparse_rows

@@ -250,12 +250,14 @@ class Trainer:
             engine=self.engine,
             sparse_inputs=self.sparse_inputs,
             sparse_training=self.augment is None,  # augmented inputs change every epoch; validation reads x_train
+            sparse_feed=self.augment is not None,  # ... with the sparse forms the feed makes
             validation=self.validate_every > 0,
             eval_chunk=self.eval_chunk,
             options=self.options,
             rng=self.rng,
         )
         self.engine_used, self.sparse_used, self.fallback_reason = plan.engine, plan.sparse_steps, plan.fallback_reason
+        self._sparse_feed = self.augment is not None and plan.sparse_steps and self.augment.read_sparse()
         self.stop_training = False
         state.interrupted = state.aborted = False
         error: DivergenceError | None = None
@@ -307,7 +309,8 @@ class Trainer:
             if state.step_in_epoch == 0 or state.perm is None:
                 state.perm = self.rng.permutation(n_train) if self.shuffle else np.arange(n_train)
             if self.augment is not None:
-                steps.use_inputs(self.augment.get(state.epoch), None)
+                x_epoch = self.augment.get(state.epoch)
+                steps.use_inputs(x_epoch, self.augment.sparse_form(state.epoch) if self._sparse_feed else None)
             while state.step_in_epoch < self.steps_per_epoch and not self._stopping(interrupt):
                 first_in_epoch = state.step_in_epoch
                 n = min(self.steps_per_epoch - first_in_epoch, longest)
