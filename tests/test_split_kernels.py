@@ -190,3 +190,17 @@ def test_import_mlpkit_asks_openblas_for_a_short_spin_before_numpy_loads():
     assert _spin_after_import("import numpy, mlpkit; " + report) == ["None", "False"]  # too late: not set
     assert _spin_after_import("import mlpkit; " + report, "20") == ["20", "False"]  # the user's value stays
     assert _spin_after_import("import numpy, mlpkit; " + report, "6") == ["6", "True"]
+
+
+def test_the_threading_layer_is_openmp_with_passive_waiting_unless_the_user_chose():
+    code = (
+        "import os, mlpkit, numba; from mlpkit.engine import split_kernels; "
+        "print(os.environ.get('OMP_WAIT_POLICY'), numba.config.THREADING_LAYER_PRIORITY[0])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")}
+    run = lambda extra: subprocess.run(
+        [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True, timeout=120
+    ).stdout.split()
+    assert run({}) == ["PASSIVE", "omp"]
+    assert run({"OMP_WAIT_POLICY": "ACTIVE"}) == ["ACTIVE", "workqueue"]  # spinning OpenMP: not chosen
+    assert run({"NUMBA_THREADING_LAYER": "workqueue"})[0] == "None"  # the user's layer: nothing set
