@@ -9,7 +9,7 @@ a runner does (and compiles the kernels on first use, or loads them from the cac
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -131,31 +131,38 @@ class StepInputs:
     sparse: SparseRows | None
     split: int
     _reads_sparse: bool
+    _split: int
     _sparse_arguments: tuple[np.ndarray | int, ...]
 
     def _bind_inputs(self, x: np.ndarray, sparse: SparseRows | None, split: int) -> None:
-        if sparse is not None and sparse.shape != x.shape:
-            raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
-        self.x = x
-        self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.engine.sparse)
-        self._reads_sparse = sparse is not None
-        self.split = split if sparse is not None else 1
-        self._split_asked = split
-        self._sparse_arguments = sparse_arguments(sparse, self.model.dtype, self.split)
+        """The first inputs: whether the runner reads sparse forms is decided here, for good."""
+        self._reads_sparse, self._split = sparse is not None, split
+        self.use_inputs(x, sparse)
 
     def use_inputs(self, x: np.ndarray, sparse: SparseRows | None) -> None:
         """Train on ``x`` from the next run on; its sparse form ``sparse`` is read when the runner
         was made to read sparse inputs (else ignored; None: the dense ``x``)."""
-        if not self._reads_sparse:
-            sparse = None
-        reads = self._reads_sparse
-        self._bind_inputs(x, sparse, self._split_asked)
-        self._reads_sparse = reads
+        sparse = sparse if self._reads_sparse else None
+        if sparse is not None and sparse.shape != x.shape:
+            raise ValueError(f"sparse inputs of shape {sparse.shape} for inputs of shape {x.shape}")
+        self.x = x
+        self.sparse = sparse  # the first layer reads these instead of x (see mlpkit.engine.sparse)
+        self.split = self._split if sparse is not None else 1
+        self._sparse_arguments = sparse_arguments(sparse, self.model.dtype, self.split)
 
     def close(self) -> None:
         """Let go of the sparse inputs (the runner can still run, on the dense ones)."""
-        self.sparse, self.split, self._reads_sparse = None, 1, False
-        self._sparse_arguments = sparse_arguments(None, self.model.dtype)
+        self._reads_sparse = False
+        self.use_inputs(self.x, None)
+
+    def _threads(self) -> AbstractContextManager[None]:
+        """Around a kernel call: :func:`mlpkit.engine.split_kernels.split_threads` for split
+        steps, nothing otherwise."""
+        if self.split <= 1:
+            return contextlib.nullcontext()
+        from mlpkit.engine.split_kernels import split_threads
+
+        return split_threads(self.split)
 
 
 class CompiledSteps(StepInputs):
@@ -233,7 +240,7 @@ class CompiledSteps(StepInputs):
         self._plan[:] = first_step, n_steps, self.batch_size, self._code
         self._consts[self._lr_at] = self.optimizer.lr  # read each time: a schedule may change them
         self._consts[self._momentum_at] = self.optimizer.momentum
-        with split_threads(self.split):
+        with self._threads():
             return self._call(order)
 
     def _call(self, order: np.ndarray) -> int:
@@ -259,18 +266,6 @@ class CompiledSteps(StepInputs):
 
     def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
         check_rows(order, first_step, n_steps, self.batch_size, len(self.x))
-
-
-@contextlib.contextmanager
-def split_threads(split: int) -> Iterator[None]:
-    """:func:`mlpkit.engine.split_kernels.split_threads` (imported only when ``split`` > 1)."""
-    if split <= 1:
-        yield
-        return
-    from mlpkit.engine.split_kernels import split_threads as threads
-
-    with threads(split):
-        yield
 
 
 class CompiledEvaluation:

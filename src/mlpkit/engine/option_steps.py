@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mlpkit.core.arrays import flat_span
-from mlpkit.engine.compiled import StepInputs, check_rows, kernel_layout, split_threads
+from mlpkit.engine.compiled import StepInputs, check_rows, kernel_layout
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.adam import Adam
 from mlpkit.optim.sgd import SGD
@@ -239,7 +239,7 @@ class CompiledOptionSteps(StepInputs):
         k, plan = self._k, self._plan
         plan[k.P_FIRST_STEP], plan[k.P_STEPS], plan[k.P_MASK_STRIDE] = first_step, n_steps, self._stride
         masks = (self._uniform, self._mask_at, self._dropped, self._dropped_at)
-        with split_threads(self.split):
+        with self._threads():
             applied = self._call(order, masks)
         if self.optimizer.counts_steps:
             self.optimizer.steps += applied

@@ -133,6 +133,7 @@ class AugmentFeed:
         return True
 
     def _buffer(self, epoch: int) -> np.ndarray:
+        """Epoch's dense buffer (the caller holds the lock)."""
         slot = self._one if self._sparse_form is not None else epoch % 2
         buffer = self._buffers[slot]
         if buffer is None:  # the second dense buffer, made when first needed
@@ -221,9 +222,7 @@ class AugmentFeed:
                 raise self._error[1]
             self._taken = epoch
             self._cond.notify_all()
-            buffer = self._buffers[self._one if self._sparse_form is not None else epoch % 2]
-            assert buffer is not None
-            return buffer
+            return self._buffer(epoch)
 
     def close(self) -> None:
         """Stop the worker and wait for it (after the step it is in); idempotent."""
