@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from numba import njit, typeof
 
-from mlpkit.engine import kernel_cache, kernels, precompile, sparse_kernels
-from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps
+from mlpkit.engine import entry_points, kernel_cache, kernels, precompile
+from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps, sparse_arguments
 from mlpkit.engine.dense_kernels import FAST
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
@@ -33,22 +33,28 @@ def _steps(dtype=np.float32):
 def test_the_written_down_argument_types_are_those_train_steps_calls_with():
     steps = _steps()
     dtype, gemm = steps.model.dtype, steps._gemm
-    callees = [(kernels.forward, precompile.forward_signature(dtype, gemm))]
-    callees += precompile.training_callees(dtype, gemm)
+    callees = precompile.training_callees(dtype, gemm)
     for kernel, signature in callees:
         kernel.compile(signature)
     before = {kernel: set(kernel.signatures) for kernel, _ in callees}
-    fresh_forward = njit(**FAST)(kernels.forward.py_func)  # gemm_product: as forward calls it
-    fresh_forward.compile(precompile.forward_signature(dtype, gemm))
-    gradient = [sig for kernel, sig in callees if kernel is sparse_kernels.sparse_weight_gradient]
-    njit(**FAST)(sparse_kernels.sparse_weight_gradient.py_func).compile(gradient[0])  # tile: as it is called
+    forward, gradient = steps._signatures()
+    assert forward == precompile.forward_signature(dtype, gemm)  # what the helper compiles
+    assert gradient == entry_points.gradient_signature(dtype, typeof(sparse_arguments(None, dtype)))
     fresh = njit(**FAST)(kernels.train_steps.py_func)  # typed anew, not loaded from the cache
-    args = (steps._gemm, steps._axpy, steps.x, steps._sparse_arguments, steps.y, np.arange(20), steps._plan)
-    args += (steps._params, steps._velocity, steps._layout, steps._consts, steps._xb, steps._yb, steps._scratch)
-    fresh.compile(tuple(typeof(a) for a in (*args, np.empty(1))))
+    stand_ins = (entry_points.signature_value(forward), entry_points.signature_value(gradient))
+    fresh.compile(tuple(typeof(a) for a in steps._arguments(np.arange(20), *stand_ins)))
     for kernel, signature in callees:
         assert set(kernel.signatures) == before[kernel], f"{kernel.py_func.__name__} was compiled again"
         assert tuple(signature) in kernel.signatures
+
+
+def test_the_evaluation_types_known_before_the_model_are_those_of_the_model():
+    steps = _steps()
+    evaluation = CompiledEvaluation(steps.model)
+    assert precompile.evaluate_signature(steps.model.dtype, steps._gemm) == evaluation.argument_types(steps.x)
+    read_only = steps.x.copy()
+    read_only.flags.writeable = False  # another type: the helper's evaluate_rows would not serve it
+    assert precompile.evaluate_signature(steps.model.dtype, steps._gemm) != evaluation.argument_types(read_only)
 
 
 def test_the_helper_compiles_forward_and_evaluate_rows_into_the_cache(tmp_path, monkeypatch):
@@ -63,10 +69,44 @@ def test_the_helper_compiles_forward_and_evaluate_rows_into_the_cache(tmp_path, 
         assert helper.wait_for("forward") and helper.wait_for("evaluate_rows")
     finally:
         helper.close()
-    names = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
-    assert {"kernels.forward", "kernels.evaluate_rows", "sparse_kernels.sparse_product"} <= names
+    files = [p.name for p in tmp_path.rglob("*.nbi")]
+    names = {name.split("-")[0] for name in files}
+    assert {"kernels.evaluate_rows", "sparse_kernels.sparse_product"} <= names
+    assert {f"dense_kernels.{name}" for name in precompile.HELPER_CALLEES} <= names
+    assert any(name.startswith("kernels.forward-") and "-entry." in name for name in files)  # its C-callable form
     assert "kernels.train_steps" not in names  # this process's part
     assert list(tmp_path.rglob(kernel_cache.LOCK_NAME)), "entries are written under the folder's lock"
+
+
+def test_a_helper_started_early_is_taken_when_it_compiles_what_the_run_needs(monkeypatch):
+    launched = []
+
+    class _Started:
+        def __init__(self, dtype, evaluate):
+            self.dtype, self.evaluate, self.closed = dtype, evaluate, False
+
+        def matches(self, dtype, evaluate):
+            return dtype == self.dtype and (evaluate is None or evaluate == self.evaluate)
+
+        def close(self):
+            self.closed = True
+
+    def launch(dtype, gemm, evaluate):
+        launched.append(_Started(dtype, evaluate))
+        return launched[-1]
+
+    monkeypatch.setattr(precompile, "_launch", launch)
+    monkeypatch.setattr(precompile, "_early", None)
+    steps = _steps()
+    evaluate = CompiledEvaluation(steps.model).argument_types(steps.x)
+    precompile.prestart("float32")
+    assert len(launched) == 1 and launched[0].evaluate == evaluate
+    assert precompile.start(steps.model.dtype, steps._gemm, evaluate) is launched[0]  # taken, not a second one
+    assert precompile.start(steps.model.dtype, steps._gemm, evaluate) is launched[1]  # taken only once
+    precompile.prestart("float32")
+    float64 = _steps(np.float64)
+    assert precompile.start(float64.model.dtype, float64._gemm, None) is launched[3]  # another dtype: a new one
+    assert launched[2].closed and not launched[3].closed
 
 
 def test_no_helper_on_one_cpu_or_a_warm_cache(monkeypatch):
@@ -116,6 +156,9 @@ class _FakeHelper:
     def compile_training_callees(self):
         self.calls.append("callees")
 
+    def wait_for_callees(self):
+        self.calls.append("helper's callees")
+
     def wait_for(self, name, timeout=precompile.WAIT_S):
         self.calls.append(name)
         return False  # as if the helper had failed: everything compiles here
@@ -138,11 +181,11 @@ def test_the_planner_shares_the_work_with_the_helper_and_closes_it(monkeypatch):
     steps = _steps()
     x, y = steps.x, steps.y
     plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=x, y_train=y, x_val=x, engine="compiled")
-    assert plan.engine == "compiled" and fake.calls == ["callees", "forward"]
+    assert plan.engine == "compiled" and fake.calls == ["callees", "helper's callees", "forward"]
     assert started[0] == CompiledEvaluation(steps.model).argument_types(x)
     plan.evaluator.evaluate(x, y)
     plan.evaluator.evaluate(x, y)
-    assert fake.calls == ["callees", "forward", "evaluate_rows"]  # once, before the first compiled chunk
+    assert fake.calls[-1] == "evaluate_rows" and fake.calls.count("evaluate_rows") == 1  # before the first chunk
     plan.close()
     assert fake.calls[-1] == "close"
 

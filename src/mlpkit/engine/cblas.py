@@ -28,13 +28,20 @@ _CANDIDATES = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ct
 
 class Routine(WrapperAddressProtocol):
     """A C function's address and Numba signature: compiled code takes it as an argument
-    (a first-class function), so the kernels stay cacheable and a call types it cheaply."""
+    (a first-class function), so the kernels stay cacheable and a call types it cheaply.
+    ``keep``: what holds the code in memory (a ctypes function of the loaded library, or
+    the compiled kernel of :mod:`mlpkit.engine.entry_points`)."""
 
-    def __init__(self, fn, signature) -> None:
-        self._fn = fn  # keeps the library loaded
-        self._address = int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
+    def __init__(self, address: int, signature, keep: object) -> None:
+        self._keep = keep
+        self._address = address
         self._signature = signature
         self.numba_type = nb_types.FunctionType(signature)
+
+    @classmethod
+    def of_ctypes(cls, fn, signature) -> Routine:
+        """The routine of a ctypes function."""
+        return cls(int(ctypes.cast(fn, ctypes.c_void_p).value or 0), signature, fn)
 
     def __wrapper_address__(self) -> int:
         return self._address
@@ -118,7 +125,7 @@ def routines(dtype: str) -> tuple[Routine, Routine] | None:
                 and _works(gemm_fn, np.dtype(dtype))
                 and _axpy_works(axpy_fn, np.dtype(dtype))
             ):
-                return Routine(gemm_fn, signatures[0]), Routine(axpy_fn, signatures[1])
+                return Routine.of_ctypes(gemm_fn, signatures[0]), Routine.of_ctypes(axpy_fn, signatures[1])
     return None
 
 

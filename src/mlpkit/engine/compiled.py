@@ -21,6 +21,7 @@ from mlpkit.optim.optimizer import Optimizer
 from mlpkit.optim.sgd import SGD
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlpkit.engine.cblas import Routine
     from mlpkit.engine.sparse import SparseRows
 
 
@@ -244,25 +245,71 @@ class CompiledSteps(StepInputs):
             return self._call(order)
 
     def _call(self, order: np.ndarray) -> int:
-        return int(
-            self._kernel(
-                self._gemm,
-                self._axpy,
-                self.x,
-                self._sparse_arguments,
-                self.y,
-                order,
-                self._plan,
-                self._params,
-                self._velocity,
-                self._layout,
-                self._consts,
-                self._xb,
-                self._yb,
-                self._scratch,
-                self.losses,
-            )
+        applied = int(self._kernel(*self._arguments(order, self._forward(), self._gradient())))
+        if applied < 0:
+            raise MemoryError("a compiled step found no memory for its buffers")
+        return applied
+
+    def _arguments(self, order: np.ndarray, forward: Routine, gradient: Routine) -> tuple[object, ...]:
+        return (
+            self._gemm,
+            self._axpy,
+            forward,
+            gradient,
+            self.x,
+            self._sparse_arguments,
+            self.y,
+            order,
+            self._plan,
+            self._params,
+            self._velocity,
+            self._layout,
+            self._consts,
+            self._xb,
+            self._yb,
+            self._scratch,
+            self.losses,
         )
+
+    def _signatures(self) -> tuple[object, object]:
+        """What the steps kernel calls ``forward`` and ``sparse_weight_gradient`` with."""
+        from numba import typeof
+
+        from mlpkit.engine import entry_points
+
+        dtype, sp_type = self.model.dtype, typeof(self._sparse_arguments)
+        return (
+            entry_points.forward_signature(dtype, self._gemm, typeof(self._xb), sp_type),
+            entry_points.gradient_signature(dtype, sp_type),
+        )
+
+    def _forward(self) -> Routine:
+        """``kernels.forward`` for these inputs, compiled or loaded (see mlpkit.engine.entry_points)."""
+        from mlpkit.engine import entry_points, kernels
+
+        return entry_points.entry_point(kernels.forward, self._signatures()[0])
+
+    def _gradient(self) -> Routine:
+        """``sparse_weight_gradient`` for these inputs when the kernel calls it (sparse inputs on one
+        thread), else a stand-in of its type that the kernel does not call."""
+        from mlpkit.engine import entry_points, sparse_kernels
+
+        signature = self._signatures()[1]
+        if self.sparse is None or self.split > 1:
+            return entry_points.signature_value(signature)
+        return entry_points.entry_point(sparse_kernels.sparse_weight_gradient, signature)
+
+    def compile(self) -> None:
+        """Compile the steps kernel (or load it) and the sparse weight gradient it calls, before
+        ``forward`` exists: that is called through its address, so only its signature is needed
+        (see mlpkit.engine.precompile)."""
+        from numba import typeof
+
+        from mlpkit.engine import entry_points
+
+        stand_ins = [entry_points.signature_value(signature) for signature in self._signatures()]
+        self._kernel.compile(tuple(typeof(a) for a in self._arguments(np.empty(0, np.intp), *stand_ins)))
+        self._gradient()
 
     def _check_rows(self, order: np.ndarray, first_step: int, n_steps: int) -> None:
         check_rows(order, first_step, n_steps, self.batch_size, len(self.x))
@@ -293,12 +340,24 @@ class CompiledEvaluation:
         """A buffer for one thread's calls."""
         return np.empty(self.BLOCK_ROWS * self._width, dtype=self.model.dtype)
 
+    def forward_signature(self, x: np.ndarray, sp: tuple[np.ndarray | int, ...]) -> object:
+        """The signature the kernel calls ``kernels.forward`` with for chunks of ``x`` and sparse
+        arguments ``sp`` (see mlpkit.engine.entry_points)."""
+        from numba import typeof
+
+        from mlpkit.engine import entry_points
+
+        return entry_points.forward_signature(self.model.dtype, self._gemm, typeof(x[:0]), typeof(sp))
+
     def argument_types(self, x: np.ndarray) -> tuple[object, ...]:
         """The Numba types of the kernel's arguments for chunks of ``x`` (see mlpkit.engine.precompile)."""
         from numba import typeof
 
-        args = (self._gemm, x[:0], self._dense, 0, np.empty(0, np.intp), self._params, self._layout, self._code)
-        return tuple(typeof(a) for a in (*args, self._consts, self._consts[:0]))
+        from mlpkit.engine import entry_points
+
+        forward = entry_points.signature_value(self.forward_signature(x, self._dense))
+        args = (self._gemm, forward, x[:0], self._dense, 0, np.empty(0, np.intp), self._params, self._layout)
+        return tuple(typeof(a) for a in (*args, self._code, self._consts, self._consts[:0]))
 
     def accepts(self, x: np.ndarray, y: np.ndarray) -> bool:
         return x.dtype == self.model.dtype and x.flags.c_contiguous and y.dtype == np.intp and y.flags.c_contiguous
@@ -308,8 +367,13 @@ class CompiledEvaluation:
     ) -> tuple[float, int]:
         """The chunk ``x``/``y``; with ``sparse`` (the sparse form of the array ``x`` is a
         slice of, from row ``row0``) the first layer reads that instead of ``x``."""
+        from mlpkit.engine import entry_points, kernels
+
         sp = self._dense if sparse is None else sparse_arguments(sparse, self.model.dtype)
+        forward = entry_points.entry_point(kernels.forward, self.forward_signature(x, sp))
         loss_sum, hits = self._kernel(
-            self._gemm, x, sp, row0, y, self._params, self._layout, self._code, self._consts, scratch
+            self._gemm, forward, x, sp, row0, y, self._params, self._layout, self._code, self._consts, scratch
         )
+        if hits < 0:
+            raise MemoryError("the compiled forward pass found no memory for its buffers")
         return float(loss_sum), int(hits)

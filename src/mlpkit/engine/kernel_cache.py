@@ -131,13 +131,15 @@ def _prepared_directory() -> Path | None:
     return directory
 
 
-def _cache_classes() -> type:
-    """A Numba FunctionCache whose only locator is the digest-named folder (made on first use)."""
+@functools.cache
+def _cache_classes(suffix: str = "") -> type:
+    """A Numba FunctionCache whose only locator is the digest-named folder (made on first use);
+    ``suffix`` tells apart the entries of a kernel's C-callable form (:func:`entry_cache`)."""
     from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 
     class KernelLocator(_CacheLocator):
         def __init__(self, py_func: Callable[..., Any], directory: Path, digest: str) -> None:
-            self._lineno = py_func.__code__.co_firstlineno
+            self._lineno = f"{py_func.__code__.co_firstlineno}{suffix}"
             self._directory, self._digest = directory, digest
 
         def ensure_cache_path(self) -> None:
@@ -199,7 +201,13 @@ def _locked(directory: str, exclusive: bool) -> Iterator[None]:
         handle.close()  # releases the lock
 
 
-_KERNEL_CACHE: type | None = None
+def entry_cache(py_func: Callable[..., Any]) -> Any:
+    """The cache of ``py_func`` compiled as a C-callable kernel (:mod:`mlpkit.engine.entry_points`),
+    in the same folder as the kernels but in entries of its own (a compiled kernel and its
+    C-callable form must not be taken for each other); None when no folder is writable."""
+    if _prepared_directory() is None:
+        return None
+    return _cache_classes("-entry")(py_func)
 
 
 def _compile_unliteral(dispatcher: Any) -> None:
@@ -224,8 +232,9 @@ def _compile_unliteral(dispatcher: Any) -> None:
 def kernel_jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``numba.njit(**options)`` with the on-disk cache described above (never ``cache=True``),
     compiled once per argument types when called from other kernels (see ``_compile_unliteral``),
-    and without the C-callable wrapper (``no_cfunc_wrapper``: only a kernel passed as a
-    first-class function value would use it; none is, and making it cost compile time)."""
+    and without the C-callable wrapper (``no_cfunc_wrapper``: it cost compile time; the kernels
+    called through their address are compiled from the Python function by
+    :mod:`mlpkit.engine.entry_points`, with their own wrapper and cache entries)."""
     from numba import njit
 
     if "cache" in options:
@@ -233,13 +242,10 @@ def kernel_jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     options = {"no_cfunc_wrapper": True, **options}
 
     def decorate(fn: Callable[..., Any]) -> Any:
-        global _KERNEL_CACHE
         dispatcher = njit(**options)(fn)
         _compile_unliteral(dispatcher)
         if _prepared_directory() is not None:
-            if _KERNEL_CACHE is None:
-                _KERNEL_CACHE = _cache_classes()
-            dispatcher._cache = _KERNEL_CACHE(fn)  # what Dispatcher.enable_caching does, with our locator
+            dispatcher._cache = _cache_classes()(fn)  # what Dispatcher.enable_caching does, with our locator
         return dispatcher
 
     return decorate

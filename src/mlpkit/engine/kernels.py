@@ -32,7 +32,7 @@ from mlpkit.engine.dense_kernels import (
     xent_and_hits,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
-from mlpkit.engine.sparse_kernels import sparse_product, sparse_weight_gradient
+from mlpkit.engine.sparse_kernels import sparse_product
 from mlpkit.engine.split_kernels import split_product, split_weight_gradient
 
 #: Columns of a ``layout`` row.
@@ -44,7 +44,8 @@ PLAN_FIRST_STEP, PLAN_STEPS, PLAN_BATCH_SIZE, PLAN_ACTIVATION = range(4)
 @kernel_jit(**FAST)
 def forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
     """Every layer's output for ``m`` input rows, one after the other in ``acts`` (the logits
-    last); returns the logits and where they start in ``acts``.
+    last); returns where the logits start in ``acts``, plus one. Its callers call it through its
+    address (:mod:`mlpkit.engine.entry_points`), where 0 means that it failed.
 
     The inputs are the rows of dense ``x`` or, when ``sp`` (see
     :mod:`mlpkit.engine.sparse_kernels`) is not empty, its rows ``rows`` (or
@@ -68,7 +69,7 @@ def forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
         layer_forward(gemm, prev, sp, rows, row0, m, params, layout, i, code, consts, out)
         prev = out
         offset += m * fan_out
-    return prev, offset - m * layout[n_layers - 1, FAN_OUT]
+    return offset - m * layout[n_layers - 1, FAN_OUT] + 1
 
 
 @kernel_jit(inline="always", **FAST)
@@ -100,7 +101,25 @@ def gather_batch(x, y, rows, sparse, xs, ys):
 
 
 @kernel_jit(**FAST)
-def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, consts, xb, yb, scratch, losses):
+def train_steps(
+    gemm,
+    axpy,
+    forward_fn,
+    gradient_fn,
+    x,
+    sp,
+    y,
+    order,
+    plan,
+    params,
+    velocity,
+    layout,
+    consts,
+    xb,
+    yb,
+    scratch,
+    losses,
+):
     """Run ``n_steps`` SGD steps from step ``first_step`` of the epoch whose sample order is ``order``.
 
     ``plan``: int64 (first_step, n_steps, batch_size, activation code), see ``PLAN_*``;
@@ -110,7 +129,8 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
 
     Each step gathers rows ``order[step * batch_size : ...]`` of ``x``/``y`` into ``xb``/``yb``
     (with sparse inputs ``sp``, see ``forward``, the first layer reads those rows of ``sp``
-    instead, and its weight gradient is ``sparse_weight_gradient``),
+    instead, and its weight gradient is ``gradient_fn``: ``sparse_weight_gradient`` through its
+    address, or, with ``sp`` of six entries, ``split_weight_gradient``),
     computes the mean loss (into ``losses``) and the gradients, and updates ``params`` as
     ``optim.SGD`` does: v = momentum v + g, w -= lr v (momentum 0: w -= lr g). The update
     rides on the weight gradient's product, ``gemm``'s C = alpha A B + beta C: with momentum
@@ -118,7 +138,8 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
     parameters; without, w = -lr * (a^T delta) + 1 * w directly. So no gradient array is
     written or read back. Each layer's delta below is computed before its weights move.
     Returns how many steps were applied: fewer than ``n_steps`` when a loss is not finite
-    (that loss is in ``losses``, its update not applied).
+    (that loss is in ``losses``, its update not applied); -1 when ``forward_fn`` (``forward``
+    through its address, see mlpkit.engine.entry_points) or ``gradient_fn`` failed.
     ``scratch``: 2 * batch_size * (sum of layer widths) elements (outputs, then deltas).
     """
     first_step, n_steps = plan[PLAN_FIRST_STEP], plan[PLAN_STEPS]
@@ -135,9 +156,12 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
         m = min(batch_size, order.shape[0] - start)
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
         gather_batch(x, y, rows, sparse, xs, ys)
-        logits, offset = forward(gemm, xs, sp, rows, 0, m, params, layout, code, consts, acts)
+        offset = forward_fn(gemm, xs, sp, rows, 0, m, params, layout, code, consts, acts) - 1
+        if offset < 0:
+            return -1
         # loss and dL/dlogits
         fan_out = layout[n_layers - 1, FAN_OUT]
+        logits = acts[offset : offset + m * fan_out].reshape((m, fan_out))
         delta = deltas[offset : offset + m * fan_out].reshape((m, fan_out))
         loss = softmax_xent(logits, ys, delta, consts, typed) / m
         losses[s] = loss
@@ -159,8 +183,8 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
                 dst, alpha, beta = (velocity, consts[ONE], momentum) if momentum != 0 else (params, neg_lr, consts[ONE])
                 if len(sp) == 6:
                     split_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, fan_out, alpha, beta, consts)
-                else:
-                    sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, fan_out, alpha, beta, consts)
+                elif gradient_fn(sp, rows, m, delta, dst, w_off, fan_in, fan_out, alpha, beta, consts) == 0:
+                    return -1
             elif momentum != 0:
                 v = velocity[w_off : w_off + fan_in * fan_out].reshape((fan_in, fan_out))
                 gemm_update(gemm, a_in, delta, v, True, False, consts[ONE], momentum)
@@ -177,10 +201,11 @@ def train_steps(gemm, axpy, x, sp, y, order, plan, params, velocity, layout, con
 
 
 @kernel_jit(**FAST)
-def evaluate_rows(gemm, x, sp, row0, y, params, layout, code, consts, acts):
+def evaluate_rows(gemm, forward_fn, x, sp, row0, y, params, layout, code, consts, acts):
     """(summed cross-entropy, hits) of all rows of ``x``/``y``, in blocks that fit ``acts``
     (scratch of at least one row's worth of every layer's outputs). With sparse inputs ``sp``
-    (see ``forward``) the rows are ``row0 .. row0 + len(y) - 1`` of ``sp`` and ``x`` is not read."""
+    (see ``forward``) the rows are ``row0 .. row0 + len(y) - 1`` of ``sp`` and ``x`` is not read.
+    ``forward_fn``: ``forward`` through its address (see ``train_steps``); hits -1 when it failed."""
     n_layers = layout.shape[0]
     width = 0
     for i in range(n_layers):
@@ -189,12 +214,14 @@ def evaluate_rows(gemm, x, sp, row0, y, params, layout, code, consts, acts):
     total = 0.0
     hits = 0
     no_rows = np.empty(0, dtype=np.intp)
+    n_classes = layout[n_layers - 1, FAN_OUT]
     for start in range(0, y.shape[0], block):
         stop = min(start + block, y.shape[0])
-        logits, _ = forward(
-            gemm, x[start:stop], sp, no_rows, row0 + start, stop - start, params, layout, code, consts, acts
-        )
-        loss_sum, h = xent_and_hits(logits, y[start:stop])
+        m = stop - start
+        at = forward_fn(gemm, x[start:stop], sp, no_rows, row0 + start, m, params, layout, code, consts, acts) - 1
+        if at < 0:
+            return total, -1
+        loss_sum, h = xent_and_hits(acts[at : at + m * n_classes].reshape((m, n_classes)), y[start:stop])
         total += loss_sum
         hits += h
     return total, hits

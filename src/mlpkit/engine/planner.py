@@ -208,7 +208,9 @@ def plan_engine(
         from mlpkit.engine.compiled import CompiledSteps
 
         if isinstance(runner, CompiledSteps):
-            helper.wait_for("forward")  # so that train_steps loads it rather than compiles it too
+            helper.wait_for_callees()
+            runner.compile()  # needs forward's signature only (see mlpkit.engine.entry_points)
+            helper.wait_for("forward")  # so that the runner loads it rather than compiles it too
     used = "compiled" if runner is not None else "numpy"
     uses_sparse = runner is not None and runner.sparse is not None  # type: ignore[attr-defined]
     reason = None

@@ -1,14 +1,18 @@
 """Compile kernels in a second process while this one compiles others, through the on-disk cache.
 
 Why: with an empty kernel cache, compiling the training kernel and its callees took several
-times as long as the run itself, on one core. Numba compiles a kernel's callees one after the
-other while it types it, and one process compiles one thing at a time, so on a machine with a
-second core a helper process (``python -m mlpkit.engine.precompile``) compiles ``forward``
-(with everything under it: the sparse product, the activations) and then ``evaluate_rows``,
-while this process compiles the sparse-input helpers and the training kernel's other callees
-(:func:`training_callees`). Each compiled kernel is written to the cache
-(:mod:`mlpkit.engine.kernel_cache`); when this process then compiles ``train_steps`` it loads
-``forward`` from there, and the first validation loads ``evaluate_rows``.
+times as long as the run itself, on one core. One process compiles one thing at a time, so on a
+machine with a second core a helper process (``python -m mlpkit.engine.precompile``) compiles
+``HELPER_CALLEES``, then ``forward`` as a C-callable kernel (with everything under it: the sparse
+product, the activations; see :mod:`mlpkit.engine.entry_points`) and then ``evaluate_rows``, while
+this process compiles the other callees of ``train_steps``, the sparse-input helpers, ``train_steps``
+itself (it calls ``forward`` through its address, so it needs only its signature) and the sparse
+weight gradient. Each compiled kernel is written to the cache (:mod:`mlpkit.engine.kernel_cache`);
+this process then loads ``forward`` from there before the first step, and ``evaluate_rows`` before
+the first validation.
+
+:func:`prestart` starts the helper as soon as the model dtype is known, before the data are
+read (``mlpkit train``: ``workflows.experiment``); the planner takes it with :func:`start`.
 
 Nothing here changes what is computed: a kernel loaded from the cache is the machine code the
 same compiler made. Any failure (no second CPU, the helper cannot start, crashes, or is slow)
@@ -18,6 +22,7 @@ leaves this process compiling on its own, as without the helper. Only a cold cac
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import queue
@@ -53,17 +58,23 @@ def _array_types(dtype: np.dtype) -> dict[str, Any]:
     }
 
 
-def forward_signature(dtype: np.dtype, gemm: Routine) -> tuple[Any, ...]:
-    """The argument types ``train_steps`` calls ``kernels.forward`` with."""
-    from numba import typeof
+def forward_signature(dtype: np.dtype, gemm: Routine) -> Any:
+    """The signature ``kernels.forward`` is called with on dense-typed arguments (C-ordered inputs of
+    ``dtype``, ``compiled.sparse_arguments(None, dtype)``: MNIST's sparse forms have the same types)."""
+    from mlpkit.engine import entry_points
 
     t = _array_types(dtype)
-    f1, f2, i1, i2, n = t["f1"], t["f2"], t["i1"], t["i2"], t["int"]
-    return (typeof(gemm), f2, t["sp"], i1, n, n, f1, i2, n, f1, f1)
+    return entry_points.forward_signature(dtype, gemm, t["f2"], t["sp"])
+
+
+#: ``train_steps``' callees the helper compiles first, before ``forward``; this process compiles the
+#: others meanwhile, then ``train_steps`` (measured: that split ends both parts at about the same time).
+HELPER_CALLEES = ("softmax_xent", "backprop")
 
 
 def training_callees(dtype: np.dtype, gemm: Routine) -> list[tuple[Any, tuple[Any, ...]]]:
-    """``train_steps``' callees other than ``forward``, with the argument types it calls them with.
+    """``train_steps``' callees (``forward`` aside, which it calls through its address), with the
+    argument types it calls them with.
 
     First the three small ones ``forward``'s subtree needs as well (``gemm_product``, ``tile``,
     ``gemm_update``): compiled here before the helper reaches them, it loads them.
@@ -81,7 +92,6 @@ def training_callees(dtype: np.dtype, gemm: Routine) -> list[tuple[Any, tuple[An
         (dense_kernels.softmax_xent, (f2, i1, f2, f1, f1)),
         (dense_kernels.backprop, (f2, f2, n, f1)),
         (dense_kernels.bias_update, (f2, f1, f1, real, real)),
-        (sparse_kernels.sparse_weight_gradient, (t["sp"], i1, n, f2, f1, n, n, n, real, real, f1)),
     ]
 
 
@@ -103,10 +113,14 @@ class Helper:
     """The helper process and what it has reported done (see the module docstring)."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], dtype: np.dtype | None = None, gemm: Routine | None = None
+        self,
+        process: subprocess.Popen[bytes],
+        dtype: np.dtype | None = None,
+        gemm: Routine | None = None,
+        evaluate: tuple[Any, ...] | None = None,
     ) -> None:
         self._process = process
-        self._dtype, self._gemm = dtype, gemm
+        self._dtype, self._gemm, self._evaluate = dtype, gemm, evaluate
         self._done: set[str] = set()
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._failed = False
@@ -132,12 +146,29 @@ class Helper:
                 self._done.add(line)
         return name in self._done
 
+    def matches(self, dtype: np.dtype, evaluate: tuple[Any, ...] | None) -> bool:
+        """Whether this helper compiles what a run of ``dtype`` needs (``evaluate``: the argument
+        types of its ``evaluate_rows``, None for none) and still runs or has finished well."""
+        return (
+            self._dtype == dtype
+            and (evaluate is None or evaluate == self._evaluate)
+            and (self._process.poll() in (None, 0))
+        )
+
     def compile_training_callees(self) -> None:
-        """This process's part: ``train_steps``' callees other than ``forward`` (see
-        :func:`training_callees`). Then ``wait_for("forward")`` before compiling ``train_steps``."""
+        """This process's part: ``train_steps``' callees but ``HELPER_CALLEES`` (see
+        :func:`training_callees`). Then ``wait_for_callees`` before compiling ``train_steps``,
+        and ``wait_for("forward")`` before running it."""
         if self._dtype is not None and self._gemm is not None:
             for kernel, signature in training_callees(self._dtype, self._gemm):
-                kernel.compile(signature)
+                if kernel.py_func.__name__ not in HELPER_CALLEES:
+                    kernel.compile(signature)
+
+    def wait_for_callees(self) -> None:
+        """Wait for the helper's part of ``train_steps``' callees (if it fails, compiling
+        ``train_steps`` compiles them)."""
+        for name in HELPER_CALLEES:
+            self.wait_for(name)
 
     def close(self) -> None:
         """Stop the helper if it still runs (what it wrote stays valid; a half-written entry is
@@ -151,17 +182,63 @@ class Helper:
             self._process.wait()
 
 
+def evaluate_signature(dtype: np.dtype, gemm: Routine) -> tuple[Any, ...]:
+    """The argument types of ``evaluate_rows`` for C-ordered, writable chunks of ``dtype`` (those
+    of ``CompiledEvaluation.argument_types``), known before a model or data exist."""
+    from numba import typeof, types
+
+    t = _array_types(dtype)
+    forward = types.FunctionType(forward_signature(dtype, gemm))
+    return (typeof(gemm), forward, t["f2"], t["sp"], t["int"], t["i1"], t["f1"], t["i2"], t["int"], t["f1"], t["f1"])
+
+
+#: The helper started by :func:`prestart`, until :func:`start` takes it (or the process exits).
+_early: Helper | None = None
+
+
+def prestart(dtype: np.dtype | str) -> None:
+    """Start the helper now, as soon as the model dtype is known (before the data are read),
+    with :func:`evaluate_signature`; :func:`start` then takes it. Nothing when it would not help
+    (see :func:`start`)."""
+    global _early
+    if _early is None:
+        from mlpkit.engine import cblas
+
+        dtype = np.dtype(dtype)
+        gemm = cblas.gemm(dtype.name)
+        if gemm is not None:
+            _early = _launch(dtype, gemm, evaluate_signature(dtype, gemm))
+            if _early is not None:
+                atexit.register(_early.close)  # never taken (the run failed first): stop it
+
+
 def start(dtype: np.dtype, gemm: Routine, evaluate_signature: tuple[Any, ...] | None) -> Helper | None:
-    """A helper compiling ``forward`` (and ``evaluate_rows`` for ``evaluate_signature``), or None
+    """A helper compiling ``HELPER_CALLEES``, ``forward`` and ``evaluate_rows`` for
+    ``evaluate_signature`` (the one :func:`prestart` started, when it compiles the same), or None
     when it would not help: one CPU, a warm cache, or a helper that cannot start."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        if early.matches(dtype, evaluate_signature):
+            return early
+        early.close()
+    return _launch(dtype, gemm, evaluate_signature)
+
+
+def _launch(dtype: np.dtype, gemm: Routine, evaluate: tuple[Any, ...] | None) -> Helper | None:
     try:
         from mlpkit.engine import kernels
 
         if _cpus() < 2 or _is_cached(kernels.train_steps):
             return None
-        jobs = [("forward", forward_signature(dtype, gemm))]
-        if evaluate_signature is not None:
-            jobs.append(("evaluate_rows", evaluate_signature))
+        jobs = [
+            (k.py_func.__name__, sig)
+            for k, sig in training_callees(dtype, gemm)
+            if k.py_func.__name__ in HELPER_CALLEES
+        ]
+        jobs.append(("forward", forward_signature(dtype, gemm).args))
+        if evaluate is not None:
+            jobs.append(("evaluate_rows", evaluate))
         process = subprocess.Popen(
             [sys.executable, "-m", "mlpkit.engine.precompile"],
             stdin=subprocess.PIPE,
@@ -171,18 +248,23 @@ def start(dtype: np.dtype, gemm: Routine, evaluate_signature: tuple[Any, ...] | 
         assert process.stdin is not None
         process.stdin.write(pickle.dumps(jobs))
         process.stdin.close()
-        return Helper(process, dtype, gemm)
+        return Helper(process, dtype, gemm, evaluate)
     except Exception:  # any failure: compile here, as without a helper
         return None
 
 
 def _main() -> None:
     """The helper: compile each (kernel name, argument types) read from stdin; print its name."""
-    from mlpkit.engine import kernels
+    from numba import types
+
+    from mlpkit.engine import entry_points, kernels
 
     jobs = pickle.loads(sys.stdin.buffer.read())
     for name, signature in jobs:
-        getattr(kernels, name).compile(tuple(signature))
+        if name == "forward":  # called through its address (see mlpkit.engine.entry_points)
+            entry_points.entry_point(kernels.forward, types.intp(*signature))
+        else:
+            getattr(kernels, name).compile(tuple(signature))
         print(name, flush=True)
 
 

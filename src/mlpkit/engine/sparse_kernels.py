@@ -174,9 +174,11 @@ def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, bet
     """W' = beta W' + alpha X^T delta into ``dst[w_off:]`` (the weights, or their velocity),
     for sparse inputs X = V + 1 base^T: X^T delta = base (1^T delta) + V^T delta, the first an
     outer product (fused with beta), the second one row of W' per nonzero of V
-    (``gradient_columns`` over all columns)."""
+    (``gradient_columns`` over all columns). Returns 1: ``train_steps`` calls it through its
+    address, where 0 means that it failed (see mlpkit.engine.entry_points)."""
     s = column_sums(delta, m, n, alpha)
     gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, 0, n)
+    return 1
 
 
 @kernel_jit(inline="always", **FAST)

@@ -22,6 +22,7 @@ from mlpkit.data.mnist import resolve_data_dir
 from mlpkit.data.prepare import PreparedData
 from mlpkit.data.registry import check_dataset_spec, is_registered
 from mlpkit.data.splits import split_sizes
+from mlpkit.engine import precompile
 from mlpkit.nn.mlp import MLP
 from mlpkit.report.plots import run_figures
 from mlpkit.runs import schema
@@ -226,6 +227,8 @@ def run_experiment(
     owned = data is None
     with RunLock(run_dir), _thread_limit(t.threads):
         _check_folder(run_dir, resume=resume)  # again under the lock: another writer may have begun
+        if t.engine != "numpy":
+            precompile.prestart(t.dtype)  # on a cold kernel cache, compiling starts beside the data load
         if data is None:
             data = experiment_data(cfg, data_dir=data_dir)
             if cfg.data.dataset not in IDX_DATASETS:  # sizes known only now
