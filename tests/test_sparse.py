@@ -146,7 +146,7 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", [5, 16, 40, 59, 64, 77, 130, 137, 150, 200, 256])
-@pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-0.05, 1.0)])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-0.05, 1.0), (1.0, 0.0)])
 def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alpha, beta):
     rng = np.random.default_rng(n + 1)
     x = _mostly_blank(rng, 60, 290).astype(dtype)
@@ -155,14 +155,17 @@ def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alph
     rows = np.array([59, 2, 2, 31, 0, 18, 44], dtype=np.intp)
     delta = rng.normal(size=(len(rows), n)).astype(dtype)
     dst = rng.normal(size=w_off + fan_in * n + 4).astype(dtype)
+    layer = slice(w_off, w_off + fan_in * n)
+    if beta == 0:  # W' is overwritten: what was there is never read, NaN included
+        dst[layer] = np.nan
     want = dst.astype(np.float64).copy()
-    w = want[w_off : w_off + fan_in * n].reshape(fan_in, n)
-    w[...] = beta * w + alpha * (x[rows].astype(np.float64).T @ delta)
+    w = want[layer].reshape(fan_in, n)
+    w[...] = (beta * w if beta else 0) + alpha * (x[rows].astype(np.float64).T @ delta)
     # beta W + alpha (base 1^T delta + V^T delta): sums of len(rows) + 2 terms per entry
     abs_x = (np.abs(sp.base) + np.abs(x - sp.base)).astype(np.float64)[rows]
     abs_sum = np.abs(dst.astype(np.float64)).copy()
-    abs_sum[w_off : w_off + fan_in * n] = (
-        abs(beta) * abs_sum[w_off : w_off + fan_in * n].reshape(fan_in, n)
+    abs_sum[layer] = (
+        (abs(beta) * abs_sum[layer].reshape(fan_in, n) if beta else 0)
         + abs(alpha) * (abs_x.T @ np.abs(delta.astype(np.float64)))
     ).ravel()
     consts = dense_kernels.constants(np.dtype(dtype))

@@ -20,6 +20,7 @@ import numpy as np
 from mlpkit.engine.dense_kernels import (
     FAST,
     ONE,
+    ZERO,
     backprop,
     gemm_product,
     softmax_xent,
@@ -166,13 +167,12 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
                     mask_backprop(d_in, u, fan_in, run[H_HIDDEN_RATE], run[H_HIDDEN_SCALE])
                 backprop(d_in, acts[below:offset].reshape((m, fan_in)), code, consts)
             g = grad[w_off : w_off + fan_in * fan_out]
-            if i == 0 and sparse:
-                g[:] = 0
-                one = consts[ONE]
+            if i == 0 and sparse:  # beta 0: the gradient overwrites g (see gradient_columns)
+                one, zero = consts[ONE], consts[ZERO]
                 if len(sp) == 6:
-                    split_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, one, consts)
+                    split_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, zero, consts)
                 else:
-                    sparse_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, one, consts)
+                    sparse_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, zero, consts)
             else:
                 gemm_product(gemm, a_used, delta, g.reshape((fan_in, fan_out)), True, False, consts)
             if b_off >= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpkit.engine.dense_kernels import FAST, ONE, gemm_product
+from mlpkit.engine.dense_kernels import FAST, ONE, ZERO, gemm_product
 from mlpkit.engine.kernel_cache import kernel_jit
 from mlpkit.engine.simd import (
     TILE_VECTORS,
@@ -205,7 +205,7 @@ def gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, con
     flat = delta.reshape(-1)
     width = lanes(consts.itemsize)
     n_blocks = blocks.shape[1] - 1
-    keep = beta == consts[ONE]
+    keep, overwrite = beta == consts[ONE], beta == consts[ZERO]
     packed = n >= PACK_COLUMNS
     pack = np.empty(block * TILE_VECTORS * width if packed else 0, dtype=dst.dtype)
     t = t_begin
@@ -223,6 +223,9 @@ def gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, con
                 if keep:
                     for q in range(tw):
                         row[q] += bj * st[q]
+                elif overwrite:  # W' = X^T delta: what was there is not read (no zeroing pass first)
+                    for q in range(tw):
+                        row[q] = bj * st[q]
                 else:
                     for q in range(tw):
                         row[q] = beta * row[q] + bj * st[q]
