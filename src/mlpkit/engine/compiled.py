@@ -222,6 +222,8 @@ class CompiledSteps(StepInputs):
         self._xb = np.empty((batch_size, model.input_width), dtype=dtype)
         self._yb = np.empty(batch_size, dtype=np.intp)
         self.losses = np.empty(0, dtype=np.float64)
+        self._entries: tuple[Routine, Routine] | None = None  # (forward, gradient) for ...
+        self._entries_for: object = None  # ... inputs of these types
 
     def run(self, order: np.ndarray, first_step: int, n_steps: int) -> int:
         """Steps ``first_step .. first_step + n_steps - 1`` of the epoch with sample ``order``.
@@ -245,7 +247,10 @@ class CompiledSteps(StepInputs):
             return self._call(order)
 
     def _call(self, order: np.ndarray) -> int:
-        applied = int(self._kernel(*self._arguments(order, self._forward(), self._gradient())))
+        key = (self._sparse_arguments[1].dtype, len(self._sparse_arguments), self.sparse is None)
+        if self._entries_for != key:  # the inputs' types changed (or the first call)
+            self._entries, self._entries_for = (self._forward(), self._gradient()), key
+        applied = int(self._kernel(*self._arguments(order, *self._entries)))
         if applied < 0:
             raise MemoryError("a compiled step found no memory for its buffers")
         return applied
@@ -335,6 +340,7 @@ class CompiledEvaluation:
         self._consts = dense_kernels.constants(model.dtype)
         self._width = sum(fan_out for _, fan_out in model.shapes)
         self._dense = sparse_arguments(None, model.dtype)
+        self._entries: dict[tuple[bool, bool, np.dtype], Routine] = {}  # forward by the chunks' types (__call__)
 
     def scratch(self) -> np.ndarray:
         """A buffer for one thread's calls."""
@@ -367,10 +373,13 @@ class CompiledEvaluation:
     ) -> tuple[float, int]:
         """The chunk ``x``/``y``; with ``sparse`` (the sparse form of the array ``x`` is a
         slice of, from row ``row0``) the first layer reads that instead of ``x``."""
-        from mlpkit.engine import entry_points, kernels
-
         sp = self._dense if sparse is None else sparse_arguments(sparse, self.model.dtype)
-        forward = entry_points.entry_point(kernels.forward, self.forward_signature(x, sp))
+        key = (x.flags.writeable, x.flags.aligned, sp[1].dtype)  # what decides the types (x: C-ordered, see accepts)
+        forward = self._entries.get(key)
+        if forward is None:
+            from mlpkit.engine import entry_points, kernels
+
+            forward = self._entries[key] = entry_points.entry_point(kernels.forward, self.forward_signature(x, sp))
         loss_sum, hits = self._kernel(
             self._gemm, forward, x, sp, row0, y, self._params, self._layout, self._code, self._consts, scratch
         )
