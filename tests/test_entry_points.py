@@ -54,9 +54,10 @@ def test_a_failing_sparse_gradient_stops_the_steps_with_one_error(monkeypatch):
     model, x, y = _model()
     steps = CompiledSteps(model, SGD(model.parameters(), lr=0.1), 8, x, y, sparse_rows(x))
     assert steps.run(np.arange(24), 0, 1) == 1  # the real one runs
-    monkeypatch.setattr(steps, "_gradient", lambda: entry_points.signature_value(steps._signatures()[1]))
+    failing = CompiledSteps(model, SGD(model.parameters(), lr=0.1), 8, x, y, sparse_rows(x))
+    monkeypatch.setattr(failing, "_gradient", lambda: entry_points.signature_value(failing._signatures()[1]))
     with pytest.raises(MemoryError):
-        steps.run(np.arange(24), 1, 2)
+        failing.run(np.arange(24), 1, 2)
 
 
 def test_a_failing_forward_stops_an_evaluation_with_one_error(monkeypatch):
@@ -66,8 +67,9 @@ def test_a_failing_forward_stops_an_evaluation_with_one_error(monkeypatch):
     good = evaluation(x, np.ascontiguousarray(y, dtype=np.intp), scratch)
     assert np.isfinite(good[0]) and 0 <= good[1] <= len(y)
     monkeypatch.setattr(entry_points, "entry_point", lambda kernel, signature: entry_points.signature_value(signature))
+    failing = CompiledEvaluation(model)  # (a runner looks its entry points up once)
     with pytest.raises(MemoryError):
-        evaluation(x, np.ascontiguousarray(y, dtype=np.intp), scratch)
+        failing(x, np.ascontiguousarray(y, dtype=np.intp), scratch)
 
 
 _COMPILE_ONE = """
