@@ -247,10 +247,11 @@ class CompiledSteps(StepInputs):
             return self._call(order)
 
     def _call(self, order: np.ndarray) -> int:
-        key = (self._sparse_arguments[1].dtype, len(self._sparse_arguments), self.sparse is None)
-        if self._entries_for != key:  # the inputs' types changed (or the first call)
+        key = (None if self.sparse is None else self.sparse.indices.dtype, self.split)  # what decides the types
+        if self._entries is None or self._entries_for != key:  # the first call, or new inputs' types
             self._entries, self._entries_for = (self._forward(), self._gradient()), key
-        applied = int(self._kernel(*self._arguments(order, *self._entries)))
+        forward, gradient = self._entries
+        applied = int(self._kernel(*self._arguments(order, forward, gradient)))
         if applied < 0:
             raise MemoryError("a compiled step found no memory for its buffers")
         return applied
@@ -340,7 +341,7 @@ class CompiledEvaluation:
         self._consts = dense_kernels.constants(model.dtype)
         self._width = sum(fan_out for _, fan_out in model.shapes)
         self._dense = sparse_arguments(None, model.dtype)
-        self._entries: dict[tuple[bool, bool, np.dtype], Routine] = {}  # forward by the chunks' types (__call__)
+        self._entries: dict[tuple[bool, bool, np.dtype | None], Routine] = {}  # forward by the chunks' types (__call__)
 
     def scratch(self) -> np.ndarray:
         """A buffer for one thread's calls."""
@@ -353,6 +354,7 @@ class CompiledEvaluation:
 
         from mlpkit.engine import entry_points
 
+        assert self._gemm is not None, "compiled_evaluation() makes one only where cblas.gemm is found"
         return entry_points.forward_signature(self.model.dtype, self._gemm, typeof(x[:0]), typeof(sp))
 
     def argument_types(self, x: np.ndarray) -> tuple[object, ...]:
@@ -374,7 +376,8 @@ class CompiledEvaluation:
         """The chunk ``x``/``y``; with ``sparse`` (the sparse form of the array ``x`` is a
         slice of, from row ``row0``) the first layer reads that instead of ``x``."""
         sp = self._dense if sparse is None else sparse_arguments(sparse, self.model.dtype)
-        key = (x.flags.writeable, x.flags.aligned, sp[1].dtype)  # what decides the types (x: C-ordered, see accepts)
+        indices = None if sparse is None else sparse.indices.dtype
+        key = (x.flags.writeable, x.flags.aligned, indices)  # what decides the types (x: C-ordered, see accepts)
         forward = self._entries.get(key)
         if forward is None:
             from mlpkit.engine import entry_points, kernels

@@ -76,7 +76,7 @@ def entry_point(kernel: Any, signature: Any) -> Routine:
             compiled = CFunc(kernel.py_func, (signature.args, signature.return_type), locals={}, options=options)
             cache = kernel_cache.entry_cache(kernel.py_func)
             if cache is not None:
-                compiled._cache = cache  # what CFunc.enable_caching does, with the kernels' locator
+                compiled._cache = cache  # type: ignore[attr-defined]  # as CFunc.enable_caching, our locator
             compiled.compile()
-            found = _ENTRIES[key] = Routine(compiled.address, signature, compiled)
+            found = _ENTRIES[key] = Routine(int(compiled.address or 0), signature, compiled)
     return found
