@@ -198,3 +198,36 @@ def test_no_helper_for_the_numpy_engine(monkeypatch):
     plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=steps.x, y_train=steps.y, engine="numpy")
     assert plan.engine == "numpy"
     plan.close()
+
+
+class _RecordingHelper(_FakeHelper):
+    def matches(self, dtype, evaluate):
+        return True
+
+
+@pytest.mark.parametrize("engine", ["auto", "numpy"])
+def test_a_run_starts_the_helper_before_it_reads_its_data(mnist_path, tmp_path, monkeypatch, engine):
+    from mlpkit.workflows import experiment
+    from mlpkit.workflows.configs import resolve_config
+
+    events, helper = [], _RecordingHelper()
+    read_data = experiment.experiment_data
+
+    def launch(dtype, gemm, evaluate):
+        events.append(("launch", np.dtype(dtype).name, evaluate == precompile.evaluate_signature(dtype, gemm)))
+        return helper
+
+    def data(*args, **kwargs):
+        events.append(("data",))
+        return read_data(*args, **kwargs)
+
+    monkeypatch.setattr(precompile, "_launch", launch)
+    monkeypatch.setattr(precompile, "_early", None)
+    monkeypatch.setattr(experiment, "experiment_data", data)
+    cfg = resolve_config("task3c", ["epochs=1", "n_train=640", "data.n_val=200", f"train.engine={engine}"])
+    experiment.run_experiment(cfg, tmp_path / "run", data_dir=mnist_path)
+    if engine == "numpy":
+        assert events == [("data",)]  # no compiled kernels: no helper
+    else:
+        assert events == [("launch", "float32", True), ("data",)]  # one helper, started first ...
+        assert helper.calls[:2] == ["callees", "helper's callees"] and helper.calls[-1] == "close"  # ... and taken
