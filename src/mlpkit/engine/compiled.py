@@ -189,6 +189,8 @@ class CompiledSteps(StepInputs):
         Threads for the first layer's sparse products (:mod:`mlpkit.engine.split_kernels`).
     """
 
+    _entries: tuple[Routine, Routine] | None  # (forward, sparse weight gradient), see _call
+
     def __init__(
         self,
         model: MLP,
@@ -222,8 +224,6 @@ class CompiledSteps(StepInputs):
         self._xb = np.empty((batch_size, model.input_width), dtype=dtype)
         self._yb = np.empty(batch_size, dtype=np.intp)
         self.losses = np.empty(0, dtype=np.float64)
-        self._entries: tuple[Routine, Routine] | None = None  # (forward, gradient) for ...
-        self._entries_for: object = None  # ... inputs of these types
 
     def run(self, order: np.ndarray, first_step: int, n_steps: int) -> int:
         """Steps ``first_step .. first_step + n_steps - 1`` of the epoch with sample ``order``.
@@ -246,10 +246,13 @@ class CompiledSteps(StepInputs):
         with self._threads():
             return self._call(order)
 
+    def use_inputs(self, x: np.ndarray, sparse: SparseRows | None) -> None:
+        super().use_inputs(x, sparse)
+        self._entries = None  # the kernels it calls through their address: looked up for these inputs
+
     def _call(self, order: np.ndarray) -> int:
-        key = (None if self.sparse is None else self.sparse.indices.dtype, self.split)  # what decides the types
-        if self._entries is None or self._entries_for != key:  # the first call, or new inputs' types
-            self._entries, self._entries_for = (self._forward(), self._gradient()), key
+        if self._entries is None:
+            self._entries = (self._forward(), self._gradient())
         forward, gradient = self._entries
         applied = int(self._kernel(*self._arguments(order, forward, gradient)))
         if applied < 0:

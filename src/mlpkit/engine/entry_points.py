@@ -55,12 +55,13 @@ def gradient_signature(dtype: np.dtype, sp_type: Any) -> Any:
 #: What a stand-in's address leads to: a C function that returns 0 ("failed") and ignores its
 #: arguments (the caller cleans them up in the C calling conventions of the platforms Numba runs on).
 _REFUSE = ctypes.CFUNCTYPE(ctypes.c_int64)(lambda: 0)
+_REFUSE_ADDRESS = ctypes.cast(_REFUSE, ctypes.c_void_p).value or 0
 
 
 def signature_value(signature: Any) -> Routine:
     """A stand-in of that type: to compile a caller before the callee exists, or to pass where the
     caller does not call it (called all the same, it returns 0, which the callers report as failed)."""
-    return Routine(ctypes.cast(_REFUSE, ctypes.c_void_p).value or 0, signature, _REFUSE)
+    return Routine(_REFUSE_ADDRESS, signature, _REFUSE)
 
 
 def entry_point(kernel: Any, signature: Any) -> Routine:
