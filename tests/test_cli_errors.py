@@ -357,3 +357,43 @@ def test_ctrl_c_while_the_command_is_still_importing_exits_130_with_one_line() -
         assert proc.returncode in (0, *INTERRUPTED), (delay, proc.returncode, err)
         if proc.returncode in INTERRUPTED:
             assert err.strip().splitlines()[-1].startswith("interrupted"), err
+
+
+def _wrapped_interrupt() -> list[str]:
+    """What dataclasses does with a Ctrl-C that lands while it builds a class: re-raise it as a
+    RuntimeError caused by the KeyboardInterrupt (seen in CI on a lazy import)."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        raise RuntimeError("Error calling __set_name__ on 'Field' instance 'model' in 'Config'") from exc
+
+
+@pytest.mark.parametrize("chain", ["cause", "context"])
+def test_ctrl_c_that_comes_back_as_another_error_still_exits_130_with_one_line(
+    chain: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlpkit.workflows.configs as configs
+
+    def interrupted_inside_a_library() -> list[str]:
+        if chain == "cause":
+            _wrapped_interrupt()
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("raised while handling the interrupt")  # noqa: B904 (context only)
+
+    monkeypatch.setattr(configs, "preset_names", interrupted_inside_a_library)
+    result = CliRunner().invoke(main, ["presets"], catch_exceptions=False)
+    assert result.exit_code == 130
+    assert result.output.strip() == "interrupted"
+
+
+def test_an_error_not_caused_by_ctrl_c_is_not_taken_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlpkit.workflows.configs as configs
+
+    def broken() -> list[str]:
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(configs, "preset_names", broken)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        CliRunner().invoke(main, ["presets"], catch_exceptions=False)

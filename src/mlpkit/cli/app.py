@@ -33,6 +33,20 @@ def _interrupted(message: str = "interrupted") -> NoReturn:
     sys.exit(EXIT_INTERRUPTED)
 
 
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a Ctrl-C is what raised ``exc``: a KeyboardInterrupt that lands inside some library
+    code comes back re-raised as another error (dataclasses wraps one that hits a class body
+    being built in RuntimeError), with the interrupt as its cause or context."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def on_interrupt(message: Callable[[], str]) -> None:
     """From here on, a Ctrl-C that ends the command prints ``message()`` (say, how to resume)."""
     click.get_current_context().meta[_INTERRUPT_MESSAGE] = message
@@ -59,6 +73,10 @@ class _Group(click.Group):
             _fail(_os_error_message(exc))
         except KeyboardInterrupt:
             _interrupted(ctx.meta.get(_INTERRUPT_MESSAGE, lambda: "interrupted")())
+        except Exception as exc:
+            if not _caused_by_interrupt(exc):
+                raise
+            _interrupted(ctx.meta.get(_INTERRUPT_MESSAGE, lambda: "interrupted")())
 
     def main(self, args: Any = None, *more: Any, **kwargs: Any) -> Any:
         """Also a Ctrl-C after the command's work (while click and Python exit) ends with status
@@ -68,6 +86,10 @@ class _Group(click.Group):
         try:
             return super().main(args, *more, **kwargs)
         except KeyboardInterrupt:
+            _interrupted()
+        except Exception as exc:
+            if not _caused_by_interrupt(exc):
+                raise
             _interrupted()
         finally:
             if args is None:
