@@ -111,8 +111,11 @@ def _product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
 
 
 @njit
-def _gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
-    sparse_kernels.sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts)
+def _gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, by_columns=False):
+    if by_columns:
+        sparse_kernels.wide_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts)
+    else:
+        sparse_kernels.sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -145,9 +148,13 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("n", [5, 16, 40, 59, 64, 77, 130, 137, 150, 200, 256])
+@pytest.mark.parametrize(
+    "n, by_columns",  # wide_weight_gradient needs rows of at least one vector (16 / 8 columns)
+    [(n, False) for n in (5, 16, 40, 59, 64, 77, 130, 137, 150, 200, 256)]
+    + [(n, True) for n in (16, 40, 77, 130, 256)],
+)
 @pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-0.05, 1.0), (1.0, 0.0)])
-def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alpha, beta):
+def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, by_columns, alpha, beta):
     rng = np.random.default_rng(n + 1)
     x = _mostly_blank(rng, 60, 290).astype(dtype)
     sp = sparse_rows(x)
@@ -181,8 +188,48 @@ def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, alph
         dst.dtype.type(alpha),
         dst.dtype.type(beta),
         consts,
+        by_columns,
     )
     assert_within(dst, want, sum_error_bound(abs_sum, len(rows) + 2, dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [128, 130, 137, 150, 200, 1030])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-0.05, 1.0), (1.0, 0.0)])
+def test_wide_gradient_by_columns_gives_the_bits_of_the_row_scatter(dtype, n, alpha, beta):
+    """Rows of PACK_COLUMNS or more take the column-wise sums (``wide_weight_gradient``); they
+    add the same terms in the same order as the row-wise scatter (``sparse_weight_gradient``), so
+    the results are equal, not only close (n: full tiles, a last vector overlapping the one
+    before, or reaching back into the tile before)."""
+    rng = np.random.default_rng(n)
+    x = _mostly_blank(rng, 40, 290).astype(dtype)
+    sp = sparse_arguments(sparse_rows(x), np.dtype(dtype))
+    rows = np.array([39, 3, 3, 17, 0, 25, 8, 11], dtype=np.intp)
+    delta = rng.normal(size=(len(rows), n)).astype(dtype)
+    dst = rng.normal(size=2 + 290 * n + 2).astype(dtype)
+    consts = dense_kernels.constants(np.dtype(dtype))
+    want, got = dst.copy(), dst.copy()
+    a, b = dst.dtype.type(alpha), dst.dtype.type(beta)
+    sparse_kernels.sparse_weight_gradient(sp, rows, len(rows), delta, want, 2, 290, n, a, b, consts)
+    sparse_kernels.wide_weight_gradient(sp, rows, len(rows), delta, got, 2, 290, n, a, b, consts)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, dst)
+
+
+def test_batch_columns_lists_each_columns_nonzeros_by_batch_row():
+    rng = np.random.default_rng(5)
+    x = _mostly_blank(rng, 30, 300)
+    form = sparse_rows(x)
+    rows = np.array([29, 4, 4, 0, 17], dtype=np.intp)
+    starts, members, values = sparse_kernels.batch_columns(
+        sparse_arguments(form, np.dtype("float64")), rows, len(rows), 300
+    )
+    v = x[rows] - form.base  # the nonzeros of V (X = V + 1 base^T)
+    for j in range(300):
+        want_rows = np.flatnonzero(v[:, j])
+        assert list(members[starts[j] : starts[j + 1]]) == list(want_rows)  # increasing batch rows
+        assert np.array_equal(values[starts[j] : starts[j + 1]], v[want_rows, j])
+    assert starts[-1] == np.count_nonzero(v)
 
 
 @njit

@@ -299,14 +299,17 @@ class CompiledSteps(StepInputs):
         return entry_points.entry_point(kernels.forward, self._signatures()[0])
 
     def _gradient(self) -> Routine:
-        """``sparse_weight_gradient`` for these inputs when the kernel calls it (sparse inputs on one
-        thread), else a stand-in of its type that the kernel does not call."""
+        """``sparse_weight_gradient`` (``wide_weight_gradient`` for a first layer of ``PACK_COLUMNS``
+        or more) for these inputs when the kernel calls it (sparse inputs on one thread), else a
+        stand-in of its type that the kernel does not call."""
         from mlpkit.engine import entry_points, sparse_kernels
 
         signature = self._signatures()[1]
         if self.sparse is None or self.split > 1:
             return entry_points.signature_value(signature)
-        return entry_points.entry_point(sparse_kernels.sparse_weight_gradient, signature)
+        wide = self.model.shapes[0][1] >= sparse_kernels.PACK_COLUMNS
+        kernel = sparse_kernels.wide_weight_gradient if wide else sparse_kernels.sparse_weight_gradient
+        return entry_points.entry_point(kernel, signature)
 
     def compile(self) -> None:
         """Compile the steps kernel (or load it) and the sparse weight gradient it calls, before

@@ -27,7 +27,7 @@ from mlpkit.engine.dense_kernels import (
 )
 from mlpkit.engine.kernel_cache import kernel_jit
 from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch, layer_forward
-from mlpkit.engine.sparse_kernels import sparse_product, sparse_weight_gradient
+from mlpkit.engine.sparse_kernels import PACK_COLUMNS, sparse_product, sparse_weight_gradient, wide_weight_gradient
 from mlpkit.engine.split_kernels import layer_update, split_product, split_weight_gradient
 from mlpkit.engine.update_kernels import (
     H_CLIP,
@@ -171,6 +171,8 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
                 one, zero = consts[ONE], consts[ZERO]
                 if len(sp) == 6:
                     split_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, zero, consts)
+                elif fan_out >= PACK_COLUMNS:
+                    wide_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, zero, consts)
                 else:
                     sparse_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, zero, consts)
             else:

@@ -34,6 +34,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, register_jitable
 
+#: ``gradient_row``'s ways to start a row of W' (``start[0]``): W' + bj s, bj s, beta W' + bj s.
+START_ADD, START_SET, START_SCALE = 0, 1, 2
 #: Vectors per wide tile: 4 x 512 bits = 64 float32 columns (the seed's hidden width) in four
 #: registers; more would not fit the registers of AVX2 machines with their loads.
 TILE_VECTORS = 4
@@ -69,6 +71,9 @@ class _Vectors:
         self._fmuladd = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(self.type, [self.type] * 3), f"llvm.fmuladd.{suffix}"
         )
+        self._fence = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(self.type, [self.type]), f"llvm.arithmetic.fence.{suffix}"
+        )
 
     def pointer(self, data, offset):
         return self.builder.bitcast(self.builder.gep(data, [offset]), self.type.as_pointer())
@@ -93,6 +98,10 @@ class _Vectors:
         return b.shuffle_vector(
             one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
         )
+
+    def fence(self, value):
+        """``value`` as computed: LLVM may not fuse it into a later operation (one rounding each)."""
+        return self.builder.call(self._fence, [value])
 
     def fmuladd(self, a, b, c):
         return self.builder.call(self._fmuladd, [a, b, c])
@@ -195,5 +204,60 @@ def _make_scatter(n_vectors: int):
     return scatter_tile
 
 
+def _make_gradient_row(n_vectors: int):
+    @intrinsic
+    def gradient_row(typingctx, indices, values, p0, p1, src, src_off, ld, dst, at, last, shift, start, s, s_off):
+        _check(indices, values, (src, dst, s))
+        sig = types.void(indices, values, p0, p1, src, src_off, ld, dst, at, last, shift, start, s, s_off)
+
+        def codegen(context, builder, sig, args):
+            vec = _Vectors(context, builder, sig.args[4].dtype)
+            src_data = _data(context, builder, sig.args[4], args[4])
+            dst_data = _data(context, builder, sig.args[7], args[7])
+            s_data = _data(context, builder, sig.args[12], args[12])
+            src_off, ld, at = _as_i64(builder, args[5]), _as_i64(builder, args[6]), _as_i64(builder, args[8])
+            s_off = _as_i64(builder, args[13])
+            offsets = _offsets(builder, vec, n_vectors, _as_i64(builder, args[9]))
+            kind, beta, bj = (builder.extract_value(args[11], k) for k in range(3))
+            kind = _as_i64(builder, kind)
+            # the row's start, beta W' + bj s, every product rounded before the sum (fenced:
+            # LLVM fuses a multiply and an add into one rounding where it sees fit, differently
+            # in different callers); the last vector's first ``shift`` lanes belong to the tile
+            # before and keep their values
+            lane = ir.Constant(ir.VectorType(_I64, vec.lanes), list(range(vec.lanes)))
+            fresh = builder.icmp_signed(">=", lane, vec.splat_int(_as_i64(builder, args[10])))
+            acc = [cgutils.alloca_once(builder, vec.type) for _ in range(n_vectors)]
+            for k, (a, o) in enumerate(zip(acc, offsets)):
+                old = vec.load(dst_data, builder.add(at, o))
+                product = vec.fence(builder.fmul(vec.splat(bj), vec.load(s_data, builder.add(s_off, o))))
+                keep = builder.fadd(old, product)
+                scaled = builder.fadd(vec.fence(builder.fmul(vec.splat(beta), old)), product)
+                value = builder.select(
+                    builder.icmp_signed("==", kind, ir.Constant(_I64, START_ADD)),
+                    keep,
+                    builder.select(builder.icmp_signed("==", kind, ir.Constant(_I64, START_SET)), product, scaled),
+                )
+                if k == n_vectors - 1:
+                    value = builder.select(fresh, value, old)
+                builder.store(value, a)
+
+            def body(j, value):
+                scale = vec.splat(value)
+                row = builder.add(src_off, builder.mul(j, ld))
+                for a, o in zip(acc, offsets):
+                    w = vec.load(src_data, builder.add(row, o))
+                    builder.store(vec.fmuladd(scale, w, builder.load(a)), a)
+
+            _nonzeros(builder, context, sig, args, body)
+            for a, o in zip(acc, offsets):
+                vec.store(builder.load(a), dst_data, builder.add(at, o))
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return gradient_row
+
+
 gather1, gather2, gather3, gather4 = (_make_gather(k) for k in range(1, TILE_VECTORS + 1))
 scatter1, scatter2, scatter3, scatter4 = (_make_scatter(k) for k in range(1, TILE_VECTORS + 1))
+gradient_row1, gradient_row2, gradient_row3, gradient_row4 = (_make_gradient_row(k) for k in range(1, TILE_VECTORS + 1))

@@ -12,11 +12,18 @@ import numpy as np
 from mlpkit.engine.dense_kernels import FAST, ONE, ZERO, gemm_product
 from mlpkit.engine.kernel_cache import kernel_jit
 from mlpkit.engine.simd import (
+    START_ADD,
+    START_SCALE,
+    START_SET,
     TILE_VECTORS,
     gather1,
     gather2,
     gather3,
     gather4,
+    gradient_row1,
+    gradient_row2,
+    gradient_row3,
+    gradient_row4,
     lanes,
     scatter1,
     scatter2,
@@ -72,6 +79,12 @@ def _scatter(vectors, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha
         scatter2(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
     else:
         scatter1(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+
+
+@kernel_jit(inline="always", **FAST)
+def start_kind(beta, consts):
+    """How ``simd.gradient_row`` starts a row of W' for this beta (1: add, 0: overwrite, else scale)."""
+    return START_ADD if beta == consts[ONE] else START_SET if beta == consts[ZERO] else START_SCALE
 
 
 @kernel_jit(**FAST)
@@ -175,9 +188,21 @@ def sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, bet
     for sparse inputs X = V + 1 base^T: X^T delta = base (1^T delta) + V^T delta, the first an
     outer product (fused with beta), the second one row of W' per nonzero of V
     (``gradient_columns`` over all columns). Returns 1: ``train_steps`` calls it through its
-    address, where 0 means that it failed (see mlpkit.engine.entry_points)."""
+    address, where 0 means that it failed (see mlpkit.engine.entry_points). For rows of
+    ``PACK_COLUMNS`` or more, ``wide_weight_gradient`` is faster (same results)."""
     s = column_sums(delta, m, n, alpha)
     gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, 0, n)
+    return 1
+
+
+@kernel_jit(**FAST)
+def wide_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts):
+    """``sparse_weight_gradient`` by columns of the inputs (``batch_columns``,
+    ``gathered_gradient_columns``), for rows at least one vector wide; same arguments, same
+    results. A kernel of its own so that runs of narrow layers (the seed's) never compile it."""
+    s = column_sums(delta, m, n, alpha)
+    columns = batch_columns(sp, rows, m, fan_in)
+    gathered_gradient_columns(columns, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, sp[3], 0, n)
     return 1
 
 
@@ -196,46 +221,46 @@ def column_sums(delta, m, n, alpha):
 
 @kernel_jit(inline="always", **FAST)
 def gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, t_begin, t_end):
-    """Columns [t_begin, t_end) of ``sparse_weight_gradient``, with s = ``column_sums``; t_begin as
-    in ``product_columns``. Same loops as ``product_columns``: per tile and block of W' rows, the
-    block's outer product, then every row's nonzeros in it (simd.scatter), while the block is in
-    L1. Columns that two tiles share are added once (simd.scatter's ``skip``). Wide rows are
-    packed as in ``product_columns``, and written back after each block."""
+    """Columns [t_begin, t_end) of ``sparse_weight_gradient`` for rows narrower than
+    ``PACK_COLUMNS``, with s = ``column_sums``; t_begin as in ``product_columns``. Same loops as
+    ``product_columns``: per tile and block of W' rows, the block's outer product, then every
+    row's nonzeros in it (simd.scatter), while the block is in L1. Columns that two tiles share
+    are added once (simd.scatter's ``skip``)."""
     blocks, indices, values, base, block = sp[0], sp[1], sp[2], sp[3], sp[4]
     flat = delta.reshape(-1)
     width = lanes(consts.itemsize)
     n_blocks = blocks.shape[1] - 1
-    keep, overwrite = beta == consts[ONE], beta == consts[ZERO]
-    packed = n >= PACK_COLUMNS
-    pack = np.empty(block * TILE_VECTORS * width if packed else 0, dtype=dst.dtype)
+    kind = start_kind(beta, consts)
     t = t_begin
     while t < t_end:
         tw, vectors, last, skip = tile(n, t, width)
+        shift = max(0, -last)
         for b in range(n_blocks):
             j0, j1 = b * block, min(fan_in, (b + 1) * block)
-            target, target_off, ld, shift = dst, w_off + t, n, max(0, -last)
-            if packed and vectors > 0:  # as in product_columns
-                copy_rows(dst, w_off + j0 * n + t - shift, n, pack, 0, tw + shift, j1 - j0, tw + shift)
-                target, target_off, ld = pack, shift - j0 * (tw + shift), tw + shift
             for j in range(j0, j1):
-                at, bj = target_off + j * ld, base[j]
-                row, st = target[at : at + tw], s[t : t + tw]  # slices: the loops vectorize
-                if keep:
+                # each row of W' started as beta W' + bj s by the vector code of the column-wise
+                # kernel (simd.gradient_row without nonzeros), so both round alike whatever LLVM
+                # does with the code around them; called directly: an inlined helper would cost
+                # atomic reference-count updates per row
+                at, start = w_off + j * n + t, (kind, beta, base[j])
+                if vectors == 4:
+                    gradient_row4(indices, values, 0, 0, flat, 0, 0, dst, at, last, shift, start, s, t)
+                elif vectors == 3:
+                    gradient_row3(indices, values, 0, 0, flat, 0, 0, dst, at, last, shift, start, s, t)
+                elif vectors == 2:
+                    gradient_row2(indices, values, 0, 0, flat, 0, 0, dst, at, last, shift, start, s, t)
+                elif vectors == 1:
+                    gradient_row1(indices, values, 0, 0, flat, 0, 0, dst, at, last, shift, start, s, t)
+                else:  # a layer narrower than a vector
+                    bj = base[j]
                     for q in range(tw):
-                        row[q] += bj * st[q]
-                elif overwrite:  # W' = X^T delta: what was there is not read (no zeroing pass first)
-                    for q in range(tw):
-                        row[q] = bj * st[q]
-                else:
-                    for q in range(tw):
-                        row[q] = beta * row[q] + bj * st[q]
+                        prior = dst[at + q] * beta if kind == START_SCALE else dst[at + q]
+                        dst[at + q] = bj * s[t + q] if kind == START_SET else prior + bj * s[t + q]
             for r in range(m):
                 i = rows[r]
                 p0, p1 = blocks[i, b], blocks[i, b + 1]
                 if vectors > 0:
-                    _scatter(
-                        vectors, indices, values, p0, p1, target, target_off, ld, flat, r * n + t, alpha, last, skip
-                    )
+                    _scatter(vectors, indices, values, p0, p1, dst, w_off + t, n, flat, r * n + t, alpha, last, skip)
                 else:  # a layer narrower than a vector
                     dr = delta[r, t : t + tw]
                     for p in range(p0, p1):
@@ -243,8 +268,89 @@ def gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, con
                         row = dst[at : at + tw]
                         for q in range(tw):
                             row[q] += v * dr[q]
-            if packed and vectors > 0:
-                copy_rows(pack, 0, tw + shift, dst, w_off + j0 * n + t - shift, n, j1 - j0, tw + shift)
+        t += tw
+
+
+@kernel_jit(**FAST)
+def batch_columns(sp, rows, m, fan_in):
+    """The batch's nonzeros by input column (the transpose of its sparse rows): for column j,
+    entries ``starts[j] .. starts[j + 1] - 1`` of (``members``: the batch row, ``values``), rows
+    in increasing order, as the row loops of ``gradient_columns`` add them."""
+    blocks, indices, values = sp[0], sp[1], sp[2]
+    last = blocks.shape[1] - 1
+    fill = np.zeros(fan_in, dtype=np.int64)  # counts, then where each column's next entry goes
+    for r in range(m):
+        i = rows[r]
+        for j in indices[blocks[i, 0] : blocks[i, last]]:
+            fill[j] += 1
+    starts = np.empty(fan_in + 1, dtype=np.int64)
+    total = 0
+    for j in range(fan_in):
+        starts[j] = total
+        count = fill[j]
+        fill[j] = total
+        total += count
+    starts[fan_in] = total
+    members = np.empty(total, dtype=np.int32)
+    column_values = np.empty(total, dtype=values.dtype)
+    for r in range(m):
+        i = rows[r]
+        p0, p1 = blocks[i, 0], blocks[i, last]
+        row_indices, row_values = indices[p0:p1], values[p0:p1]  # slices: no index checks per entry
+        for q in range(p1 - p0):
+            j = row_indices[q]
+            at = fill[j]
+            members[at] = r
+            column_values[at] = row_values[q]
+            fill[j] = at + 1
+    return starts, members, column_values
+
+
+@kernel_jit(inline="always", **FAST)
+def gathered_gradient_columns(columns, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, base, t_begin, t_end):
+    """Columns [t_begin, t_end) of ``sparse_weight_gradient`` for wide rows, from the batch's
+    ``batch_columns``: per tile, alpha delta's columns are copied into a contiguous buffer, then
+    each row j of W' is started (beta and the base, as in ``gradient_columns``) and gets its column's nonzeros as one
+    vector sum (simd.gather: W' read and written once, the accumulators in registers).
+
+    Why not ``gradient_columns``' scatter: at 1024 columns its rows had to be packed into a
+    buffer and written back (L1 sets, see ``PACK_COLUMNS``) and every nonzero read and wrote a
+    row of W'. The sums are the same, in the same order (base, then the batch rows in increasing
+    order), so the results are those of the scatter; columns that two vectors of a tile share
+    are computed by both, and the columns a last vector reaches back into the tile before get
+    zeros added."""
+    starts, members, column_values = columns
+    flat = delta.reshape(-1)
+    kind = start_kind(beta, consts)
+    lanes_ = lanes(consts.itemsize)
+    scaled = np.empty(m * (TILE_VECTORS + 1) * lanes_, dtype=dst.dtype)
+    t = t_begin
+    while t < t_end:
+        tw, vectors, last, _ = tile(n, t, lanes_)
+        shift = max(0, -last)
+        ld = tw + shift
+        # no slices and no inlined calls in the loops below: each costs atomic reference-count
+        # updates per row, more than the work at 1024 columns; unsigned indices have no
+        # negative-index fix-up, so the loops vectorize
+        width = np.uint64(tw)
+        for r in range(m):
+            out, d_at = np.uint64(r * ld), np.uint64(r * n + t)
+            for q in range(np.uint64(shift)):
+                scaled[out + q] = 0
+            out += np.uint64(shift)
+            for q in range(width):
+                scaled[out + q] = alpha * flat[d_at + q]
+        for j in range(fan_in):
+            at, p0, p1 = w_off + j * n + t, starts[j], starts[j + 1]
+            start = (kind, beta, base[j])  # W' row j starts as beta W' + bj s (see simd.gradient_row)
+            if vectors == 4:
+                gradient_row4(members, column_values, p0, p1, scaled, shift, ld, dst, at, last, shift, start, s, t)
+            elif vectors == 3:
+                gradient_row3(members, column_values, p0, p1, scaled, shift, ld, dst, at, last, shift, start, s, t)
+            elif vectors == 2:
+                gradient_row2(members, column_values, p0, p1, scaled, shift, ld, dst, at, last, shift, start, s, t)
+            else:
+                gradient_row1(members, column_values, p0, p1, scaled, shift, ld, dst, at, last, shift, start, s, t)
         t += tw
 
 

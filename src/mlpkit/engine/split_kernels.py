@@ -45,8 +45,10 @@ from mlpkit.engine.sparse_kernels import (
     PACK_COLUMNS,
     base_columns,
     base_product,
+    batch_columns,
     column_pieces,
     column_sums,
+    gathered_gradient_columns,
     gradient_columns,
     product_columns,
 )
@@ -101,10 +103,17 @@ def split_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta
     one_thread = (sp[0], sp[1], sp[2], sp[3], sp[4])
     s = column_sums(delta, m, n, alpha)
     bounds = column_pieces(n, lanes(consts.itemsize), sp[5])
-    for k in prange(sp[5]):
-        gradient_columns(
-            one_thread, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, bounds[k], bounds[k + 1]
-        )
+    if n >= PACK_COLUMNS:
+        columns = batch_columns(one_thread, rows, m, fan_in)  # once, for every thread
+        for k in prange(sp[5]):
+            gathered_gradient_columns(
+                columns, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, sp[3], bounds[k], bounds[k + 1]
+            )
+    else:
+        for k in prange(sp[5]):
+            gradient_columns(
+                one_thread, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, bounds[k], bounds[k + 1]
+            )
 
 
 #: Parameter ranges shorter than this are updated on one thread (starting threads costs more).
