@@ -177,6 +177,26 @@ def test_evaluate_matches_float64(activation, hidden, bias):
         assert acc == ref_acc
 
 
+@pytest.mark.parametrize(
+    "hidden, block_rows", [([16, 14, 12, 10], 128), ([300, 12, 10, 9], 256), ([12, 9], 256)], ids=str
+)
+def test_compiled_evaluation_of_deep_narrow_stacks_uses_smaller_blocks_with_the_same_numbers(hidden, block_rows):
+    """Deep stacks of narrow layers are evaluated 128 rows at a time (their products are small
+    and their outputs fill the cache sooner), others 256; either way the float64 numbers."""
+    model, W, b, x32, x64, y = make("improved_sigmoid", hidden, "per_layer", seed=4)
+    rng = np.random.default_rng(4)
+    x32 = rng.normal(size=(700, 20)).astype(np.float32)  # several blocks and a short last one
+    y = rng.integers(0, 10, 700)
+    ref_loss, ref_acc = ref_evaluate(W, b, x32.astype(np.float64), y, "improved_sigmoid")
+    with Evaluator(model, max_rows=700, chunk=700, workers=1, engine="auto") as ev:
+        compiled = ev.compiled_evaluation
+        assert compiled is not None and compiled.block_rows == block_rows
+        assert len(compiled.scratch()) == block_rows * sum(f for _, f in model.shapes)
+        loss, acc = ev.evaluate(model.prepare_inputs(x32), y)
+    assert loss == pytest.approx(ref_loss, rel=2e-5)
+    assert acc == ref_acc
+
+
 def test_evaluator_threads_give_the_numbers_of_evaluate():
     """The NumPy engine gives model.evaluate's numbers bit for bit whatever the thread count;
     the compiled one gives its own numbers, equal to those to float32 rounding, also bit for

@@ -334,6 +334,11 @@ class CompiledEvaluation:
 
     #: rows per block inside a call: every layer's outputs for a block stay in cache
     BLOCK_ROWS = 256
+    #: for deep stacks of narrow layers (at least DEEP_LAYERS layers, none wider than
+    #: NARROW_WIDTH): their blocks' outputs fill the cache sooner and their products are small.
+    #: Measured on MNIST with two workers, ten layers of 64: a validation pass 25.4-26.4 ms with
+    #: 256 rows, 23.8-23.9 with 128 (64: 24.1-24.8); one layer of 64 and 2 x 1024 kept 256.
+    DEEP_BLOCK_ROWS, DEEP_LAYERS, NARROW_WIDTH = 128, 4, 256
 
     def __init__(self, model: MLP) -> None:
         from mlpkit.engine import cblas, dense_kernels, kernels
@@ -346,12 +351,14 @@ class CompiledEvaluation:
         self._code = model.activation.kernel_code
         self._consts = dense_kernels.constants(model.dtype)
         self._width = sum(fan_out for _, fan_out in model.shapes)
+        deep = len(model.shapes) >= self.DEEP_LAYERS and max(f for _, f in model.shapes) <= self.NARROW_WIDTH
+        self.block_rows = self.DEEP_BLOCK_ROWS if deep else self.BLOCK_ROWS
         self._dense = sparse_arguments(None, model.dtype)
         self._entries: dict[tuple[bool, bool, np.dtype | None], Routine] = {}  # forward by the chunks' types (__call__)
 
     def scratch(self) -> np.ndarray:
         """A buffer for one thread's calls."""
-        return np.empty(self.BLOCK_ROWS * self._width, dtype=self.model.dtype)
+        return np.empty(self.block_rows * self._width, dtype=self.model.dtype)
 
     def forward_signature(self, x: np.ndarray, sp: tuple[np.ndarray | int, ...]) -> object:
         """The signature the kernel calls ``kernels.forward`` with for chunks of ``x`` and sparse
