@@ -221,11 +221,11 @@ def column_sums(delta, m, n, alpha):
 
 @kernel_jit(inline="always", **FAST)
 def gradient_columns(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, t_begin, t_end):
-    """Columns [t_begin, t_end) of ``sparse_weight_gradient`` for rows narrower than
-    ``PACK_COLUMNS``, with s = ``column_sums``; t_begin as in ``product_columns``. Same loops as
-    ``product_columns``: per tile and block of W' rows, the block's outer product, then every
-    row's nonzeros in it (simd.scatter), while the block is in L1. Columns that two tiles share
-    are added once (simd.scatter's ``skip``)."""
+    """Columns [t_begin, t_end) of ``sparse_weight_gradient`` (row-wise, any width; wide rows
+    are faster by columns, ``gathered_gradient_columns``), with s = ``column_sums``; t_begin as
+    in ``product_columns``. Same loops as ``product_columns``: per tile and block of W' rows,
+    the block's outer product, then every row's nonzeros in it (simd.scatter). Columns that two
+    tiles share are added once (simd.scatter's ``skip``)."""
     blocks, indices, values, base, block = sp[0], sp[1], sp[2], sp[3], sp[4]
     flat = delta.reshape(-1)
     width = lanes(consts.itemsize)
@@ -310,8 +310,8 @@ def batch_columns(sp, rows, m, fan_in):
 def gathered_gradient_columns(columns, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, s, base, t_begin, t_end):
     """Columns [t_begin, t_end) of ``sparse_weight_gradient`` for wide rows, from the batch's
     ``batch_columns``: per tile, alpha delta's columns are copied into a contiguous buffer, then
-    each row j of W' is started (beta and the base, as in ``gradient_columns``) and gets its column's nonzeros as one
-    vector sum (simd.gather: W' read and written once, the accumulators in registers).
+    each row j of W' is started as beta W' + bj s and gets its column's nonzeros as one vector
+    sum (simd.gradient_row: W' read and written once, the accumulators in registers).
 
     Why not ``gradient_columns``' scatter: at 1024 columns its rows had to be packed into a
     buffer and written back (L1 sets, see ``PACK_COLUMNS``) and every nonzero read and wrote a
