@@ -227,19 +227,28 @@ def _make_gradient_row(n_vectors: int):
             lane = ir.Constant(ir.VectorType(_I64, vec.lanes), list(range(vec.lanes)))
             fresh = builder.icmp_signed(">=", lane, vec.splat_int(_as_i64(builder, args[10])))
             acc = [cgutils.alloca_once(builder, vec.type) for _ in range(n_vectors)]
-            for k, (a, o) in enumerate(zip(acc, offsets)):
-                old = vec.load(dst_data, builder.add(at, o))
-                product = vec.fence(builder.fmul(vec.splat(bj), vec.load(s_data, builder.add(s_off, o))))
-                keep = builder.fadd(old, product)
-                scaled = builder.fadd(vec.fence(builder.fmul(vec.splat(beta), old)), product)
-                value = builder.select(
-                    builder.icmp_signed("==", kind, ir.Constant(_I64, START_ADD)),
-                    keep,
-                    builder.select(builder.icmp_signed("==", kind, ir.Constant(_I64, START_SET)), product, scaled),
-                )
-                if k == n_vectors - 1:
-                    value = builder.select(fresh, value, old)
-                builder.store(value, a)
+            products = [
+                vec.fence(builder.fmul(vec.splat(bj), vec.load(s_data, builder.add(s_off, o)))) for o in offsets
+            ]
+            overwrite = builder.icmp_signed("==", kind, ir.Constant(_I64, START_SET))
+            reaches_back = builder.icmp_signed(">", _as_i64(builder, args[10]), ir.Constant(_I64, 0))
+            with builder.if_else(overwrite) as (then, otherwise):
+                with then:  # bj s: what W' held is not read (for beta 0 it is stale, often not in cache)
+                    for a, product in zip(acc, products):
+                        builder.store(product, a)
+                    with builder.if_then(reaches_back):
+                        old = vec.load(dst_data, builder.add(at, offsets[-1]))
+                        builder.store(builder.select(fresh, products[-1], old), acc[-1])
+                with otherwise:
+                    add = builder.icmp_signed("==", kind, ir.Constant(_I64, START_ADD))
+                    for k, (a, o, product) in enumerate(zip(acc, offsets, products)):
+                        old = vec.load(dst_data, builder.add(at, o))
+                        keep = builder.fadd(old, product)
+                        scaled = builder.fadd(vec.fence(builder.fmul(vec.splat(beta), old)), product)
+                        value = builder.select(add, keep, scaled)
+                        if k == n_vectors - 1:
+                            value = builder.select(fresh, value, old)
+                        builder.store(value, a)
 
             def body(j, value):
                 scale = vec.splat(value)
