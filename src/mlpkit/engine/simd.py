@@ -133,6 +133,20 @@ def _offsets(builder, vec, n_vectors, last):
     return [ir.Constant(_I64, v * vec.lanes) for v in range(n_vectors - 1)] + [last]
 
 
+def _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld) -> None:
+    """acc[k] += values[p] * src[src_off + indices[p] * ld + offsets[k]] for p in p0 .. p1 - 1:
+    the sum of a sparse row times a dense matrix, one vector per accumulator (gather, gradient_row)."""
+
+    def body(j, value):
+        scale = vec.splat(value)
+        row = builder.add(src_off, builder.mul(j, ld))
+        for a, o in zip(acc, offsets):
+            w = vec.load(src_data, builder.add(row, o))
+            builder.store(vec.fmuladd(scale, w, builder.load(a)), a)
+
+    _nonzeros(builder, context, sig, args, body)
+
+
 def _make_gather(n_vectors: int):
     @intrinsic
     def gather_tile(typingctx, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
@@ -152,14 +166,7 @@ def _make_gather(n_vectors: int):
             for a, o in zip(acc, offsets):
                 builder.store(vec.load(init_data, builder.add(init_off, o)), a)
 
-            def body(j, value):
-                scale = vec.splat(value)
-                row = builder.add(src_off, builder.mul(j, ld))
-                for a, o in zip(acc, offsets):
-                    w = vec.load(src_data, builder.add(row, o))
-                    builder.store(vec.fmuladd(scale, w, builder.load(a)), a)
-
-            _nonzeros(builder, context, sig, args, body)
+            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld)
             for a, o in zip(acc, offsets):
                 vec.store(builder.load(a), out_data, builder.add(out_off, o))
             return context.get_dummy_value()
@@ -250,14 +257,7 @@ def _make_gradient_row(n_vectors: int):
                             value = builder.select(fresh, value, old)
                         builder.store(value, a)
 
-            def body(j, value):
-                scale = vec.splat(value)
-                row = builder.add(src_off, builder.mul(j, ld))
-                for a, o in zip(acc, offsets):
-                    w = vec.load(src_data, builder.add(row, o))
-                    builder.store(vec.fmuladd(scale, w, builder.load(a)), a)
-
-            _nonzeros(builder, context, sig, args, body)
+            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld)
             for a, o in zip(acc, offsets):
                 vec.store(builder.load(a), dst_data, builder.add(at, o))
             return context.get_dummy_value()
