@@ -35,6 +35,9 @@ from mlpkit.train.trainer import Trainer
 from tolerances import assert_within, float64_run_tolerance, float64_sum_tolerance, sum_error_bound
 
 ACTIVATIONS = ["sigmoid", "improved_sigmoid", "tanh", "relu"]
+#: Columns per block in the kernel tests: small, so that their few hundred features make several
+#: blocks (the default, FEATURE_BLOCK, is one or two blocks of MNIST's 785).
+SMALL_BLOCK = 128
 
 
 def _mostly_blank(rng, n, features, blank=0.8, value=-1.5):
@@ -45,19 +48,21 @@ def _mostly_blank(rng, n, features, blank=0.8, value=-1.5):
 
 
 # --------------------------------------------------------------------------- the form
-def test_sparse_form_holds_every_entry_that_is_not_its_columns_base():
+@pytest.mark.parametrize("block", [FEATURE_BLOCK, SMALL_BLOCK, 7])
+def test_sparse_form_holds_every_entry_that_is_not_its_columns_base(block):
     rng = np.random.default_rng(0)
     model = MLP([8], n_features=300, dtype="float64", bias="input_column")
     x = model.prepare_inputs(_mostly_blank(rng, 97, 300))
-    sp = sparse_rows(x)
+    sp = sparse_rows(x, block=block)
     assert isinstance(sp, SparseRows) and sp.shape == x.shape
     assert sp.base[-1] == 1.0 and np.all(sp.base[:-1] == -1.5)  # the blank value; the bias column's 1
     assert sp.indices.dtype == np.uint16 and sp.values.dtype == np.float64
     assert sp.density == pytest.approx(np.mean(x != sp.base), abs=0)
     np.testing.assert_allclose(sp.dense(), x, rtol=0, atol=1e-15)
     assert not np.any(sp.values == 0)
-    # blocks: FEATURE_BLOCK columns each, entries ascending and inside their block
-    n_blocks = -(-x.shape[1] // FEATURE_BLOCK)
+    # blocks: ``block`` columns each, entries ascending and inside their block
+    assert sp.block == block
+    n_blocks = -(-x.shape[1] // block)
     assert sp.blocks.shape == (97, n_blocks + 1)
     assert np.all(np.diff(sp.blocks, axis=1) >= 0) and sp.blocks[0, 0] == 0 and sp.blocks[-1, -1] == len(sp.values)
     assert np.all(sp.blocks[1:, 0] == sp.blocks[:-1, -1])  # row after row, nothing between
@@ -65,7 +70,7 @@ def test_sparse_form_holds_every_entry_that_is_not_its_columns_base():
         for b in range(n_blocks):
             cols = sp.indices[sp.blocks[r, b] : sp.blocks[r, b + 1]]
             assert np.all(np.diff(cols.astype(int)) > 0)
-            assert np.all((cols >= b * FEATURE_BLOCK) & (cols < (b + 1) * FEATURE_BLOCK))
+            assert np.all((cols >= b * block) & (cols < (b + 1) * block))
 
 
 def test_base_is_the_majority_value_when_it_is_not_the_minimum():
@@ -127,7 +132,7 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
     300 features are three feature blocks."""
     rng = np.random.default_rng(n)
     x = _mostly_blank(rng, 45, 300).astype(dtype)
-    sp = sparse_rows(x)
+    sp = sparse_rows(x, block=SMALL_BLOCK)
     fan_in, w_off = x.shape[1], 5
     params = rng.normal(size=w_off + fan_in * n + 3).astype(dtype)
     w = params[w_off : w_off + fan_in * n].reshape(fan_in, n)
@@ -157,7 +162,7 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
 def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, by_columns, alpha, beta):
     rng = np.random.default_rng(n + 1)
     x = _mostly_blank(rng, 60, 290).astype(dtype)
-    sp = sparse_rows(x)
+    sp = sparse_rows(x, block=SMALL_BLOCK)
     fan_in, w_off = x.shape[1], 3
     rows = np.array([59, 2, 2, 31, 0, 18, 44], dtype=np.intp)
     delta = rng.normal(size=(len(rows), n)).astype(dtype)
@@ -203,7 +208,7 @@ def test_wide_gradient_by_columns_gives_the_bits_of_the_row_scatter(dtype, n, al
     before, or reaching back into the tile before)."""
     rng = np.random.default_rng(n)
     x = _mostly_blank(rng, 40, 290).astype(dtype)
-    sp = sparse_arguments(sparse_rows(x), np.dtype(dtype))
+    sp = sparse_arguments(sparse_rows(x, block=SMALL_BLOCK), np.dtype(dtype))
     rows = np.array([39, 3, 3, 17, 0, 25, 8, 11], dtype=np.intp)
     delta = rng.normal(size=(len(rows), n)).astype(dtype)
     dst = rng.normal(size=2 + 290 * n + 2).astype(dtype)
@@ -219,7 +224,7 @@ def test_wide_gradient_by_columns_gives_the_bits_of_the_row_scatter(dtype, n, al
 def test_batch_columns_lists_each_columns_nonzeros_by_batch_row():
     rng = np.random.default_rng(5)
     x = _mostly_blank(rng, 30, 300)
-    form = sparse_rows(x)
+    form = sparse_rows(x, block=SMALL_BLOCK)
     rows = np.array([29, 4, 4, 0, 17], dtype=np.intp)
     starts, members, values = sparse_kernels.batch_columns(
         sparse_arguments(form, np.dtype("float64")), rows, len(rows), 300
@@ -407,6 +412,35 @@ def test_sparse_runs_of_steps_cut_differently_give_identical_bits():
     assert ha.to_dict() == hb.to_dict()
 
 
+@pytest.mark.parametrize("hidden", [(70,), (130, 20)])  # row-wise loops; the packed product and column-wise gradient
+def test_the_feature_block_changes_no_bit_of_a_run_or_of_its_validation(hidden):
+    """A block decides only the loops' order over W's rows, never the order of any sum: steps and
+    validation give the same bits with blocks of 7, SMALL_BLOCK and FEATURE_BLOCK columns."""
+    from mlpkit.engine.compiled import CompiledSteps
+
+    results = []
+    for block in (7, SMALL_BLOCK, FEATURE_BLOCK):
+        rng = np.random.default_rng(11)
+        model = MLP(list(hidden), n_features=300, activation="sigmoid", bias="input_column", dtype="float32")
+        model.init_weights(rng, "fan_in_normal")
+        data = np.random.default_rng(12)
+        x = model.prepare_inputs(_mostly_blank(data, 200, 300))
+        y = data.integers(0, 10, 200).astype(np.intp)
+        sp = sparse_rows(x, block=block)
+        assert sp is not None and sp.blocks.shape[1] == -(-301 // block) + 1
+        runner = CompiledSteps(model, SGD(model.parameters(), lr=0.05, momentum=0.9), 16, x, y, sp)
+        assert runner.run(data.permutation(200).astype(np.int64), 0, 12) == 12
+        ev = CompiledEvaluation(model)
+        validation = ev(x, y, ev.scratch(), sp, 0)
+        results.append((model.flat_parameters.tobytes(), runner.losses[:12].tobytes(), validation))
+    assert results[0] == results[1] == results[2]
+
+
+def test_a_block_of_no_columns_is_refused():
+    with pytest.raises(ValueError, match="a block of 0 columns"):
+        sparse_rows(_mostly_blank(np.random.default_rng(0), 10, 20), block=0)
+
+
 def test_evaluator_on_the_sparse_form_equals_the_dense_evaluation():
     rng = np.random.default_rng(3)
     model = MLP([40, 12], n_features=300, activation="relu", dtype="float64", bias="input_column").init_weights(
@@ -416,7 +450,7 @@ def test_evaluator_on_the_sparse_form_equals_the_dense_evaluation():
     y = rng.integers(0, 10, 5000)
     with Evaluator(model, max_rows=5000, chunk=700) as ev:
         dense = ev.evaluate_many([(x, y), (x[:900], y[:900])])
-        ev.use_sparse(x, sparse_rows(x))
+        ev.use_sparse(x, sparse_rows(x, block=SMALL_BLOCK))
         assert ev.sparse_of(x) is not None and ev.sparse_of(x.copy()) is None  # this very array only
         sparse = ev.evaluate_many([(x, y), (x[:900], y[:900])])
         with pytest.raises(ValueError, match="sparse inputs of shape"):
@@ -426,7 +460,7 @@ def test_evaluator_on_the_sparse_form_equals_the_dense_evaluation():
         assert ls == pytest.approx(ld, rel=rel) and as_ == ad
     assert dense[0] == pytest.approx(model.evaluate(x, y), rel=rel)
     ev = CompiledEvaluation(model)
-    loss_sum, hits = ev(x[100:400], y[100:400], ev.scratch(), sparse_rows(x), 100)
+    loss_sum, hits = ev(x[100:400], y[100:400], ev.scratch(), sparse_rows(x, block=SMALL_BLOCK), 100)
     assert hits == round(model.evaluate(x[100:400], y[100:400])[1] * 300)
     assert loss_sum / 300 == pytest.approx(model.evaluate(x[100:400], y[100:400])[0], rel=rel)
 

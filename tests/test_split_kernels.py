@@ -56,7 +56,7 @@ def test_column_pieces_start_at_tiles_and_keep_an_overlapping_last_tile_with_the
 def test_split_products_give_the_one_thread_bits(dtype, n, pieces):
     rng = np.random.default_rng(n + pieces)
     x = _mostly_blank(rng, 50, 300).astype(dtype)
-    sp = sparse_rows(x)
+    sp = sparse_rows(x, block=128)  # three blocks
     one, split = sparse_arguments(sp, np.dtype(dtype)), sparse_arguments(sp, np.dtype(dtype), pieces)
     assert len(one) == 5 and len(split) == 6
     fan_in, w_off = x.shape[1], 5
@@ -89,7 +89,7 @@ def _large_run(runner_kind, split, steps=9, dtype="float32"):
     data = np.random.default_rng(4)
     x = model.prepare_inputs(_mostly_blank(data, 256, 200))
     y = data.integers(0, 10, 256).astype(np.intp)
-    sp = sparse_rows(x)
+    sp = sparse_rows(x, block=128)  # two blocks
     order = data.permutation(256).astype(np.int64)
     if runner_kind == "sgd":
         opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
