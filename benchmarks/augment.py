@@ -42,13 +42,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from mlpkit.core.pcg64 import random_float32
 from mlpkit.data.affine import draw_affine_maps, random_affine
 from mlpkit.data.augment import BLOCK_IMAGES, Augmentation, augmented_epoch
 from mlpkit.data.elastic import elastic
 from mlpkit.data.mnist import load_mnist
 from mlpkit.data.normalize import Normalization
 from mlpkit.data.smoothing import smooth_fields
-from mlpkit.data.uniform import random_float32
 from mlpkit.data.warp import warp_images
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.sgd import SGD
@@ -153,7 +153,8 @@ def overlap(images: np.ndarray, labels: np.ndarray, norm: Normalization, rounds:
         return time.perf_counter() - start
 
     alone, beside, waits = [], [], []
-    with AugmentFeed(augmented_inputs(images, CONFIG, 0, norm), n, 784) as feed:
+    produce = augmented_inputs(images, CONFIG, 0, norm)
+    with AugmentFeed(produce, n, 784, bias_column=model.bias == "input_column") as feed:
         x = feed.get(0)
         train(x)  # warm-up: compile or load the engine's kernels
         for epoch in range(1, rounds + 1):

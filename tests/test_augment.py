@@ -4,6 +4,8 @@ background feed that prepares them."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -343,6 +345,25 @@ def test_the_feed_works_ahead_while_the_caller_is_busy():
         total = time.perf_counter() - start
     print(f"feed: produced {sum(feed.produce_s.values()):.2f} s, caller waited {feed.waited_s:.2f} s of {total:.2f} s")
     assert set(feed.produce_s) == {0, 1, 2}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux's")
+def test_the_worker_yields_the_cores_to_training_and_the_callers_priority_is_unchanged():
+    from mlpkit.train.augment_feed import FEED_NICE
+
+    seen: dict[str, int] = {}
+
+    def produce(epoch: int, out: np.ndarray, stop: threading.Event) -> None:
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        out[:] = epoch
+
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    main = os.getpriority(os.PRIO_PROCESS, os.getpid())  # the process's main thread
+    with AugmentFeed(produce, 4, 2, bias_column=False, stop=1) as feed:
+        assert (feed.get(0) == 0).all()
+    assert FEED_NICE == 19 and seen["worker"] == max(FEED_NICE, caller)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main
 
 
 def test_a_worker_error_is_raised_by_get_and_the_thread_ends():
