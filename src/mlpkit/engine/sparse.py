@@ -81,6 +81,8 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY, block: int = FE
     """The sparse form of C-ordered float ``x`` (n, features), or None if it is too dense
     (or empty). Two passes over ``x`` and no temporary of its size. ``block``: columns per block
     (any positive number gives the kernels the same results; tests use small ones)."""
+    if block < 1:
+        raise ValueError(f"a block of {block} columns: it must be at least 1")
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0 or x.dtype not in (np.float32, np.float64):
         return None
     if not x.flags.c_contiguous or x.shape[1] >= 2**31:
@@ -99,8 +101,6 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY, block: int = FE
     starts = counts  # reused: prefix sums of the counts, in place
     starts[1:] = np.cumsum(counts[:-1])
     starts[0] = 0
-    if block < 1:
-        raise ValueError(f"a block of {block} columns: it must be at least 1")
     blocks = np.empty((x.shape[0], -(-x.shape[1] // block) + 1), dtype=np.int64)
     indices = np.empty(total, dtype=index_dtype(x.shape[1]))
     values = np.empty(total, dtype=x.dtype)
