@@ -13,6 +13,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
+MODULES = {Path(name).stem for name in SCRIPTS}
 
 
 def test_the_benchmark_folder_has_its_scripts():
@@ -26,9 +27,8 @@ def test_a_benchmark_script_imports_and_defines_its_entry_point(name, monkeypatc
     try:
         namespace = runpy.run_path(str(BENCHMARKS / name), run_name="benchmark_import_check")
     finally:
-        for module in set(sys.modules) - before:  # leave no benchmark module behind for other tests
-            if module in {p[:-3] for p in SCRIPTS}:
-                del sys.modules[module]
+        for module in (set(sys.modules) - before) & MODULES:  # leave no benchmark module behind for other tests
+            del sys.modules[module]
     source = (BENCHMARKS / name).read_text()
     if '__name__ == "__main__"' in source:
         assert callable(namespace.get("main")), f"{name} runs main() as a script but defines none"

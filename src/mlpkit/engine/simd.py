@@ -133,9 +133,10 @@ def _offsets(builder, vec, n_vectors, last):
     return [ir.Constant(_I64, v * vec.lanes) for v in range(n_vectors - 1)] + [last]
 
 
-def _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld) -> None:
-    """acc[k] += values[p] * src[src_off + indices[p] * ld + offsets[k]] for p in p0 .. p1 - 1:
-    the sum of a sparse row times a dense matrix, one vector per accumulator (gather, gradient_row)."""
+def _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, out_data, out_off) -> None:
+    """acc[k] += values[p] * src[src_off + indices[p] * ld + offsets[k]] for p in p0 .. p1 - 1,
+    then out[out_off + offsets[k]] = acc[k]: the sum of a sparse row times a dense matrix, one
+    vector per accumulator, written once (gather, gradient_row)."""
 
     def body(j, value):
         scale = vec.splat(value)
@@ -145,6 +146,8 @@ def _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_
             builder.store(vec.fmuladd(scale, w, builder.load(a)), a)
 
     _nonzeros(builder, context, sig, args, body)
+    for a, o in zip(acc, offsets):
+        vec.store(builder.load(a), out_data, builder.add(out_off, o))
 
 
 def _make_gather(n_vectors: int):
@@ -166,9 +169,7 @@ def _make_gather(n_vectors: int):
             for a, o in zip(acc, offsets):
                 builder.store(vec.load(init_data, builder.add(init_off, o)), a)
 
-            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld)
-            for a, o in zip(acc, offsets):
-                vec.store(builder.load(a), out_data, builder.add(out_off, o))
+            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, out_data, out_off)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -257,9 +258,7 @@ def _make_gradient_row(n_vectors: int):
                             value = builder.select(fresh, value, old)
                         builder.store(value, a)
 
-            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld)
-            for a, o in zip(acc, offsets):
-                vec.store(builder.load(a), dst_data, builder.add(at, o))
+            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, dst_data, at)
             return context.get_dummy_value()
 
         return sig, codegen
