@@ -184,6 +184,36 @@ def test_fast_tanh_is_within_5_ulp_of_float64_tanh_and_keeps_specials():
     assert np.isnan(special[5])
 
 
+def test_exp32_is_within_one_ulp_of_exp_on_the_softmax_range():
+    x = np.concatenate([np.linspace(-87.3, 0, 400_001), [0.0, -1e-8, -87.33654]]).astype(np.float32)
+    got = x.copy()
+    dense_kernels.exp32_in_place(got, np.empty(got.size, dtype=np.int32))
+    exact = np.exp(x.astype(np.float64))
+    ulps = np.abs(got - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 1.01
+    assert got[-3] == 1  # exp(0) exactly: the row's top adds 1, as with libm
+    special = np.array([np.nan, -np.inf, -1e30, 1e30], dtype=np.float32)
+    dense_kernels.exp32_in_place(special, np.empty(4, dtype=np.int32))
+    assert np.isnan(special[0])
+    assert 0 < special[1] == special[2] < 1.2e-38 * 1.01 and np.isfinite(special[3])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_evaluation_loss_matches_a_float64_reference(dtype):
+    rng = np.random.default_rng(3)
+    for m, k in ((300, 10), (7, 3), (40, 37)):  # 37 classes: more than a vector's lanes
+        logits = (rng.standard_normal((m, k)) * 6).astype(dtype)
+        labels = rng.integers(0, k, m).astype(np.intp)
+        z = logits.astype(np.float64)
+        shifted = z - z.max(axis=1, keepdims=True)
+        expected = np.sum(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(m), labels])
+        total, hits = dense_kernels.xent_and_hits(logits, labels)
+        assert total == pytest.approx(expected, rel=1e-6 if dtype == "float32" else 1e-12)
+        assert hits == np.count_nonzero(np.argmax(logits, axis=1) == labels)
+    logits[1, 0] = np.nan  # divergence shows in the loss
+    assert np.isnan(dense_kernels.xent_and_hits(logits, labels)[0])
+
+
 def test_accuracy_counts_ties_and_nan_like_argmax():
     logits = np.array(
         [[1, 3, 3, 0], [2, 2, 2, 2], [0, np.nan, 5, 1], [np.nan, 1, 2, 3], [4, 1, 2, 3]], dtype=np.float32
