@@ -23,6 +23,7 @@ from mlpkit.engine.dense_kernels import (
     ZERO,
     backprop,
     gemm_product,
+    gemm_update,
     softmax_xent,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
@@ -72,7 +73,8 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
     """Run ``plan[P_STEPS]`` steps from step ``plan[P_FIRST_STEP]`` of the epoch's ``order``.
 
     ``work``: (xb, yb, scratch) as for ``kernels.train_steps``; ``opt``: (grad, s1, s2), the flat
-    gradient and the optimizer's flat state (see ``update_kernels.update_range``); ``hyper``:
+    gradient, all zeros between steps (the updates zero it), and the optimizer's flat state
+    (see ``update_kernels.update_range``); ``hyper``:
     (run constants, per-step table), float64 (``update_kernels.H_*``, ``S_*``); ``masks``:
     (uniform draws, offset of each layer input's draws within a step or -1, buffers of the
     masked layer inputs, offset of each). Step s's draws start at s * plan[P_MASK_STRIDE].
@@ -175,8 +177,8 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
                     wide_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, zero, consts)
                 else:
                     sparse_weight_gradient(sp, rows, m, delta, grad, w_off, fan_in, fan_out, one, zero, consts)
-            else:
-                gemm_product(gemm, a_used, delta, g.reshape((fan_in, fan_out)), True, False, consts)
+            else:  # g is zero here (update_range zeroes what it reads): BLAS adds onto it
+                gemm_update(gemm, a_used, delta, g.reshape((fan_in, fan_out)), True, False, consts[ONE], consts[ONE])
             if b_off >= 0:
                 gb = grad[b_off : b_off + fan_out]
                 for q in range(fan_out):

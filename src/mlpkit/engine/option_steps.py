@@ -88,7 +88,7 @@ class CompiledOptionSteps(StepInputs):
         params = flat_span(optimizer.params)
         assert params is not None
         self._params = params
-        self._grad = np.zeros_like(params)
+        self._grad = np.zeros_like(params)  # zeros between steps: the kernel's products add onto it
         self._adam = isinstance(optimizer, Adam)
         keys = ("exp_avg", "exp_avg_sq") if self._adam else ("velocity", "velocity")
         states = [optimizer.flat_state(key) for key in keys]
