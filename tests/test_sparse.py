@@ -322,6 +322,23 @@ def test_simd_loops_refuse_mixed_dtypes():
     assert simd.lanes(4) == 16 and simd.lanes(8) == 8
 
 
+def test_prefetching_rows_changes_nothing_and_takes_empty_rows():
+    x = np.zeros((6, 300), np.float32)
+    x[1, 5] = x[3, 299] = 2.0  # rows 0, 2, 4 and 5 hold no entries; row 3's is the set's last
+    sp = sparse_arguments(sparse_rows(x, block=SMALL_BLOCK), np.dtype(np.float32))
+    before = [np.copy(a) for a in sp[:4]]
+    sparse_kernels.prefetch_rows(sp, np.array([5, 3, 0, 1, 3], dtype=np.intp))
+    sparse_kernels.prefetch_rows(sp, np.empty(0, dtype=np.intp))
+    assert all(np.array_equal(a, b) for a, b in zip(sp[:4], before))
+
+    @njit
+    def wrong(values):
+        simd.prefetch(values, 1.5)
+
+    with pytest.raises((TypingError, TypeError), match="an array and an integer index"):
+        wrong(np.zeros(4, np.float32))
+
+
 # ---------------------------------------------------------------------- whole runs
 def _fit(
     sparse,

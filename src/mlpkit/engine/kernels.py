@@ -32,7 +32,7 @@ from mlpkit.engine.dense_kernels import (
     xent_and_hits,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
-from mlpkit.engine.sparse_kernels import sparse_product
+from mlpkit.engine.sparse_kernels import prefetch_rows, sparse_product
 from mlpkit.engine.split_kernels import split_product, split_weight_gradient
 
 #: Columns of a ``layout`` row.
@@ -156,6 +156,8 @@ def train_steps(
         m = min(batch_size, order.shape[0] - start)
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
         gather_batch(x, y, rows, sparse, xs, ys)
+        if sparse and start + m < order.shape[0]:  # the next step's rows, loaded while this one runs
+            prefetch_rows(sp, order[start + m : start + m + batch_size])
         offset = forward_fn(gemm, xs, sp, rows, 0, m, params, layout, code, consts, acts) - 1
         if offset < 0:
             return -1

@@ -28,7 +28,13 @@ from mlpkit.engine.dense_kernels import (
 )
 from mlpkit.engine.kernel_cache import kernel_jit
 from mlpkit.engine.kernels import BIAS_OFFSET, FAN_IN, FAN_OUT, WEIGHT_OFFSET, gather_batch, layer_forward
-from mlpkit.engine.sparse_kernels import PACK_COLUMNS, sparse_product, sparse_weight_gradient, wide_weight_gradient
+from mlpkit.engine.sparse_kernels import (
+    PACK_COLUMNS,
+    prefetch_rows,
+    sparse_product,
+    sparse_weight_gradient,
+    wide_weight_gradient,
+)
 from mlpkit.engine.split_kernels import layer_update, split_product, split_weight_gradient
 from mlpkit.engine.update_kernels import (
     H_CLIP,
@@ -109,6 +115,8 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
         m = min(batch_size, order.shape[0] - start)
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
         gather_batch(x, y, rows, sparse, xs, ys)
+        if sparse and start + m < order.shape[0]:  # as in kernels.train_steps
+            prefetch_rows(sp, order[start + m : start + m + batch_size])
         u0 = s * stride
         a_in = xs
         if input_masked:

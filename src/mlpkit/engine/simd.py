@@ -25,6 +25,9 @@ at the end of a row whose width is not a multiple of L = ``lanes``):
   ``skip`` lanes of the last vector add zero, so overlapped columns are added once.
 
 ``c`` runs over the tile's columns. The caller keeps offsets in bounds (no checks here).
+
+``prefetch(array, index)`` asks the cache for the line that holds ``array[index]`` (a hint: no
+effect on any result).
 """
 
 from __future__ import annotations
@@ -264,6 +267,27 @@ def _make_gradient_row(n_vectors: int):
         return sig, codegen
 
     return gradient_row
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """A read of ``array[index]`` will come soon: fetch its cache line into every level now
+    (``llvm.prefetch``, which x86 and ARM lower to an instruction that never faults)."""
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        raise TypeError("prefetch takes an array and an integer index")
+    sig = types.void(array, index)
+
+    def codegen(context, builder, sig, args):
+        byte_ptr = ir.IntType(8).as_pointer()
+        at = builder.gep(_data(context, builder, sig.args[0], args[0]), [_as_i64(builder, args[1])])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr] + [ir.IntType(32)] * 3), "llvm.prefetch.p0i8"
+        )
+        read, keep_in_all_levels, data = (ir.Constant(ir.IntType(32), v) for v in (0, 3, 1))
+        builder.call(fn, [builder.bitcast(at, byte_ptr), read, keep_in_all_levels, data])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 gather1, gather2, gather3, gather4 = (_make_gather(k) for k in range(1, TILE_VECTORS + 1))

@@ -25,6 +25,7 @@ from mlpkit.engine.simd import (
     gradient_row3,
     gradient_row4,
     lanes,
+    prefetch,
     scatter1,
     scatter2,
     scatter3,
@@ -79,6 +80,30 @@ def _scatter(vectors, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha
         scatter2(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
     else:
         scatter1(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+
+
+@kernel_jit(**FAST)
+def prefetch_rows(sp, rows):
+    """Starts loading the entries (indices and values) of input rows ``rows`` into the cache.
+
+    Why: a training step reads its batch's rows at random places of a sparse set of tens of
+    megabytes, so each row's first lines come from memory, one row after another (the loops
+    wait on them). Asked for one step ahead, they arrive while that step computes: on MNIST
+    batches of 32 rows, the sparse product took 18-20 us a call instead of 22-27 (13 when
+    the rows were consecutive)."""
+    blocks, indices, values = sp[0], sp[1], sp[2]
+    last = blocks.shape[1] - 1
+    index_step, value_step = max(1, 64 // indices.itemsize), max(1, 64 // values.itemsize)
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        p0, p1 = blocks[i, 0], blocks[i, last]
+        if p1 > p0:  # one index and one value in each 64-byte line, and the last ones
+            for p in range(p0, p1, index_step):
+                prefetch(indices, p)
+            prefetch(indices, p1 - 1)
+            for p in range(p0, p1, value_step):
+                prefetch(values, p)
+            prefetch(values, p1 - 1)
 
 
 @kernel_jit(inline="always", **FAST)
