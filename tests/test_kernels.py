@@ -184,6 +184,25 @@ def test_fast_tanh_is_within_5_ulp_of_float64_tanh_and_keeps_specials():
     assert np.isnan(special[5])
 
 
+def test_add_scaled_gives_the_bits_of_blas_axpy():
+    """The seed steps' w -= lr v moved from BLAS's axpy to add_scaled: runs keep their numbers."""
+    from numba import njit
+
+    @njit
+    def blas_axpy(axpy, alpha, x, y):  # as kernels.train_steps calls it
+        axpy(y.shape[0], alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(100_003).astype(np.float32)
+    y = rng.standard_normal(100_003).astype(np.float32)
+    alpha = np.float32(-0.0137)
+    expected = y.copy()
+    blas_axpy(cblas.routines("float32")[1], alpha, x, expected)
+    assert not np.array_equal(expected, y)
+    dense_kernels.add_scaled(y, alpha, x)
+    assert np.array_equal(y.view(np.uint32), expected.view(np.uint32))
+
+
 def test_exp32_is_within_one_ulp_of_exp_on_the_softmax_range():
     x = np.concatenate([np.linspace(-87.3, 0, 400_001), [0.0, -1e-8, -87.33654]]).astype(np.float32)
     got = x.copy()

@@ -49,6 +49,24 @@ def gemm_product(gemm, a, b, c, trans_a, trans_b, consts):
     gemm_update(gemm, a, b, c, trans_a, trans_b, consts[ONE], consts[ZERO])
 
 
+#: Below this many entries ``w -= lr v`` runs in ``add_scaled`` on the calling thread. Why:
+#: OpenBLAS hands an axpy of more than 10,000 entries to its second thread, and that handoff
+#: cost a seed step (50k parameters) ~20 us: one-thread epochs of 625 steps with momentum
+#: 43.6-44.4 -> 30.0-30.5 ms (seed-tricks' model), 105.6-111.8 -> 95.6-98.1 ms (deep10). Two
+#: 784-w-w-10 layers with momentum, us a step, BLAS threads / this loop: w = 128 (118k
+#: entries) 155 / 143 at batch 32; w = 300 (329k) 424 / 426 and 1110 / 1080 at batch 128;
+#: w = 600 (838k) 1014 / 1060 and 2894 / 3343: from about half a million on, two threads
+#: win (memory bandwidth), so BLAS keeps those.
+AXPY_THREADS_MIN = 1 << 19
+
+
+@kernel_jit(**FAST)
+def add_scaled(y, alpha, x):
+    """y += alpha x: BLAS's axpy on this thread (a fused multiply-add each, as OpenBLAS's)."""
+    for k in range(y.shape[0]):
+        y[k] = y[k] + alpha * x[k]
+
+
 @kernel_jit(**FAST)
 def gemm_update(gemm, a, b, c, trans_a, trans_b, alpha, beta):
     """c = alpha op(a) @ op(b) + beta c: lets an optimizer update ride on the gradient's product."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from mlpkit.engine.dense_kernels import (
+    AXPY_THREADS_MIN,
     FAST,
     LR,
     MOMENTUM,
     NO_ACTIVATION,
     ONE,
     add_bias_and_activate,
+    add_scaled,
     backprop,
     bias_update,
     gemm_product,
@@ -135,8 +137,9 @@ def train_steps(
     ``optim.SGD`` does: v = momentum v + g, w -= lr v (momentum 0: w -= lr g). The update
     rides on the weight gradient's product, ``gemm``'s C = alpha A B + beta C: with momentum
     it writes v = 1 * (a^T delta) + momentum * v, then one ``axpy`` does w -= lr v for all
-    parameters; without, w = -lr * (a^T delta) + 1 * w directly. So no gradient array is
-    written or read back. Each layer's delta below is computed before its weights move.
+    parameters (``add_scaled`` below ``AXPY_THREADS_MIN`` of them); without, w = -lr *
+    (a^T delta) + 1 * w directly. So no gradient array is written or read back. Each layer's
+    delta below is computed before its weights move.
     Returns how many steps were applied: fewer than ``n_steps`` when a loss is not finite
     (that loss is in ``losses``, its update not applied); -1 when ``forward_fn`` (``forward``
     through its address, see mlpkit.engine.entry_points) or ``gradient_fn`` failed.
@@ -198,7 +201,10 @@ def train_steps(
                 delta = d_in
                 offset = below
         if momentum != 0:
-            axpy(params.shape[0], neg_lr, velocity.ctypes.data, 1, params.ctypes.data, 1)
+            if params.shape[0] < AXPY_THREADS_MIN:
+                add_scaled(params, neg_lr, velocity)
+            else:
+                axpy(params.shape[0], neg_lr, velocity.ctypes.data, 1, params.ctypes.data, 1)
     return n_steps
 
 
