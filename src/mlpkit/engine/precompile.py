@@ -3,7 +3,7 @@
 Why: with an empty kernel cache, compiling the training kernel and its callees took several
 times as long as the run itself, on one core. One process compiles one thing at a time, so on a
 machine with a second core a helper process (``python -m mlpkit.engine.precompile``) compiles
-``HELPER_CALLEES``, then ``forward`` as a C-callable kernel (with everything under it: the sparse
+``HELPER_CALLEES`` (if any), then ``forward`` as a C-callable kernel (with everything under it: the sparse
 product, the activations; see :mod:`mlpkit.engine.entry_points`) and then ``evaluate_rows``, while
 this process compiles the other callees of ``train_steps``, the sparse-input helpers, ``train_steps``
 itself (it calls ``forward`` through its address, so it needs only its signature) and the sparse
@@ -68,8 +68,11 @@ def forward_signature(dtype: np.dtype, gemm: Routine) -> Any:
 
 
 #: ``train_steps``' callees the helper compiles first, before ``forward``; this process compiles the
-#: others meanwhile, then ``train_steps`` (measured: that split ends both parts at about the same time).
-HELPER_CALLEES = ("softmax_xent", "backprop")
+#: others meanwhile, then ``train_steps``. None since the evaluation's loss took longer to compile
+#: (its vectorized exp): timelines of cold task3c runs had the run waiting ~0.8 s for the helper's
+#: ``evaluate_rows`` after its first epoch; with ``softmax_xent`` and ``backprop`` compiled here,
+#: the helper's part ends ~0.5 s sooner and both end together (docs/NOTES.md, seventh part).
+HELPER_CALLEES: tuple[str, ...] = ()
 
 
 def training_callees(dtype: np.dtype, gemm: Routine) -> list[tuple[Any, tuple[Any, ...]]]:
