@@ -159,8 +159,7 @@ def train_steps(
         m = min(batch_size, order.shape[0] - start)
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
         gather_batch(x, y, rows, sparse, xs, ys)
-        if sparse and start + m < order.shape[0]:  # the next step's rows, loaded while this one runs
-            prefetch_rows(sp, order[start + m : start + m + batch_size])
+        prefetch_rows(sp, order[start + m : start + m + batch_size])  # the next step's, while this one runs
         offset = forward_fn(gemm, xs, sp, rows, 0, m, params, layout, code, consts, acts) - 1
         if offset < 0:
             return -1

@@ -115,8 +115,7 @@ def train_steps_options(gemm, x, sp, y, order, plan, params, layout, consts, wor
         m = min(batch_size, order.shape[0] - start)
         xs, ys, rows = xb[:m], yb[:m], order[start : start + m]
         gather_batch(x, y, rows, sparse, xs, ys)
-        if sparse and start + m < order.shape[0]:  # as in kernels.train_steps
-            prefetch_rows(sp, order[start + m : start + m + batch_size])
+        prefetch_rows(sp, order[start + m : start + m + batch_size])  # as in kernels.train_steps
         u0 = s * stride
         a_in = xs
         if input_masked:
