@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numba import njit, typeof
 
-from mlpkit.engine import entry_points, kernel_cache, kernels, precompile
+from mlpkit.engine import entry_points, kernel_cache, kernels, precompile, sparse
 from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps, sparse_arguments
 from mlpkit.engine.dense_kernels import FAST
 from mlpkit.nn.mlp import MLP
@@ -48,6 +48,20 @@ def test_the_written_down_argument_types_are_those_train_steps_calls_with():
         assert tuple(signature) in kernel.signatures
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_sparse_form_types_the_helper_compiles_are_those_sparse_rows_calls_with(dtype, monkeypatch):
+    x = np.zeros((30, 40), dtype)
+    x[::3, 5] = 1.0
+    predicted = sparse.form_signatures(dtype)
+    fresh = {}
+    for kernel, _ in predicted:  # typed anew, so that .signatures holds only what this call compiled
+        fresh[kernel.py_func.__name__] = njit(nogil=True)(kernel.py_func)
+        monkeypatch.setattr(sparse, kernel.py_func.__name__, fresh[kernel.py_func.__name__])
+    assert sparse.sparse_rows(x) is not None
+    for kernel, signature in predicted:
+        assert fresh[kernel.py_func.__name__].signatures == [signature]
+
+
 def test_the_evaluation_types_known_before_the_model_are_those_of_the_model():
     steps = _steps()
     evaluation = CompiledEvaluation(steps.model)
@@ -63,17 +77,19 @@ def test_the_helper_compiles_forward_and_evaluate_rows_into_the_cache(tmp_path, 
     monkeypatch.setattr(precompile, "_cpus", lambda: 2)
     steps = _steps()
     evaluation = CompiledEvaluation(steps.model)
-    helper = precompile.start(steps.model.dtype, steps._gemm, evaluation.argument_types(steps.x))
+    helper = precompile.start(steps.model.dtype, steps._gemm, evaluation.argument_types(steps.x), 5)
     assert helper is not None
     try:
-        assert helper.wait_for("forward") and helper.wait_for("evaluate_rows")
+        assert helper.wait_for("sparse_form") and helper.wait_for("forward") and helper.wait_for("evaluate_rows")
     finally:
         helper.close()
     files = [p.name for p in tmp_path.rglob("*.nbi")]
     names = {name.split("-")[0] for name in files}
-    assert {"kernels.evaluate_rows", "sparse_kernels.sparse_product"} <= names
+    assert {"kernels.evaluate_rows", "sparse_kernels.narrow_sparse_product"} <= names  # 5 units: narrow
+    assert "sparse_kernels.sparse_product" not in names
+    assert {"sparse._choose_base", "sparse._count_differing", "sparse._fill"} <= names
     assert {f"dense_kernels.{name}" for name in precompile.HELPER_CALLEES} <= names
-    assert any(name.startswith("kernels.forward-") and "-entry." in name for name in files)  # its C-callable form
+    assert any(name.startswith("kernels.narrow_forward-") and "-entry." in name for name in files)  # C-callable
     assert "kernels.train_steps" not in names  # this process's part
     assert list(tmp_path.rglob(kernel_cache.LOCK_NAME)), "entries are written under the folder's lock"
 
@@ -85,13 +101,13 @@ def test_a_helper_started_early_is_taken_when_it_compiles_what_the_run_needs(mon
         def __init__(self, dtype, evaluate):
             self.dtype, self.evaluate, self.closed = dtype, evaluate, False
 
-        def matches(self, dtype, evaluate):
-            return dtype == self.dtype and (evaluate is None or evaluate == self.evaluate)
+        def matches(self, dtype, evaluate, first_width):
+            return dtype == self.dtype and (evaluate is None or evaluate == self.evaluate) and first_width == 5
 
         def close(self):
             self.closed = True
 
-    def launch(dtype, gemm, evaluate):
+    def launch(dtype, gemm, evaluate, first_width):
         launched.append(_Started(dtype, evaluate))
         return launched[-1]
 
@@ -99,24 +115,27 @@ def test_a_helper_started_early_is_taken_when_it_compiles_what_the_run_needs(mon
     monkeypatch.setattr(precompile, "_early", None)
     steps = _steps()
     evaluate = CompiledEvaluation(steps.model).argument_types(steps.x)
-    precompile.prestart("float32")
+    precompile.prestart("float32", 5)
     assert len(launched) == 1 and launched[0].evaluate == evaluate
-    assert precompile.start(steps.model.dtype, steps._gemm, evaluate) is launched[0]  # taken, not a second one
-    assert precompile.start(steps.model.dtype, steps._gemm, evaluate) is launched[1]  # taken only once
-    precompile.prestart("float32")
+    assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 5) is launched[0]  # taken, not a second one
+    assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 5) is launched[1]  # taken only once
+    precompile.prestart("float32", 5)
     float64 = _steps(np.float64)
-    assert precompile.start(float64.model.dtype, float64._gemm, None) is launched[3]  # another dtype: a new one
+    assert precompile.start(float64.model.dtype, float64._gemm, None, 5) is launched[3]  # another dtype: a new one
     assert launched[2].closed and not launched[3].closed
+    precompile.prestart("float32", 5)
+    assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 1024) is launched[5]  # another forward
+    assert launched[4].closed
 
 
 def test_no_helper_on_one_cpu_or_a_warm_cache(monkeypatch):
     steps = _steps()
     monkeypatch.setattr(precompile, "_is_cached", lambda dispatcher: False)
     monkeypatch.setattr(precompile, "_cpus", lambda: 1)
-    assert precompile.start(steps.model.dtype, steps._gemm, None) is None
+    assert precompile.start(steps.model.dtype, steps._gemm, None, 5) is None
     monkeypatch.setattr(precompile, "_cpus", lambda: 2)
     monkeypatch.setattr(precompile, "_is_cached", lambda dispatcher: True)
-    assert precompile.start(steps.model.dtype, steps._gemm, None) is None
+    assert precompile.start(steps.model.dtype, steps._gemm, None, 5) is None
 
 
 def test_a_helper_that_dies_is_not_waited_for():
@@ -173,16 +192,16 @@ def test_the_planner_shares_the_work_with_the_helper_and_closes_it(monkeypatch):
     fake = _FakeHelper()
     started = []
 
-    def start(dtype, gemm, evaluate_signature):
-        started.append(evaluate_signature)
+    def start(dtype, gemm, evaluate_signature, first_width):
+        started.append((evaluate_signature, first_width))
         return fake
 
     monkeypatch.setattr(precompile, "start", start)
     steps = _steps()
     x, y = steps.x, steps.y
     plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=x, y_train=y, x_val=x, engine="compiled")
-    assert plan.engine == "compiled" and fake.calls == ["callees", "helper's callees", "forward"]
-    assert started[0] == CompiledEvaluation(steps.model).argument_types(x)
+    assert plan.engine == "compiled" and fake.calls == ["callees", "sparse_form", "helper's callees", "forward"]
+    assert started[0] == (CompiledEvaluation(steps.model).argument_types(x), 5)
     plan.evaluator.evaluate(x, y)
     plan.evaluator.evaluate(x, y)
     assert fake.calls[-1] == "evaluate_rows" and fake.calls.count("evaluate_rows") == 1  # before the first chunk
@@ -201,7 +220,7 @@ def test_no_helper_for_the_numpy_engine(monkeypatch):
 
 
 class _RecordingHelper(_FakeHelper):
-    def matches(self, dtype, evaluate):
+    def matches(self, dtype, evaluate, first_width):
         return True
 
 
@@ -213,8 +232,10 @@ def test_a_run_starts_the_helper_before_it_reads_its_data(mnist_path, tmp_path, 
     events, helper = [], _RecordingHelper()
     read_data = experiment.experiment_data
 
-    def launch(dtype, gemm, evaluate):
-        events.append(("launch", np.dtype(dtype).name, evaluate == precompile.evaluate_signature(dtype, gemm)))
+    def launch(dtype, gemm, evaluate, first_width):
+        events.append(
+            ("launch", np.dtype(dtype).name, evaluate == precompile.evaluate_signature(dtype, gemm), first_width)
+        )
         return helper
 
     def data(*args, **kwargs):
@@ -229,5 +250,6 @@ def test_a_run_starts_the_helper_before_it_reads_its_data(mnist_path, tmp_path, 
     if engine == "numpy":
         assert events == [("data",)]  # no compiled kernels: no helper
     else:
-        assert events == [("launch", "float32", True), ("data",)]  # one helper, started first ...
-        assert helper.calls[:2] == ["callees", "helper's callees"] and helper.calls[-1] == "close"  # ... and taken
+        assert events == [("launch", "float32", True, cfg.model.hidden[0]), ("data",)]  # one helper, started first ...
+        assert helper.calls[:3] == ["callees", "sparse_form", "helper's callees"]  # ... and taken
+        assert helper.calls[-1] == "close"

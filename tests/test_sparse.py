@@ -238,15 +238,8 @@ def test_batch_columns_lists_each_columns_nonzeros_by_batch_row():
 
 
 @njit
-def _simd_gather(vectors, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
-    if vectors == 4:
-        simd.gather4(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
-    elif vectors == 3:
-        simd.gather3(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
-    elif vectors == 2:
-        simd.gather2(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
-    else:
-        simd.gather1(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+def _simd_gather(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
+    simd.gather(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
 
 
 @njit
@@ -273,7 +266,7 @@ def _tile_cases(width):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_simd_loops_equal_their_numpy_reference(dtype):
-    """gather<k>/scatter<k> against mlpkit.engine.sparse_reference for every tile shape: the
+    """gather/scatter<k> against mlpkit.engine.sparse_reference for every tile shape: the
     tile's columns get the reference's numbers (to a bound from the sums), others stay untouched."""
     rng = np.random.default_rng(11)
     width, ld, src_rows, src_off = simd.lanes(np.dtype(dtype).itemsize), 90, 40, 7
@@ -285,7 +278,7 @@ def test_simd_loops_equal_their_numpy_reference(dtype):
         columns = sparse_reference.tile_columns(vectors, width, last)
         init, out0 = rng.normal(size=ld + 30).astype(dtype), np.full(ld + 30, np.nan, dtype)
         got, want = out0.copy(), out0.copy().astype(np.float64)
-        _simd_gather(vectors, indices, values, p0, p1, src, src_off, ld, init, 10, got, 10, last)
+        _simd_gather(indices, values, p0, p1, src, src_off, ld, init, 10, got, 10, last)  # (last: the tile's shape)
         sparse_reference.gather(
             indices, values, p0, p1, src, src_off, ld, init, 10, want, 10, last, vectors=vectors, width=width
         )
@@ -314,7 +307,7 @@ def test_simd_loops_equal_their_numpy_reference(dtype):
 def test_simd_loops_refuse_mixed_dtypes():
     @njit
     def mixed(indices, values, src, init, out):
-        simd.gather4(indices, values, 0, 1, src, 0, 1, init, 0, out, 0, 48)
+        simd.gather(indices, values, 0, 1, src, 0, 1, init, 0, out, 0, 48)
 
     a32, a64 = np.zeros(64, np.float32), np.zeros(64, np.float64)
     with pytest.raises((TypingError, TypeError), match="share one float dtype"):

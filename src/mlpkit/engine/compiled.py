@@ -293,10 +293,11 @@ class CompiledSteps(StepInputs):
         )
 
     def _forward(self) -> Routine:
-        """``kernels.forward`` for these inputs, compiled or loaded (see mlpkit.engine.entry_points)."""
+        """The model's ``kernels.forward_kernel`` for these inputs, compiled or loaded (see
+        mlpkit.engine.entry_points)."""
         from mlpkit.engine import entry_points, kernels
 
-        return entry_points.entry_point(kernels.forward, self._signatures()[0])
+        return entry_points.entry_point(kernels.forward_kernel(self.model.shapes[0][1]), self._signatures()[0])
 
     def _gradient(self) -> Routine:
         """``sparse_weight_gradient`` (``wide_weight_gradient`` for a first layer of ``PACK_COLUMNS``
@@ -395,7 +396,8 @@ class CompiledEvaluation:
         if forward is None:
             from mlpkit.engine import entry_points, kernels
 
-            forward = self._entries[key] = entry_points.entry_point(kernels.forward, self.forward_signature(x, sp))
+            kernel = kernels.forward_kernel(self.model.shapes[0][1])
+            forward = self._entries[key] = entry_points.entry_point(kernel, self.forward_signature(x, sp))
         loss_sum, hits = self._kernel(
             self._gemm, forward, x, sp, row0, y, self._params, self._layout, self._code, self._consts, scratch
         )

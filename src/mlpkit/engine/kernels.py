@@ -15,6 +15,8 @@ from the model's own ``MLP.layout`` (:func:`mlpkit.engine.compiled.kernel_layout
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mlpkit.engine.dense_kernels import (
@@ -34,7 +36,7 @@ from mlpkit.engine.dense_kernels import (
     xent_and_hits,
 )
 from mlpkit.engine.kernel_cache import kernel_jit
-from mlpkit.engine.sparse_kernels import prefetch_rows, sparse_product
+from mlpkit.engine.sparse_kernels import PACK_COLUMNS, narrow_sparse_product, prefetch_rows, sparse_product
 from mlpkit.engine.split_kernels import split_product, split_weight_gradient
 
 #: Columns of a ``layout`` row.
@@ -51,23 +53,43 @@ def forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
 
     The inputs are the rows of dense ``x`` or, when ``sp`` (see
     :mod:`mlpkit.engine.sparse_kernels`) is not empty, its rows ``rows`` (or
-    ``row0 .. row0 + m - 1`` when ``rows`` is empty).
+    ``row0 .. row0 + m - 1`` when ``rows`` is empty). ``forward_kernel`` says which of this and
+    ``narrow_forward`` a model takes.
     """
+    if len(sp) == 6:  # (see split_kernels: len(sp) is a constant, one branch compiles)
+        return forward_layers(split_product, gemm, x, sp, rows, row0, m, params, layout, code, consts, acts)
+    return forward_layers(sparse_product, gemm, x, sp, rows, row0, m, params, layout, code, consts, acts)
+
+
+@kernel_jit(**FAST)
+def narrow_forward(gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
+    """``forward`` for first layers narrower than ``PACK_COLUMNS``: the same results, but its
+    sparse product (``narrow_sparse_product``) has no packed path to compile."""
+    if len(sp) == 6:
+        return forward_layers(split_product, gemm, x, sp, rows, row0, m, params, layout, code, consts, acts)
+    return forward_layers(narrow_sparse_product, gemm, x, sp, rows, row0, m, params, layout, code, consts, acts)
+
+
+def forward_kernel(first_width: int) -> Any:
+    """``forward`` or ``narrow_forward``: which a model whose first layer has ``first_width``
+    units takes (both compute the same; the narrow one compiles faster)."""
+    return narrow_forward if first_width < PACK_COLUMNS else forward
+
+
+@kernel_jit(inline="always", **FAST)
+def forward_layers(first_product, gemm, x, sp, rows, row0, m, params, layout, code, consts, acts):
+    """``forward``'s loop over the layers; ``first_product`` computes the first layer's product
+    from sparse inputs (its choice is made where ``sp`` is an argument, see split_kernels)."""
     n_layers = layout.shape[0]
     offset = 0
     prev = x
     for i in range(n_layers):
         fan_out = layout[i, FAN_OUT]
         out = acts[offset : offset + m * fan_out].reshape((m, fan_out))
-        if i == 0 and sp[0].shape[0] > 0:  # (see split_kernels: len(sp) is a constant, one branch compiles)
-            if len(sp) == 6:
-                split_product(
-                    gemm, sp, rows, row0, m, params, layout[0, WEIGHT_OFFSET], layout[0, FAN_IN], fan_out, out, consts
-                )
-            else:
-                sparse_product(
-                    gemm, sp, rows, row0, m, params, layout[0, WEIGHT_OFFSET], layout[0, FAN_IN], fan_out, out, consts
-                )
+        if i == 0 and sp[0].shape[0] > 0:
+            first_product(
+                gemm, sp, rows, row0, m, params, layout[0, WEIGHT_OFFSET], layout[0, FAN_IN], fan_out, out, consts
+            )
         layer_forward(gemm, prev, sp, rows, row0, m, params, layout, i, code, consts, out)
         prev = out
         offset += m * fan_out

@@ -190,6 +190,8 @@ def plan_engine(
     if sparse_inputs and evaluator.compiled and (sparse_steps or validation):
         from mlpkit.engine.sparse import sparse_rows
 
+        if helper is not None:
+            helper.wait_for("sparse_form")  # its kernels: loaded rather than compiled here too
         sparse_train = sparse_rows(x_train)
     options = options or StepOptions()
     runner: StepRunner | None = compiled_steps(
@@ -271,7 +273,8 @@ def _start_helper(
     gemm = cblas.gemm(model.dtype.name)
     if gemm is None or not plain_sgd(optimizer):
         return None
-    helper = precompile.start(model.dtype, gemm, compiled.argument_types(x_eval) if validation else None)
+    evaluate = compiled.argument_types(x_eval) if validation else None
+    helper = precompile.start(model.dtype, gemm, evaluate, model.shapes[0][1])
     if helper is not None:
         if validation:
             evaluator.compiled_by(helper)

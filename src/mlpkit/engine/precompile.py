@@ -3,11 +3,12 @@
 Why: with an empty kernel cache, compiling the training kernel and its callees took several
 times as long as the run itself, on one core. One process compiles one thing at a time, so on a
 machine with a second core a helper process (``python -m mlpkit.engine.precompile``) compiles
-``HELPER_CALLEES`` (if any), then ``forward`` as a C-callable kernel (with everything under it: the sparse
-product, the activations; see :mod:`mlpkit.engine.entry_points`) and then ``evaluate_rows``, while
-this process compiles the other callees of ``train_steps``, the sparse-input helpers, ``train_steps``
-itself (it calls ``forward`` through its address, so it needs only its signature) and the sparse
-weight gradient. Each compiled kernel is written to the cache (:mod:`mlpkit.engine.kernel_cache`);
+the sparse form's kernels (:func:`mlpkit.engine.sparse.form_signatures`), ``HELPER_CALLEES`` (if
+any), then the model's ``forward`` (``kernels.forward_kernel``) as a C-callable kernel (with
+everything under it: the sparse product, the activations; see :mod:`mlpkit.engine.entry_points`)
+and then ``evaluate_rows`` (:func:`helper_jobs`), while this process compiles the other callees
+of ``train_steps``, ``train_steps`` itself (it calls ``forward`` through its address, so it needs
+only its signature) and the sparse weight gradient. Each compiled kernel is written to the cache (:mod:`mlpkit.engine.kernel_cache`);
 this process then loads ``forward`` from there before the first step, and ``evaluate_rows`` before
 the first validation.
 
@@ -121,9 +122,10 @@ class Helper:
         dtype: np.dtype | None = None,
         gemm: Routine | None = None,
         evaluate: tuple[Any, ...] | None = None,
+        forward: str = "forward",
     ) -> None:
         self._process = process
-        self._dtype, self._gemm, self._evaluate = dtype, gemm, evaluate
+        self._dtype, self._gemm, self._evaluate, self._forward = dtype, gemm, evaluate, forward
         self._done: set[str] = set()
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._failed = False
@@ -149,12 +151,14 @@ class Helper:
                 self._done.add(line)
         return name in self._done
 
-    def matches(self, dtype: np.dtype, evaluate: tuple[Any, ...] | None) -> bool:
+    def matches(self, dtype: np.dtype, evaluate: tuple[Any, ...] | None, first_width: int) -> bool:
         """Whether this helper compiles what a run of ``dtype`` needs (``evaluate``: the argument
-        types of its ``evaluate_rows``, None for none) and still runs or has finished well."""
+        types of its ``evaluate_rows``, None for none; ``first_width``: its first layer's units,
+        which choose its ``forward``) and still runs or has finished well."""
         return (
             self._dtype == dtype
             and (evaluate is None or evaluate == self._evaluate)
+            and self._forward == _forward_name(first_width)
             and (self._process.poll() in (None, 0))
         )
 
@@ -199,10 +203,10 @@ def evaluate_signature(dtype: np.dtype, gemm: Routine) -> tuple[Any, ...]:
 _early: Helper | None = None
 
 
-def prestart(dtype: np.dtype | str) -> None:
-    """Start the helper now, as soon as the model dtype is known (before the data are read),
-    with :func:`evaluate_signature`; :func:`start` then takes it. Nothing when it would not help
-    (see :func:`start`)."""
+def prestart(dtype: np.dtype | str, first_width: int) -> None:
+    """Start the helper now, as soon as the model dtype and its first layer's units are known
+    (before the data are read), with :func:`evaluate_signature`; :func:`start` then takes it.
+    Nothing when it would not help (see :func:`start`)."""
     global _early
     if _early is None:
         from mlpkit.engine import cblas
@@ -210,38 +214,67 @@ def prestart(dtype: np.dtype | str) -> None:
         dtype = np.dtype(dtype)
         gemm = cblas.gemm(dtype.name)
         if gemm is not None:
-            _early = _launch(dtype, gemm, evaluate_signature(dtype, gemm))
+            _early = _launch(dtype, gemm, evaluate_signature(dtype, gemm), first_width)
             if _early is not None:
                 atexit.register(_early.close)  # never taken (the run failed first): stop it
 
 
-def start(dtype: np.dtype, gemm: Routine, evaluate_signature: tuple[Any, ...] | None) -> Helper | None:
-    """A helper compiling ``HELPER_CALLEES``, ``forward`` and ``evaluate_rows`` for
-    ``evaluate_signature`` (the one :func:`prestart` started, when it compiles the same), or None
-    when it would not help: one CPU, a warm cache, or a helper that cannot start."""
+def start(
+    dtype: np.dtype, gemm: Routine, evaluate_signature: tuple[Any, ...] | None, first_width: int
+) -> Helper | None:
+    """A helper compiling the sparse form's kernels, ``HELPER_CALLEES``, the ``forward`` of a
+    first layer of ``first_width`` units and ``evaluate_rows`` for ``evaluate_signature`` (the
+    one :func:`prestart` started, when it compiles the same), or None when it would not help:
+    one CPU, a warm cache, or a helper that cannot start."""
     global _early
     early, _early = _early, None
     if early is not None:
-        if early.matches(dtype, evaluate_signature):
+        if early.matches(dtype, evaluate_signature, first_width):
             return early
         early.close()
-    return _launch(dtype, gemm, evaluate_signature)
+    return _launch(dtype, gemm, evaluate_signature, first_width)
 
 
-def _launch(dtype: np.dtype, gemm: Routine, evaluate: tuple[Any, ...] | None) -> Helper | None:
+def _forward_name(first_width: int) -> str:
+    from mlpkit.engine import kernels
+
+    return str(kernels.forward_kernel(first_width).py_func.__name__)
+
+
+#: A helper's job: a label it prints when done, and the kernels it compiles for it, each as
+#: (module, function, argument types, whether as a C-callable entry point).
+Job = tuple[str, list[tuple[str, str, tuple[Any, ...], bool]]]
+
+
+def _job(label: str, kernels: list[tuple[Any, tuple[Any, ...]]], entry: bool = False) -> Job:
+    return label, [(k.py_func.__module__, k.py_func.__name__, tuple(sig), entry) for k, sig in kernels]
+
+
+def helper_jobs(dtype: np.dtype, gemm: Routine, evaluate: tuple[Any, ...] | None, first_width: int) -> list[Job]:
+    """What the helper compiles, in order. First the sparse form's kernels (``sparse_form``):
+    this process needs them right after its own part of ``train_steps``' callees, and they cost
+    it ~0.65 s of compiling; then ``HELPER_CALLEES``, ``forward`` and ``evaluate_rows``."""
+    from mlpkit.engine import kernels, sparse
+
+    jobs = [_job("sparse_form", sparse.form_signatures(dtype))]
+    jobs += [
+        _job(k.py_func.__name__, [(k, sig)])
+        for k, sig in training_callees(dtype, gemm)
+        if k.py_func.__name__ in HELPER_CALLEES
+    ]
+    jobs.append(_job("forward", [(kernels.forward_kernel(first_width), forward_signature(dtype, gemm).args)], True))
+    if evaluate is not None:
+        jobs.append(_job("evaluate_rows", [(kernels.evaluate_rows, evaluate)]))
+    return jobs
+
+
+def _launch(dtype: np.dtype, gemm: Routine, evaluate: tuple[Any, ...] | None, first_width: int) -> Helper | None:
     try:
         from mlpkit.engine import kernels
 
         if _cpus() < 2 or _is_cached(kernels.train_steps):
             return None
-        jobs = [
-            (k.py_func.__name__, sig)
-            for k, sig in training_callees(dtype, gemm)
-            if k.py_func.__name__ in HELPER_CALLEES
-        ]
-        jobs.append(("forward", forward_signature(dtype, gemm).args))
-        if evaluate is not None:
-            jobs.append(("evaluate_rows", evaluate))
+        jobs = helper_jobs(dtype, gemm, evaluate, first_width)
         process = subprocess.Popen(
             [sys.executable, "-m", "mlpkit.engine.precompile"],
             stdin=subprocess.PIPE,
@@ -251,24 +284,28 @@ def _launch(dtype: np.dtype, gemm: Routine, evaluate: tuple[Any, ...] | None) ->
         assert process.stdin is not None
         process.stdin.write(pickle.dumps(jobs))
         process.stdin.close()
-        return Helper(process, dtype, gemm, evaluate)
+        return Helper(process, dtype, gemm, evaluate, _forward_name(first_width))
     except Exception:  # any failure: compile here, as without a helper
         return None
 
 
 def _main() -> None:
-    """The helper: compile each (kernel name, argument types) read from stdin; print its name."""
+    """The helper: compile each job's kernels read from stdin (see ``helper_jobs``); print its label."""
+    import importlib
+
     from numba import types
 
-    from mlpkit.engine import entry_points, kernels
+    from mlpkit.engine import entry_points
 
-    jobs = pickle.loads(sys.stdin.buffer.read())
-    for name, signature in jobs:
-        if name == "forward":  # called through its address (see mlpkit.engine.entry_points)
-            entry_points.entry_point(kernels.forward, types.intp(*signature))
-        else:
-            getattr(kernels, name).compile(tuple(signature))
-        print(name, flush=True)
+    jobs: list[Job] = pickle.loads(sys.stdin.buffer.read())
+    for label, kernels in jobs:
+        for module, name, signature, entry in kernels:
+            kernel = getattr(importlib.import_module(module), name)
+            if entry:  # called through its address (see mlpkit.engine.entry_points)
+                entry_points.entry_point(kernel, types.intp(*signature))
+            else:
+                kernel.compile(signature)
+        print(label, flush=True)
 
 
 if __name__ == "__main__":

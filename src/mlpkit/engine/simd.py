@@ -8,14 +8,15 @@ nonzero costs a few vector loads and fused multiply-adds. LLVM lowers the 512-bi
 whatever the CPU has (two 256-bit halves on AVX2, four on SSE), so the code runs anywhere
 Numba does.
 
-Each loop comes in four sizes, ``gather1`` .. ``gather4`` and ``scatter1`` .. ``scatter4``, for a
-tile of k = 1..4 vectors
-(``TILE_VECTORS`` = 4 x 16 float32 = 64 columns at most), and takes flat 1-D arrays with element
-offsets, so a caller can point it into the model's flat parameter buffer. A tile's vectors sit
+The loops work on a tile of k = 1..4 vectors
+(``TILE_VECTORS`` = 4 x 16 float32 = 64 columns at most) and take flat 1-D arrays with element
+offsets, so a caller can point them into the model's flat parameter buffer. A tile's vectors sit
 at columns 0, L, 2L, ... and the last one at ``last`` (normally (k - 1) L; less, to end a tile
-at the end of a row whose width is not a multiple of L = ``lanes``):
+at the end of a row whose width is not a multiple of L = ``lanes``). ``scatter`` and
+``gradient_row`` come in four sizes, ``scatter1`` .. ``scatter4``; ``gather`` serves every k
+(its vectors at min(k L, last)):
 
-- ``gather<k>(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)``:
+- ``gather(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)``:
   ``out[out_off + c] = init[init_off + c] + sum(values[p] * src[src_off + indices[p] * ld + c])``
   over ``p`` in ``p0 .. p1 - 1`` (a row of a sparse matrix times a dense one). Where the last
   vector overlaps the one before, both compute the same numbers.
@@ -153,31 +154,43 @@ def _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_
         vec.store(builder.load(a), out_data, builder.add(out_off, o))
 
 
-def _make_gather(n_vectors: int):
-    @intrinsic
-    def gather_tile(typingctx, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
-        _check(indices, values, (src, init, out))
-        sig = types.void(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
+def _clamped_offsets(builder, vec, last):
+    """Column offsets (i64) min(k L, last) of ``gather``'s four vectors: a tile of fewer vectors
+    repeats its last one."""
+    offsets = []
+    for k in range(TILE_VECTORS):
+        at = ir.Constant(_I64, k * vec.lanes)
+        offsets.append(builder.select(builder.icmp_signed("<", at, last), at, last))
+    return offsets
 
-        def codegen(context, builder, sig, args):
-            vec = _Vectors(context, builder, sig.args[4].dtype)
-            src_data = _data(context, builder, sig.args[4], args[4])
-            init_data = _data(context, builder, sig.args[7], args[7])
-            out_data = _data(context, builder, sig.args[9], args[9])
-            src_off, ld = _as_i64(builder, args[5]), _as_i64(builder, args[6])
-            init_off, out_off = _as_i64(builder, args[8]), _as_i64(builder, args[10])
-            offsets = _offsets(builder, vec, n_vectors, _as_i64(builder, args[11]))
-            # accumulators: allocas that LLVM promotes to registers
-            acc = [cgutils.alloca_once(builder, vec.type) for _ in range(n_vectors)]
-            for a, o in zip(acc, offsets):
-                builder.store(vec.load(init_data, builder.add(init_off, o)), a)
 
-            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, out_data, out_off)
-            return context.get_dummy_value()
+@intrinsic
+def gather(typingctx, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
+    """The gather loop for a tile of any 1..4 vectors: its vectors sit at min(k L, last), so a
+    narrower tile computes its last vector more than once (the same numbers, stored to the same
+    place). Why not one loop per tile size: compiled into every kernel that calls it, the three
+    smaller ones cost ~0.4 s of a cold start's compiling, for tiles that are at most the last of
+    a row (a narrow layer's loop waits on its multiply-adds' latency anyway)."""
+    _check(indices, values, (src, init, out))
+    sig = types.void(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
 
-        return sig, codegen
+    def codegen(context, builder, sig, args):
+        vec = _Vectors(context, builder, sig.args[4].dtype)
+        src_data = _data(context, builder, sig.args[4], args[4])
+        init_data = _data(context, builder, sig.args[7], args[7])
+        out_data = _data(context, builder, sig.args[9], args[9])
+        src_off, ld = _as_i64(builder, args[5]), _as_i64(builder, args[6])
+        init_off, out_off = _as_i64(builder, args[8]), _as_i64(builder, args[10])
+        offsets = _clamped_offsets(builder, vec, _as_i64(builder, args[11]))
+        # accumulators: allocas that LLVM promotes to registers
+        acc = [cgutils.alloca_once(builder, vec.type) for _ in offsets]
+        for a, o in zip(acc, offsets):
+            builder.store(vec.load(init_data, builder.add(init_off, o)), a)
 
-    return gather_tile
+        _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, out_data, out_off)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 def _make_scatter(n_vectors: int):
@@ -290,6 +303,5 @@ def prefetch(typingctx, array, index):
     return sig, codegen
 
 
-gather1, gather2, gather3, gather4 = (_make_gather(k) for k in range(1, TILE_VECTORS + 1))
 scatter1, scatter2, scatter3, scatter4 = (_make_scatter(k) for k in range(1, TILE_VECTORS + 1))
 gradient_row1, gradient_row2, gradient_row3, gradient_row4 = (_make_gradient_row(k) for k in range(1, TILE_VECTORS + 1))

@@ -16,10 +16,7 @@ from mlpkit.engine.simd import (
     START_SCALE,
     START_SET,
     TILE_VECTORS,
-    gather1,
-    gather2,
-    gather3,
-    gather4,
+    gather,
     gradient_row1,
     gradient_row2,
     gradient_row3,
@@ -56,18 +53,6 @@ def tile(n, t, width):
         return rest, 0, 0, 0
     vectors = -(-rest // width)
     return rest, vectors, rest - width, vectors * width - rest
-
-
-@kernel_jit(inline="always", **FAST)
-def _gather(vectors, indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last):
-    if vectors == 4:
-        gather4(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
-    elif vectors == 3:
-        gather3(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
-    elif vectors == 2:
-        gather2(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
-    else:
-        gather1(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)
 
 
 @kernel_jit(inline="always", **FAST)
@@ -135,7 +120,20 @@ def sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, const
     c = base_product(gemm, sp, params, w_off, fan_in, n, consts)
     if n >= PACK_COLUMNS:
         base_columns(sp, params, w_off, n, c, 0, n)
-    product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, 0, n)
+    product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, 0, n, True)
+
+
+@kernel_jit(**FAST)
+def narrow_sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
+    """``sparse_product`` for layers narrower than ``PACK_COLUMNS``, compiled without the packed
+    path (any width gives the same results; wider rows are just read in place, more slowly).
+
+    Why a kernel of its own: ``kernels.narrow_forward`` calls it, so runs of narrow first layers
+    (the seed's) never compile the packing, ~0.45 s of a cold start's compiling."""
+    c = base_product(gemm, sp, params, w_off, fan_in, n, consts)
+    if n >= PACK_COLUMNS:
+        base_columns(sp, params, w_off, n, c, 0, n)
+    product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, 0, n, False)
 
 
 @kernel_jit(inline="always", **FAST)
@@ -167,9 +165,10 @@ def base_columns(sp, params, w_off, n, c, t_begin, t_end):
 
 
 @kernel_jit(inline="always", **FAST)
-def product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, t_begin, t_end):
+def product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, t_begin, t_end, may_pack):
     """Columns [t_begin, t_end) of ``sparse_product``'s out, from c = base @ W; t_begin is where a
-    tile starts (0 or a multiple of a full tile, see ``column_pieces``).
+    tile starts (0 or a multiple of a full tile, see ``column_pieces``). ``may_pack``: a constant
+    at the call (Numba then drops the packing code before typing it when it is False).
 
     Loops: tiles of columns (``tile``), then blocks of W's rows (``block`` of them, which stay
     in L1 cache), then the m input rows, each adding its nonzeros in that block (simd.gather,
@@ -180,23 +179,24 @@ def product_columns(sp, rows, row0, m, params, w_off, fan_in, n, out, c, t_begin
     flat = out.reshape(-1)
     width = lanes(c.itemsize)
     n_blocks = blocks.shape[1] - 1
-    packed = n >= PACK_COLUMNS
+    packed = may_pack and n >= PACK_COLUMNS
     pack = np.empty(block * TILE_VECTORS * width if packed else 0, dtype=params.dtype)
     t = t_begin
     while t < t_end:
         tw, vectors, last, _ = tile(n, t, width)
         for b in range(n_blocks):
             src, src_off, ld = params, w_off + t, n
-            if packed and vectors > 0:  # the tile's columns, and those its last vector reaches before t
-                j0, j1, shift = b * block, min(fan_in, (b + 1) * block), max(0, -last)
-                copy_rows(params, w_off + j0 * n + t - shift, n, pack, 0, tw + shift, j1 - j0, tw + shift)
-                src, src_off, ld = pack, shift - j0 * (tw + shift), tw + shift
+            if may_pack:
+                if packed and vectors > 0:  # the tile's columns, and those its last vector reaches before t
+                    j0, j1, shift = b * block, min(fan_in, (b + 1) * block), max(0, -last)
+                    copy_rows(params, w_off + j0 * n + t - shift, n, pack, 0, tw + shift, j1 - j0, tw + shift)
+                    src, src_off, ld = pack, shift - j0 * (tw + shift), tw + shift
             for r in range(m):
                 i = rows[r] if rows.shape[0] > 0 else row0 + r
                 p0, p1 = blocks[i, b], blocks[i, b + 1]
                 init, at = (c, t) if b == 0 else (flat, r * n + t)
                 if vectors > 0:
-                    _gather(vectors, indices, values, p0, p1, src, src_off, ld, init, at, flat, r * n + t, last)
+                    gather(indices, values, p0, p1, src, src_off, ld, init, at, flat, r * n + t, last)
                 else:  # a layer narrower than a vector
                     o, start = out[r, t : t + tw], init[at : at + tw]
                     for q in range(tw):

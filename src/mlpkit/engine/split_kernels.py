@@ -94,7 +94,7 @@ def split_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts
     for k in prange(sp[5]):
         if n >= PACK_COLUMNS:
             base_columns(one_thread, params, w_off, n, c, bounds[k], bounds[k + 1])
-        product_columns(one_thread, rows, row0, m, params, w_off, fan_in, n, out, c, bounds[k], bounds[k + 1])
+        product_columns(one_thread, rows, row0, m, params, w_off, fan_in, n, out, c, bounds[k], bounds[k + 1], True)
 
 
 @kernel_jit(parallel=True, **FAST)

@@ -228,7 +228,9 @@ def run_experiment(
     with RunLock(run_dir), _thread_limit(t.threads):
         _check_folder(run_dir, resume=resume)  # again under the lock: another writer may have begun
         if t.engine != "numpy":
-            precompile.prestart(t.dtype)  # on a cold kernel cache, compiling starts beside the data load
+            # on a cold kernel cache, compiling starts beside the data load; the first layer's
+            # units choose its forward kernel (no hidden layer: the classes, a narrow layer)
+            precompile.prestart(t.dtype, cfg.model.hidden[0] if cfg.model.hidden else 0)
         if data is None:
             data = experiment_data(cfg, data_dir=data_dir)
             if cfg.data.dataset not in IDX_DATASETS:  # sizes known only now
