@@ -23,7 +23,7 @@ from mlpkit.optim.sgd import SGD
 
 
 def _model():
-    model = MLP([6], n_features=40, n_classes=3, activation="relu")
+    model = MLP([16], n_features=40, n_classes=3, activation="relu")
     model.init_weights(np.random.default_rng(0), "fan_in_normal")
     rng = np.random.default_rng(1)
     x = rng.normal(size=(24, 40)) * (rng.random((24, 40)) < 0.2)  # mostly zero: a sparse form pays

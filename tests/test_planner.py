@@ -35,6 +35,29 @@ def test_small_steps_run_compiled_on_one_blas_thread_with_sparse_inputs():
     assert plan.evaluator.sparse_of(x) is None and plan.steps.sparse is None  # freed at the end
 
 
+def test_a_first_layer_narrower_than_a_vector_runs_dense():
+    """The sparse kernels work in whole vectors (16 float32 columns): a narrower first layer
+    gets no sparse form, and a runner or an evaluation handed one reads the dense inputs."""
+    from mlpkit.engine.compiled import CompiledEvaluation
+    from mlpkit.engine.sparse import sparse_rows
+
+    rng = np.random.default_rng(3)
+    model = MLP([15], n_features=40).init_weights(rng)
+    x, y = _data(model, rng)
+    plan = planner.plan_engine(model, SGD(model.parameters(), lr=0.1), batch_size=8, x_train=x, y_train=y, x_val=x)
+    try:
+        assert plan.engine == "compiled" and not plan.sparse_steps and plan.evaluator.sparse_of(x) is None
+    finally:
+        plan.close()
+    form = sparse_rows(x)
+    assert form is not None
+    steps = CompiledSteps(model, SGD(model.parameters(), lr=0.1), 8, x, y, form)
+    assert steps.sparse is None
+    evaluation = CompiledEvaluation(model)
+    scratch = evaluation.scratch()
+    assert evaluation(x, y, scratch, form) == evaluation(x, y, scratch)
+
+
 def test_numpy_engine_and_what_close_frees(monkeypatch):
     trimmed = []
     monkeypatch.setattr(memory, "trim", lambda: trimmed.append(True) or True)

@@ -23,7 +23,7 @@ from mlpkit.optim.sgd import SGD
 
 
 def _steps(dtype=np.float32):
-    model = MLP([5], n_features=12, n_classes=3, activation="tanh", dtype=dtype)
+    model = MLP([16], n_features=12, n_classes=3, activation="tanh", dtype=dtype)
     model.init_weights(np.random.default_rng(0), "fan_in_normal")
     x = model.prepare_inputs(np.random.default_rng(1).normal(size=(20, 12)))
     y = np.arange(20) % 3
@@ -77,7 +77,7 @@ def test_the_helper_compiles_forward_and_evaluate_rows_into_the_cache(tmp_path, 
     monkeypatch.setattr(precompile, "_cpus", lambda: 2)
     steps = _steps()
     evaluation = CompiledEvaluation(steps.model)
-    helper = precompile.start(steps.model.dtype, steps._gemm, evaluation.argument_types(steps.x), 5)
+    helper = precompile.start(steps.model.dtype, steps._gemm, evaluation.argument_types(steps.x), 16)
     assert helper is not None
     try:
         assert helper.wait_for("sparse_form") and helper.wait_for("forward") and helper.wait_for("evaluate_rows")
@@ -85,7 +85,7 @@ def test_the_helper_compiles_forward_and_evaluate_rows_into_the_cache(tmp_path, 
         helper.close()
     files = [p.name for p in tmp_path.rglob("*.nbi")]
     names = {name.split("-")[0] for name in files}
-    assert {"kernels.evaluate_rows", "sparse_kernels.narrow_sparse_product"} <= names  # 5 units: narrow
+    assert {"kernels.evaluate_rows", "sparse_kernels.narrow_sparse_product"} <= names  # 16 units: narrow
     assert "sparse_kernels.sparse_product" not in names
     assert {"sparse._choose_base", "sparse._count_differing", "sparse._fill"} <= names
     assert {f"dense_kernels.{name}" for name in precompile.HELPER_CALLEES} <= names
@@ -102,7 +102,7 @@ def test_a_helper_started_early_is_taken_when_it_compiles_what_the_run_needs(mon
             self.dtype, self.evaluate, self.closed = dtype, evaluate, False
 
         def matches(self, dtype, evaluate, first_width):
-            return dtype == self.dtype and (evaluate is None or evaluate == self.evaluate) and first_width == 5
+            return dtype == self.dtype and (evaluate is None or evaluate == self.evaluate) and first_width == 16
 
         def close(self):
             self.closed = True
@@ -115,15 +115,15 @@ def test_a_helper_started_early_is_taken_when_it_compiles_what_the_run_needs(mon
     monkeypatch.setattr(precompile, "_early", None)
     steps = _steps()
     evaluate = CompiledEvaluation(steps.model).argument_types(steps.x)
-    precompile.prestart("float32", 5)
+    precompile.prestart("float32", 16)
     assert len(launched) == 1 and launched[0].evaluate == evaluate
-    assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 5) is launched[0]  # taken, not a second one
-    assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 5) is launched[1]  # taken only once
-    precompile.prestart("float32", 5)
+    assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 16) is launched[0]  # taken, not a second one
+    assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 16) is launched[1]  # taken only once
+    precompile.prestart("float32", 16)
     float64 = _steps(np.float64)
-    assert precompile.start(float64.model.dtype, float64._gemm, None, 5) is launched[3]  # another dtype: a new one
+    assert precompile.start(float64.model.dtype, float64._gemm, None, 16) is launched[3]  # another dtype: a new one
     assert launched[2].closed and not launched[3].closed
-    precompile.prestart("float32", 5)
+    precompile.prestart("float32", 16)
     assert precompile.start(steps.model.dtype, steps._gemm, evaluate, 1024) is launched[5]  # another forward
     assert launched[4].closed
 
@@ -132,10 +132,10 @@ def test_no_helper_on_one_cpu_or_a_warm_cache(monkeypatch):
     steps = _steps()
     monkeypatch.setattr(precompile, "_is_cached", lambda dispatcher: False)
     monkeypatch.setattr(precompile, "_cpus", lambda: 1)
-    assert precompile.start(steps.model.dtype, steps._gemm, None, 5) is None
+    assert precompile.start(steps.model.dtype, steps._gemm, None, 16) is None
     monkeypatch.setattr(precompile, "_cpus", lambda: 2)
     monkeypatch.setattr(precompile, "_is_cached", lambda dispatcher: True)
-    assert precompile.start(steps.model.dtype, steps._gemm, None, 5) is None
+    assert precompile.start(steps.model.dtype, steps._gemm, None, 16) is None
 
 
 def test_a_helper_that_dies_is_not_waited_for():
@@ -201,7 +201,7 @@ def test_the_planner_shares_the_work_with_the_helper_and_closes_it(monkeypatch):
     x, y = steps.x, steps.y
     plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=x, y_train=y, x_val=x, engine="compiled")
     assert plan.engine == "compiled" and fake.calls == ["callees", "sparse_form", "helper's callees", "forward"]
-    assert started[0] == (CompiledEvaluation(steps.model).argument_types(x), 5)
+    assert started[0] == (CompiledEvaluation(steps.model).argument_types(x), 16)
     plan.evaluator.evaluate(x, y)
     plan.evaluator.evaluate(x, y)
     assert fake.calls[-1] == "evaluate_rows" and fake.calls.count("evaluate_rows") == 1  # before the first chunk

@@ -110,6 +110,11 @@ def test_index_dtype_widens_past_65536_columns():
 
 
 # -------------------------------------------------------------------------- kernels
+def test_the_kernels_take_first_layers_of_at_least_one_vector():
+    assert sparse_kernels.fits(16, "float32") and not sparse_kernels.fits(15, "float32")
+    assert sparse_kernels.fits(8, "float64") and not sparse_kernels.fits(7, "float64")
+
+
 @njit
 def _product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts):
     sparse_kernels.sparse_product(gemm, sp, rows, row0, m, params, w_off, fan_in, n, out, consts)
@@ -123,13 +128,17 @@ def _gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts, by
         sparse_kernels.sparse_weight_gradient(sp, rows, m, delta, dst, w_off, fan_in, n, alpha, beta, consts)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("n", [3, 8, 16, 21, 32, 40, 59, 64, 70, 100, 136, 137, 150, 200, 256])
+def _widths(*ns):
+    """(dtype, n) for both dtypes and every n at least one vector wide (16 / 8 columns): the
+    kernels take no narrower row (``sparse_kernels.fits``)."""
+    return [(d, n) for d in ("float32", "float64") for n in ns if sparse_kernels.fits(n, d)]
+
+
+@pytest.mark.parametrize("dtype, n", _widths(8, 12, 16, 21, 32, 40, 59, 64, 70, 100, 136, 137, 150, 200, 256))
 def test_sparse_product_equals_the_dense_product(dtype, n):
     """n covers every tile kind: four vectors (64 float32 / 32 float64 columns), fewer, a
-    last vector that overlaps the one before or the tile before, a row narrower than a
-    vector (16 / 8 columns), each also with rows wide enough to be packed (>= 128 columns);
-    300 features are three feature blocks."""
+    last vector that overlaps the one before or the tile before, each also with rows wide
+    enough to be packed (>= 128 columns); 300 features are three feature blocks."""
     rng = np.random.default_rng(n)
     x = _mostly_blank(rng, 45, 300).astype(dtype)
     sp = sparse_rows(x, block=SMALL_BLOCK)
@@ -152,11 +161,10 @@ def test_sparse_product_equals_the_dense_product(dtype, n):
     assert_within(out, x[13:33].astype(np.float64) @ w, sum_error_bound(abs_x[13:33] @ abs_w, 2 * fan_in, dtype))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
-    "n, by_columns",  # wide_weight_gradient needs rows of at least one vector (16 / 8 columns)
-    [(n, False) for n in (5, 16, 40, 59, 64, 77, 130, 137, 150, 200, 256)]
-    + [(n, True) for n in (16, 40, 77, 130, 256)],
+    "dtype, n, by_columns",
+    [(d, n, False) for d, n in _widths(10, 16, 40, 59, 64, 77, 130, 137, 150, 200, 256)]
+    + [(d, n, True) for d, n in _widths(16, 40, 77, 130, 256)],
 )
 @pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-0.05, 1.0), (1.0, 0.0)])
 def test_sparse_weight_gradient_equals_beta_w_plus_alpha_xt_delta(dtype, n, by_columns, alpha, beta):
@@ -243,15 +251,8 @@ def _simd_gather(indices, values, p0, p1, src, src_off, ld, init, init_off, out,
 
 
 @njit
-def _simd_scatter(vectors, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip):
-    if vectors == 4:
-        simd.scatter4(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
-    elif vectors == 3:
-        simd.scatter3(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
-    elif vectors == 2:
-        simd.scatter2(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
-    else:
-        simd.scatter1(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+def _simd_scatter(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip):
+    simd.scatter(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
 
 
 def _tile_cases(width):
@@ -266,7 +267,7 @@ def _tile_cases(width):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_simd_loops_equal_their_numpy_reference(dtype):
-    """gather/scatter<k> against mlpkit.engine.sparse_reference for every tile shape: the
+    """gather/scatter against mlpkit.engine.sparse_reference for every tile shape: the
     tile's columns get the reference's numbers (to a bound from the sums), others stay untouched."""
     rng = np.random.default_rng(11)
     width, ld, src_rows, src_off = simd.lanes(np.dtype(dtype).itemsize), 90, 40, 7
@@ -292,7 +293,7 @@ def test_simd_loops_equal_their_numpy_reference(dtype):
         d = rng.normal(size=ld + 30).astype(dtype)
         dst = rng.normal(size=src_off + src_rows * ld + 8).astype(dtype)
         got, want = dst.copy(), dst.astype(np.float64)
-        _simd_scatter(vectors, indices, values, p0, p1, got, src_off, ld, d, 12, dst.dtype.type(-0.5), last, skip)
+        _simd_scatter(indices, values, p0, p1, got, src_off, ld, d, 12, dst.dtype.type(-0.5), last, skip)
         sparse_reference.scatter(
             indices, values, p0, p1, want, src_off, ld, d, 12, -0.5, last, skip, vectors=vectors, width=width
         )

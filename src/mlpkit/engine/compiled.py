@@ -136,8 +136,12 @@ class StepInputs:
     _sparse_arguments: tuple[np.ndarray | int, ...]
 
     def _bind_inputs(self, x: np.ndarray, sparse: SparseRows | None, split: int) -> None:
-        """The first inputs: whether the runner reads sparse forms is decided here, for good."""
-        self._reads_sparse, self._split = sparse is not None, split
+        """The first inputs: whether the runner reads sparse forms is decided here, for good
+        (never for a first layer the sparse kernels do not take, see ``sparse_kernels.fits``)."""
+        from mlpkit.engine.sparse_kernels import fits
+
+        self._reads_sparse = sparse is not None and fits(self.model.shapes[0][1], self.model.dtype)
+        self._split = split
         self.use_inputs(x, sparse)
 
     def use_inputs(self, x: np.ndarray, sparse: SparseRows | None) -> None:
@@ -342,7 +346,7 @@ class CompiledEvaluation:
     DEEP_BLOCK_ROWS, DEEP_LAYERS, NARROW_WIDTH = 128, 4, 256
 
     def __init__(self, model: MLP) -> None:
-        from mlpkit.engine import cblas, dense_kernels, kernels
+        from mlpkit.engine import cblas, dense_kernels, kernels, sparse_kernels
 
         self.model = model
         self._kernel = kernels.evaluate_rows
@@ -355,6 +359,7 @@ class CompiledEvaluation:
         deep = len(model.shapes) >= self.DEEP_LAYERS and max(f for _, f in model.shapes) <= self.NARROW_WIDTH
         self.block_rows = self.DEEP_BLOCK_ROWS if deep else self.BLOCK_ROWS
         self._dense = sparse_arguments(None, model.dtype)
+        self._takes_sparse = sparse_kernels.fits(model.shapes[0][1], model.dtype)
         self._entries: dict[tuple[bool, bool, np.dtype | None], Routine] = {}  # forward by the chunks' types (__call__)
 
     def scratch(self) -> np.ndarray:
@@ -389,6 +394,8 @@ class CompiledEvaluation:
     ) -> tuple[float, int]:
         """The chunk ``x``/``y``; with ``sparse`` (the sparse form of the array ``x`` is a
         slice of, from row ``row0``) the first layer reads that instead of ``x``."""
+        if sparse is not None and not self._takes_sparse:
+            sparse = None  # a first layer narrower than the sparse kernels take: the dense inputs
         sp = self._dense if sparse is None else sparse_arguments(sparse, self.model.dtype)
         indices = None if sparse is None else sparse.indices.dtype
         key = (x.flags.writeable, x.flags.aligned, indices)  # what decides the types (x: C-ordered, see accepts)

@@ -187,7 +187,7 @@ def plan_engine(
     split = threads_now if not small and model.shapes[0][1] >= SPLIT_COLUMNS and blas_env.short_spin() else 1
     sparse_steps = (small or threads_now == 1 or split > 1) and (sparse_training or sparse_feed)
     sparse_train = None
-    if sparse_inputs and evaluator.compiled and (sparse_steps or validation):
+    if sparse_inputs and evaluator.compiled and (sparse_steps or validation) and _sparse_fits(model):
         from mlpkit.engine.sparse import sparse_rows
 
         if helper is not None:
@@ -252,6 +252,12 @@ def plan_engine(
         _sparse_train=sparse_train,
         _helper=helper,
     )
+
+
+def _sparse_fits(model: MLP) -> bool:
+    from mlpkit.engine.sparse_kernels import fits
+
+    return fits(model.shapes[0][1], model.dtype)
 
 
 def _start_helper(

@@ -8,9 +8,10 @@ any), then the model's ``forward`` (``kernels.forward_kernel``) as a C-callable 
 everything under it: the sparse product, the activations; see :mod:`mlpkit.engine.entry_points`)
 and then ``evaluate_rows`` (:func:`helper_jobs`), while this process compiles the other callees
 of ``train_steps``, ``train_steps`` itself (it calls ``forward`` through its address, so it needs
-only its signature) and the sparse weight gradient. Each compiled kernel is written to the cache (:mod:`mlpkit.engine.kernel_cache`);
-this process then loads ``forward`` from there before the first step, and ``evaluate_rows`` before
-the first validation.
+only its signature) and the sparse weight gradient. Each compiled kernel is written to the
+cache (:mod:`mlpkit.engine.kernel_cache`); this process then loads the sparse form's kernels from
+there before it makes the sparse inputs, ``forward`` before the first step, and ``evaluate_rows``
+before the first validation.
 
 :func:`prestart` starts the helper as soon as the model dtype is known, before the data are
 read (``mlpkit train``: ``workflows.experiment``); the planner takes it with :func:`start`.

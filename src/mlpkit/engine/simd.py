@@ -1,4 +1,4 @@
-"""Two sparse-row loops written as explicit 512-bit vector code (Numba intrinsics).
+"""Three sparse-row loops written as explicit 512-bit vector code (Numba intrinsics).
 
 Why: MNIST's inputs are 81% one value (a blank pixel), so the first layer's products can skip
 most of their work (see :mod:`mlpkit.engine.sparse`). The skipping loop is short, but Numba writes
@@ -12,18 +12,23 @@ The loops work on a tile of k = 1..4 vectors
 (``TILE_VECTORS`` = 4 x 16 float32 = 64 columns at most) and take flat 1-D arrays with element
 offsets, so a caller can point them into the model's flat parameter buffer. A tile's vectors sit
 at columns 0, L, 2L, ... and the last one at ``last`` (normally (k - 1) L; less, to end a tile
-at the end of a row whose width is not a multiple of L = ``lanes``). ``scatter`` and
-``gradient_row`` come in four sizes, ``scatter1`` .. ``scatter4``; ``gather`` serves every k
-(its vectors at min(k L, last)):
+at the end of a row whose width is not a multiple of L = ``lanes``). ``last`` alone gives the
+tile's shape: each loop always runs four vectors, at min(k L, last), so a tile of fewer repeats
+its last one (computing the same numbers again, or adding zero). Why not one loop per size:
+each loop is compiled into every kernel that calls it, and the smaller sizes cost ~0.9 s of a
+cold start's compiling, for tiles that are at most the last of a row.
 
 - ``gather(indices, values, p0, p1, src, src_off, ld, init, init_off, out, out_off, last)``:
   ``out[out_off + c] = init[init_off + c] + sum(values[p] * src[src_off + indices[p] * ld + c])``
   over ``p`` in ``p0 .. p1 - 1`` (a row of a sparse matrix times a dense one). Where the last
   vector overlaps the one before, both compute the same numbers.
-- ``scatter<k>(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)``:
+- ``scatter(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)``:
   ``dst[dst_off + indices[p] * ld + c] += alpha * values[p] * d[d_off + c]`` for each ``p``
   (a sparse row's transpose times a row of deltas, added into a weight gradient); the first
   ``skip`` lanes of the last vector add zero, so overlapped columns are added once.
+- ``gradient_row(indices, values, p0, p1, src, src_off, ld, dst, at, last, shift, start, s, s_off)``:
+  a row of a weight gradient W' started from W' (``start``: how, see ``START_*``) plus a
+  gather's sum, W' read and written once (the column-wise weight gradient).
 
 ``c`` runs over the tile's columns. The caller keeps offsets in bounds (no checks here).
 
@@ -132,11 +137,6 @@ def _check(indices, values, arrays) -> None:
         raise TypeError("the arrays must be 1-D")
 
 
-def _offsets(builder, vec, n_vectors, last):
-    """Column offsets (i64) of a tile's vectors: 0, L, 2L, ..., and ``last`` for the last one."""
-    return [ir.Constant(_I64, v * vec.lanes) for v in range(n_vectors - 1)] + [last]
-
-
 def _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, out_data, out_off) -> None:
     """acc[k] += values[p] * src[src_off + indices[p] * ld + offsets[k]] for p in p0 .. p1 - 1,
     then out[out_off + offsets[k]] = acc[k]: the sum of a sparse row times a dense matrix, one
@@ -193,93 +193,114 @@ def gather(typingctx, indices, values, p0, p1, src, src_off, ld, init, init_off,
     return sig, codegen
 
 
-def _make_scatter(n_vectors: int):
-    @intrinsic
-    def scatter_tile(typingctx, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip):
-        _check(indices, values, (dst, d))
-        sig = types.void(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
-
-        def codegen(context, builder, sig, args):
-            vec = _Vectors(context, builder, sig.args[4].dtype)
-            dst_data = _data(context, builder, sig.args[4], args[4])
-            d_data = _data(context, builder, sig.args[7], args[7])
-            dst_off, ld, d_off = _as_i64(builder, args[5]), _as_i64(builder, args[6]), _as_i64(builder, args[8])
-            alpha = context.cast(builder, args[9], sig.args[9], sig.args[4].dtype)
-            offsets = _offsets(builder, vec, n_vectors, _as_i64(builder, args[10]))
-            # alpha * the delta row, held in registers across the row's nonzeros; the last
-            # vector's first ``skip`` lanes zeroed
-            scaled = [builder.fmul(vec.splat(alpha), vec.load(d_data, builder.add(d_off, o))) for o in offsets]
-            lane = ir.Constant(ir.VectorType(_I64, vec.lanes), list(range(vec.lanes)))
-            keep = builder.icmp_signed(">=", lane, vec.splat_int(_as_i64(builder, args[11])))
-            scaled[-1] = builder.select(keep, scaled[-1], ir.Constant(vec.type, None))
-
-            def body(j, value):
-                scale = vec.splat(value)
-                row = builder.add(dst_off, builder.mul(j, ld))
-                for v, o in zip(scaled, offsets):
-                    at = builder.add(row, o)
-                    vec.store(vec.fmuladd(scale, v, vec.load(dst_data, at)), dst_data, at)
-
-            _nonzeros(builder, context, sig, args, body)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return scatter_tile
+def _tail_vectors(builder, vec, last):
+    """Per vector of a clamped tile (``_clamped_offsets``): whether it sits at ``last`` (the
+    tile's last vector or a repeat of it), and whether it is a repeat (i1 each)."""
+    tails, repeats = [], []
+    for k in range(TILE_VECTORS):
+        tails.append(builder.icmp_signed(">=", ir.Constant(_I64, k * vec.lanes), last))
+        repeats.append(builder.icmp_signed(">=", ir.Constant(_I64, (k - 1) * vec.lanes), last))
+    return tails, repeats
 
 
-def _make_gradient_row(n_vectors: int):
-    @intrinsic
-    def gradient_row(typingctx, indices, values, p0, p1, src, src_off, ld, dst, at, last, shift, start, s, s_off):
-        _check(indices, values, (src, dst, s))
-        sig = types.void(indices, values, p0, p1, src, src_off, ld, dst, at, last, shift, start, s, s_off)
+def _lanes_from(builder, vec, first):
+    """An i1 vector: lane >= ``first`` (i64)."""
+    lane = ir.Constant(ir.VectorType(_I64, vec.lanes), list(range(vec.lanes)))
+    return builder.icmp_signed(">=", lane, vec.splat_int(first))
 
-        def codegen(context, builder, sig, args):
-            vec = _Vectors(context, builder, sig.args[4].dtype)
-            src_data = _data(context, builder, sig.args[4], args[4])
-            dst_data = _data(context, builder, sig.args[7], args[7])
-            s_data = _data(context, builder, sig.args[12], args[12])
-            src_off, ld, at = _as_i64(builder, args[5]), _as_i64(builder, args[6]), _as_i64(builder, args[8])
-            s_off = _as_i64(builder, args[13])
-            offsets = _offsets(builder, vec, n_vectors, _as_i64(builder, args[9]))
-            kind, beta, bj = (builder.extract_value(args[11], k) for k in range(3))
-            kind = _as_i64(builder, kind)
-            # the row's start, beta W' + bj s, every product rounded before the sum (fenced:
-            # LLVM fuses a multiply and an add into one rounding where it sees fit, differently
-            # in different callers); the last vector's first ``shift`` lanes belong to the tile
-            # before and keep their values
-            lane = ir.Constant(ir.VectorType(_I64, vec.lanes), list(range(vec.lanes)))
-            fresh = builder.icmp_signed(">=", lane, vec.splat_int(_as_i64(builder, args[10])))
-            acc = [cgutils.alloca_once(builder, vec.type) for _ in range(n_vectors)]
-            products = [
-                vec.fence(builder.fmul(vec.splat(bj), vec.load(s_data, builder.add(s_off, o)))) for o in offsets
-            ]
-            overwrite = builder.icmp_signed("==", kind, ir.Constant(_I64, START_SET))
-            reaches_back = builder.icmp_signed(">", _as_i64(builder, args[10]), ir.Constant(_I64, 0))
-            with builder.if_else(overwrite) as (then, otherwise):
-                with then:  # bj s: what W' held is not read (for beta 0 it is stale, often not in cache)
-                    for a, product in zip(acc, products):
-                        builder.store(product, a)
-                    with builder.if_then(reaches_back):
-                        old = vec.load(dst_data, builder.add(at, offsets[-1]))
-                        builder.store(builder.select(fresh, products[-1], old), acc[-1])
-                with otherwise:
-                    add = builder.icmp_signed("==", kind, ir.Constant(_I64, START_ADD))
-                    for k, (a, o, product) in enumerate(zip(acc, offsets, products)):
+
+@intrinsic
+def scatter(typingctx, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip):
+    """The scatter loop for a tile of any 1..4 vectors, at min(k L, last) as in ``gather``: the
+    last vector's first ``skip`` lanes and every repeat of it add zero (a repeat's writes land
+    where the last vector already added its share)."""
+    _check(indices, values, (dst, d))
+    sig = types.void(indices, values, p0, p1, dst, dst_off, ld, d, d_off, alpha, last, skip)
+
+    def codegen(context, builder, sig, args):
+        vec = _Vectors(context, builder, sig.args[4].dtype)
+        dst_data = _data(context, builder, sig.args[4], args[4])
+        d_data = _data(context, builder, sig.args[7], args[7])
+        dst_off, ld, d_off = _as_i64(builder, args[5]), _as_i64(builder, args[6]), _as_i64(builder, args[8])
+        alpha = context.cast(builder, args[9], sig.args[9], sig.args[4].dtype)
+        last = _as_i64(builder, args[10])
+        offsets = _clamped_offsets(builder, vec, last)
+        tails, repeats = _tail_vectors(builder, vec, last)
+        # alpha * the delta row, held in registers across the row's nonzeros, zero where
+        # nothing is to be added
+        kept = _lanes_from(builder, vec, _as_i64(builder, args[11]))
+        everything = ir.Constant(kept.type, [1] * vec.lanes)
+        nothing = ir.Constant(kept.type, [0] * vec.lanes)
+        scaled = []
+        for o, tail, repeat in zip(offsets, tails, repeats):
+            keep = builder.select(repeat, nothing, builder.select(tail, kept, everything))
+            product = builder.fmul(vec.splat(alpha), vec.load(d_data, builder.add(d_off, o)))
+            scaled.append(builder.select(keep, product, ir.Constant(vec.type, None)))
+
+        def body(j, value):
+            scale = vec.splat(value)
+            row = builder.add(dst_off, builder.mul(j, ld))
+            for v, o in zip(scaled, offsets):
+                at = builder.add(row, o)
+                vec.store(vec.fmuladd(scale, v, vec.load(dst_data, at)), dst_data, at)
+
+        _nonzeros(builder, context, sig, args, body)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def gradient_row(typingctx, indices, values, p0, p1, src, src_off, ld, dst, at, last, shift, start, s, s_off):
+    """W' row = its start (beta W' + bj s, see ``START_*``) + the sum over nonzeros p of
+    values[p] * src[src_off + indices[p] * ld + c], for a tile of any 1..4 vectors at
+    min(k L, last) as in ``gather``; the last vector's first ``shift`` lanes keep W''s values."""
+    _check(indices, values, (src, dst, s))
+    sig = types.void(indices, values, p0, p1, src, src_off, ld, dst, at, last, shift, start, s, s_off)
+
+    def codegen(context, builder, sig, args):
+        vec = _Vectors(context, builder, sig.args[4].dtype)
+        src_data = _data(context, builder, sig.args[4], args[4])
+        dst_data = _data(context, builder, sig.args[7], args[7])
+        s_data = _data(context, builder, sig.args[12], args[12])
+        src_off, ld, at = _as_i64(builder, args[5]), _as_i64(builder, args[6]), _as_i64(builder, args[8])
+        s_off = _as_i64(builder, args[13])
+        last = _as_i64(builder, args[9])
+        offsets = _clamped_offsets(builder, vec, last)
+        tails, _ = _tail_vectors(builder, vec, last)
+        kind, beta, bj = (builder.extract_value(args[11], k) for k in range(3))
+        kind = _as_i64(builder, kind)
+        # the row's start, beta W' + bj s, every product rounded before the sum (fenced:
+        # LLVM fuses a multiply and an add into one rounding where it sees fit, differently
+        # in different callers); the last vector's (and its repeats') first ``shift`` lanes
+        # belong to the tile before and keep their values
+        fresh_lanes = _lanes_from(builder, vec, _as_i64(builder, args[10]))
+        everything = ir.Constant(fresh_lanes.type, [1] * vec.lanes)
+        fresh = [builder.select(tail, fresh_lanes, everything) for tail in tails]
+        acc = [cgutils.alloca_once(builder, vec.type) for _ in offsets]
+        products = [vec.fence(builder.fmul(vec.splat(bj), vec.load(s_data, builder.add(s_off, o)))) for o in offsets]
+        overwrite = builder.icmp_signed("==", kind, ir.Constant(_I64, START_SET))
+        reaches_back = builder.icmp_signed(">", _as_i64(builder, args[10]), ir.Constant(_I64, 0))
+        with builder.if_else(overwrite) as (then, otherwise):
+            with then:  # bj s: what W' held is not read (for beta 0 it is stale, often not in cache)
+                for a, product in zip(acc, products):
+                    builder.store(product, a)
+                with builder.if_then(reaches_back):
+                    for a, o, product, keep in zip(acc, offsets, products, fresh):
                         old = vec.load(dst_data, builder.add(at, o))
-                        keep = builder.fadd(old, product)
-                        scaled = builder.fadd(vec.fence(builder.fmul(vec.splat(beta), old)), product)
-                        value = builder.select(add, keep, scaled)
-                        if k == n_vectors - 1:
-                            value = builder.select(fresh, value, old)
-                        builder.store(value, a)
+                        builder.store(builder.select(keep, product, old), a)
+            with otherwise:
+                add = builder.icmp_signed("==", kind, ir.Constant(_I64, START_ADD))
+                for a, o, product, keep in zip(acc, offsets, products, fresh):
+                    old = vec.load(dst_data, builder.add(at, o))
+                    kept = builder.fadd(old, product)
+                    scaled = builder.fadd(vec.fence(builder.fmul(vec.splat(beta), old)), product)
+                    builder.store(builder.select(keep, builder.select(add, kept, scaled), old), a)
 
-            _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, dst_data, at)
-            return context.get_dummy_value()
+        _add_nonzeros(builder, context, sig, args, vec, acc, offsets, src_data, src_off, ld, dst_data, at)
+        return context.get_dummy_value()
 
-        return sig, codegen
-
-    return gradient_row
+    return sig, codegen
 
 
 @intrinsic
@@ -301,7 +322,3 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-scatter1, scatter2, scatter3, scatter4 = (_make_scatter(k) for k in range(1, TILE_VECTORS + 1))
-gradient_row1, gradient_row2, gradient_row3, gradient_row4 = (_make_gradient_row(k) for k in range(1, TILE_VECTORS + 1))
