@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numba import njit, typeof
 
-from mlpkit.engine import entry_points, kernel_cache, kernels, precompile, sparse
+from mlpkit.engine import entry_points, kernel_cache, kernels, precompile
 from mlpkit.engine.compiled import CompiledEvaluation, CompiledSteps, sparse_arguments
 from mlpkit.engine.dense_kernels import FAST
 from mlpkit.nn.mlp import MLP
@@ -48,20 +48,6 @@ def test_the_written_down_argument_types_are_those_train_steps_calls_with():
         assert tuple(signature) in kernel.signatures
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_sparse_form_types_the_helper_compiles_are_those_sparse_rows_calls_with(dtype, monkeypatch):
-    x = np.zeros((30, 40), dtype)
-    x[::3, 5] = 1.0
-    predicted = sparse.form_signatures(dtype)
-    fresh = {}
-    for kernel, _ in predicted:  # typed anew, so that .signatures holds only what this call compiled
-        fresh[kernel.py_func.__name__] = njit(nogil=True)(kernel.py_func)
-        monkeypatch.setattr(sparse, kernel.py_func.__name__, fresh[kernel.py_func.__name__])
-    assert sparse.sparse_rows(x) is not None
-    for kernel, signature in predicted:
-        assert fresh[kernel.py_func.__name__].signatures == [signature]
-
-
 def test_the_evaluation_types_known_before_the_model_are_those_of_the_model():
     steps = _steps()
     evaluation = CompiledEvaluation(steps.model)
@@ -80,14 +66,13 @@ def test_the_helper_compiles_forward_and_evaluate_rows_into_the_cache(tmp_path, 
     helper = precompile.start(steps.model.dtype, steps._gemm, evaluation.argument_types(steps.x), 16)
     assert helper is not None
     try:
-        assert helper.wait_for("sparse_form") and helper.wait_for("forward") and helper.wait_for("evaluate_rows")
+        assert helper.wait_for("forward") and helper.wait_for("evaluate_rows")
     finally:
         helper.close()
     files = [p.name for p in tmp_path.rglob("*.nbi")]
     names = {name.split("-")[0] for name in files}
     assert {"kernels.evaluate_rows", "sparse_kernels.narrow_sparse_product"} <= names  # 16 units: narrow
     assert "sparse_kernels.sparse_product" not in names
-    assert {"sparse._choose_base", "sparse._count_differing", "sparse._fill"} <= names
     assert {f"dense_kernels.{name}" for name in precompile.HELPER_CALLEES} <= names
     assert any(name.startswith("kernels.narrow_forward-") and "-entry." in name for name in files)  # C-callable
     assert "kernels.train_steps" not in names  # this process's part
@@ -200,7 +185,7 @@ def test_the_planner_shares_the_work_with_the_helper_and_closes_it(monkeypatch):
     steps = _steps()
     x, y = steps.x, steps.y
     plan = plan_engine(steps.model, steps.optimizer, batch_size=4, x_train=x, y_train=y, x_val=x, engine="compiled")
-    assert plan.engine == "compiled" and fake.calls == ["callees", "sparse_form", "helper's callees", "forward"]
+    assert plan.engine == "compiled" and fake.calls == ["callees", "helper's callees", "forward"]
     assert started[0] == (CompiledEvaluation(steps.model).argument_types(x), 16)
     plan.evaluator.evaluate(x, y)
     plan.evaluator.evaluate(x, y)
@@ -251,5 +236,5 @@ def test_a_run_starts_the_helper_before_it_reads_its_data(mnist_path, tmp_path, 
         assert events == [("data",)]  # no compiled kernels: no helper
     else:
         assert events == [("launch", "float32", True, cfg.model.hidden[0]), ("data",)]  # one helper, started first ...
-        assert helper.calls[:3] == ["callees", "sparse_form", "helper's callees"]  # ... and taken
+        assert helper.calls[:2] == ["callees", "helper's callees"]  # ... and taken
         assert helper.calls[-1] == "close"

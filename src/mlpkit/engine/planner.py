@@ -190,8 +190,6 @@ def plan_engine(
     if sparse_inputs and evaluator.compiled and (sparse_steps or validation) and _sparse_fits(model):
         from mlpkit.engine.sparse import sparse_rows
 
-        if helper is not None:
-            helper.wait_for("sparse_form")  # its kernels: loaded rather than compiled here too
         sparse_train = sparse_rows(x_train)
     options = options or StepOptions()
     runner: StepRunner | None = compiled_steps(

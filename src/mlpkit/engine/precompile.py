@@ -3,15 +3,14 @@
 Why: with an empty kernel cache, compiling the training kernel and its callees took several
 times as long as the run itself, on one core. One process compiles one thing at a time, so on a
 machine with a second core a helper process (``python -m mlpkit.engine.precompile``) compiles
-the sparse form's kernels (:func:`mlpkit.engine.sparse.form_signatures`), ``HELPER_CALLEES`` (if
-any), then the model's ``forward`` (``kernels.forward_kernel``) as a C-callable kernel (with
-everything under it: the sparse product, the activations; see :mod:`mlpkit.engine.entry_points`)
-and then ``evaluate_rows`` (:func:`helper_jobs`), while this process compiles the other callees
-of ``train_steps``, ``train_steps`` itself (it calls ``forward`` through its address, so it needs
-only its signature) and the sparse weight gradient. Each compiled kernel is written to the
-cache (:mod:`mlpkit.engine.kernel_cache`); this process then loads the sparse form's kernels from
-there before it makes the sparse inputs, ``forward`` before the first step, and ``evaluate_rows``
-before the first validation.
+``HELPER_CALLEES`` (if any), then the model's ``forward`` (``kernels.forward_kernel``) as a
+C-callable kernel (with everything under it: the sparse product, the activations; see
+:mod:`mlpkit.engine.entry_points`) and then ``evaluate_rows`` (:func:`helper_jobs`), while this
+process compiles the other callees of ``train_steps``, the sparse-input helpers, ``train_steps``
+itself (it calls ``forward`` through its address, so it needs only its signature) and the sparse
+weight gradient. Each compiled kernel is written to the cache
+(:mod:`mlpkit.engine.kernel_cache`); this process then loads ``forward`` from there before the
+first step, and ``evaluate_rows`` before the first validation.
 
 :func:`prestart` starts the helper as soon as the model dtype is known, before the data are
 read (``mlpkit train``: ``workflows.experiment``); the planner takes it with :func:`start`.
@@ -223,10 +222,10 @@ def prestart(dtype: np.dtype | str, first_width: int) -> None:
 def start(
     dtype: np.dtype, gemm: Routine, evaluate_signature: tuple[Any, ...] | None, first_width: int
 ) -> Helper | None:
-    """A helper compiling the sparse form's kernels, ``HELPER_CALLEES``, the ``forward`` of a
-    first layer of ``first_width`` units and ``evaluate_rows`` for ``evaluate_signature`` (the
-    one :func:`prestart` started, when it compiles the same), or None when it would not help:
-    one CPU, a warm cache, or a helper that cannot start."""
+    """A helper compiling ``HELPER_CALLEES``, the ``forward`` of a first layer of ``first_width``
+    units and ``evaluate_rows`` for ``evaluate_signature`` (the one :func:`prestart` started, when
+    it compiles the same), or None when it would not help: one CPU, a warm cache, or a helper
+    that cannot start."""
     global _early
     early, _early = _early, None
     if early is not None:
@@ -252,13 +251,13 @@ def _job(label: str, kernels: list[tuple[Any, tuple[Any, ...]]], entry: bool = F
 
 
 def helper_jobs(dtype: np.dtype, gemm: Routine, evaluate: tuple[Any, ...] | None, first_width: int) -> list[Job]:
-    """What the helper compiles, in order. First the sparse form's kernels (``sparse_form``):
-    this process needs them right after its own part of ``train_steps``' callees, and they cost
-    it ~0.65 s of compiling; then ``HELPER_CALLEES``, ``forward`` and ``evaluate_rows``."""
-    from mlpkit.engine import kernels, sparse
+    """What the helper compiles, in order: ``HELPER_CALLEES``, ``forward`` and ``evaluate_rows``.
+    (The sparse form's kernels, ~0.65 s, stay with this process: compiled there, the helper's
+    part became the longer one by ~1.5 s once ``narrow_forward`` and the one-size vector loops
+    had shortened this process's; docs/NOTES.md, eighth part.)"""
+    from mlpkit.engine import kernels
 
-    jobs = [_job("sparse_form", sparse.form_signatures(dtype))]
-    jobs += [
+    jobs = [
         _job(k.py_func.__name__, [(k, sig)])
         for k, sig in training_callees(dtype, gemm)
         if k.py_func.__name__ in HELPER_CALLEES

@@ -20,7 +20,6 @@ of the entries equal their column's base, the dense products are faster and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -107,23 +106,6 @@ def sparse_rows(x: np.ndarray, max_density: float = MAX_DENSITY, block: int = FE
     values = np.empty(total, dtype=x.dtype)
     _fill(x, base, starts, block, blocks, indices, values)
     return SparseRows(blocks=blocks, indices=indices, values=values, base=base, block=block)
-
-
-def form_signatures(dtype: np.dtype | str) -> list[tuple[Any, tuple[Any, ...]]]:
-    """The kernels :func:`sparse_rows` calls, each with the argument types it calls them with for
-    a C-ordered, writable ``dtype`` array of at most 2**16 columns (uint16 indices): what the
-    precompile helper compiles ahead of a run (mlpkit.engine.precompile)."""
-    from numba import typeof
-
-    dtype = np.dtype(dtype)
-    x, f1 = typeof(np.empty((1, 1), dtype)), typeof(np.empty(1, dtype))
-    i1, i2 = typeof(np.empty(1, np.int64)), typeof(np.empty((1, 1), np.int64))
-    indices = typeof(np.empty(1, index_dtype(1)))
-    return [
-        (_choose_base, (x, f1, f1, f1, i2)),
-        (_count_differing, (x, f1, i1)),
-        (_fill, (x, f1, i1, typeof(FEATURE_BLOCK), i2, indices, f1)),
-    ]
 
 
 @kernel_jit(nogil=True)
