@@ -69,11 +69,11 @@ def forward_signature(dtype: np.dtype, gemm: Routine) -> Any:
 
 
 #: ``train_steps``' callees the helper compiles first, before ``forward``; this process compiles the
-#: others meanwhile, then ``train_steps``. None since the evaluation's loss took longer to compile
-#: (its vectorized exp): timelines of cold task3c runs had the run waiting ~0.8 s for the helper's
-#: ``evaluate_rows`` after its first epoch; with ``softmax_xent`` and ``backprop`` compiled here,
-#: the helper's part ends ~0.5 s sooner and both end together (docs/NOTES.md, seventh part).
-HELPER_CALLEES: tuple[str, ...] = ()
+#: others meanwhile, then ``train_steps``. A knob that balances the two processes' parts, set from
+#: compile timelines of cold task3c runs (docs/NOTES.md, seventh and eighth parts): empty while
+#: the helper's part was the longer one; these two again since ``narrow_forward`` and the
+#: one-size vector loops shortened it (cold runs 6.23 -> 5.93 s, mean of six alternating pairs).
+HELPER_CALLEES: tuple[str, ...] = ("softmax_xent", "backprop")
 
 
 def training_callees(dtype: np.dtype, gemm: Routine) -> list[tuple[Any, tuple[Any, ...]]]:
