@@ -238,11 +238,15 @@ def scatter(typingctx, indices, values, p0, p1, dst, dst_off, ld, d, d_off, alph
             scaled.append(builder.select(keep, product, ir.Constant(vec.type, None)))
 
         def body(j, value):
+            # every vector read before any is written, and written last to first: a repeat, and
+            # the lanes the last vector shares with the one before, add zero to what was read,
+            # and the vector that holds those columns' sum is written after them
             scale = vec.splat(value)
             row = builder.add(dst_off, builder.mul(j, ld))
-            for v, o in zip(scaled, offsets):
-                at = builder.add(row, o)
-                vec.store(vec.fmuladd(scale, v, vec.load(dst_data, at)), dst_data, at)
+            at = [builder.add(row, o) for o in offsets]
+            sums = [vec.fmuladd(scale, v, vec.load(dst_data, a)) for v, a in zip(scaled, at)]
+            for total, a in reversed(list(zip(sums, at))):
+                vec.store(total, dst_data, a)
 
         _nonzeros(builder, context, sig, args, body)
         return context.get_dummy_value()
