@@ -21,6 +21,14 @@ def aligned_zeros(n: int, dtype: DTypeLike) -> np.ndarray:
     return raw[start : start + n]
 
 
+def aligned_empty(n: int, dtype: DTypeLike) -> np.ndarray:
+    """``aligned_zeros`` without the zeros, for scratch buffers the kernels write before reading."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(n + ALIGNMENT // itemsize, dtype=dtype)
+    start = (-raw.ctypes.data % ALIGNMENT) // itemsize
+    return raw[start : start + n]
+
+
 def flat_span(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
     """A 1-D view covering ``arrays`` exactly, if they are consecutive C-ordered views of one buffer.
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlpkit.core.arrays import flat_span
+from mlpkit.core.arrays import aligned_empty, flat_span
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.adam import Adam, AdamW
 from mlpkit.optim.optimizer import Optimizer
@@ -221,7 +221,7 @@ class CompiledSteps(StepInputs):
         self._consts = dense_kernels.constants(dtype)
         self._lr_at, self._momentum_at = dense_kernels.LR, dense_kernels.MOMENTUM
         width = sum(fan_out for _, fan_out in model.shapes)
-        self._scratch = np.empty(2 * batch_size * width, dtype=dtype)  # outputs, then deltas
+        self._scratch = aligned_empty(2 * batch_size * width, dtype)  # outputs, then deltas
         self._plan = np.zeros(4, dtype=np.int64)
         assert model.activation.kernel_code is not None, "why_not() is checked first"
         self._code: int = model.activation.kernel_code
@@ -364,7 +364,7 @@ class CompiledEvaluation:
 
     def scratch(self) -> np.ndarray:
         """A buffer for one thread's calls."""
-        return np.empty(self.block_rows * self._width, dtype=self.model.dtype)
+        return aligned_empty(self.block_rows * self._width, self.model.dtype)
 
     def forward_signature(self, x: np.ndarray, sp: tuple[np.ndarray | int, ...]) -> object:
         """The signature the kernel calls ``kernels.forward`` with for chunks of ``x`` and sparse

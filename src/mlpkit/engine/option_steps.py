@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlpkit.core.arrays import flat_span
+from mlpkit.core.arrays import aligned_empty, aligned_zeros, flat_span
 from mlpkit.engine.compiled import StepInputs, check_rows, kernel_layout
 from mlpkit.nn.mlp import MLP
 from mlpkit.optim.adam import Adam
@@ -88,7 +88,7 @@ class CompiledOptionSteps(StepInputs):
         params = flat_span(optimizer.params)
         assert params is not None
         self._params = params
-        self._grad = np.zeros_like(params)  # zeros between steps: the kernel's products add onto it
+        self._grad = aligned_zeros(len(params), dtype)  # zeros between steps: the kernel's products add onto it
         self._adam = isinstance(optimizer, Adam)
         keys = ("exp_avg", "exp_avg_sq") if self._adam else ("velocity", "velocity")
         states = [optimizer.flat_state(key) for key in keys]
@@ -100,7 +100,7 @@ class CompiledOptionSteps(StepInputs):
         self._work = (
             np.empty((batch_size, model.input_width), dtype=dtype),
             np.empty(batch_size, dtype=np.intp),
-            np.empty(2 * batch_size * width, dtype=dtype),
+            aligned_empty(2 * batch_size * width, dtype),
         )
         self._run_constants = self._constants()
         self._plan = np.zeros(option_kernels.N_PLAN, dtype=np.int64)
