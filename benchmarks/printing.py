@@ -63,13 +63,13 @@ def print_workload(name: str, res: dict) -> None:
     print(
         f"   {'floor':<9}{f['whole_s']:<24.3f}{train_floor:<24}"
         f"(dense: {f['train_gflop']:.1f} + {f['validation_gflop']:.1f} GFLOP at numpy's {f['gflops']:.0f} GFLOP/s;"
-        f" {f['whole_s_best_rate']:.3f} s at the best BLAS, {f['best_gflops']:.0f} GFLOP/s)"
+        f" {f['whole_s_best_rate']:.3f} s at the best BLAS rate so far, {f['best_gflops']:.0f} GFLOP/s)"
     )
     if "work_whole_s" in f:
         wk = f["work"]
         print(
             f"   {'work':<9}{f['work_whole_s']:<24.3f}{f['work_train_s']:<24.3f}"
-            f"(work done: {f['work_train_gflop']:.1f} + {f['work_validation_gflop']:.1f} GFLOP at the best BLAS;"
+            f"(work done: {f['work_train_gflop']:.1f} + {f['work_validation_gflop']:.1f} GFLOP at that rate;"
             f" mlpkit {wk.get('engine')}, sparse steps {wk['sparse_steps']}, sparse validation"
             f" {wk['sparse_validation']}, {wk['nnz_train']:.0f} entries a training row)"
         )

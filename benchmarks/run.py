@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from printing import machine_info, print_summary, print_workload  # noqa: E402
-from targets import check_targets, cold_start, floors  # noqa: E402
+from targets import best_rate, check_targets, cold_start, floors  # noqa: E402
 from workloads import WORKLOADS, Workload  # noqa: E402
 
 ENGINES = ("mlpkit", "pytorch", "sklearn")
@@ -154,7 +154,7 @@ def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
 
 
-def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Worker) -> dict:
+def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Worker, best_so_far: float) -> dict:
     w: Workload = WORKLOADS[name]
     engines = [e for e in engines if e in w.engines]
     if "mlpkit" in engines and "mlpkit-plain" in w.engines:  # mlpkit without augmentation, same rounds
@@ -219,7 +219,7 @@ def run_workload(name: str, engines: list[str], args, data_dir: Path, blas: Work
             }
     if "mlpkit-plain" in engines:  # what augmentation adds to mlpkit's epoch, round by round
         res["augment_cost"] = summary([t["whole"] / p["whole"] for t, p in zip(times["mlpkit"], times["mlpkit-plain"])])
-    res["floor"] = floors(name, rates, work)
+    res["floor"] = floors(name, rates, work, max(best_so_far, best_rate(rates)))
     return res
 
 
@@ -311,9 +311,14 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in info["blas"]),
                 flush=True,
             )
-            for name in names:
-                results[name] = run_workload(name, engines, args, data_dir, blas)
+            best = 0.0
+            for name in names:  # each workload's floors printed at the best rate so far, then all at the run's
+                results[name] = run_workload(name, engines, args, data_dir, blas, best)
+                best = results[name]["floor"]["best_gflops"]
                 print_workload(name, results[name])
+            for name, res in results.items():
+                f = res["floor"]
+                res["floor"] = floors(name, f["rates"], f.get("work"), best)
             blas.quit()
         finally:
             blas.kill()
@@ -327,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     info["loadavg_end"] = os.getloadavg()
+    if results:
+        print(f"\nfloors below: at the run's best BLAS rate, {best:.0f} GFLOP/s (float32, any library, any round)")
     print_summary(results, ENGINES)
     checks = check_targets(results, runs, cold)
     print("\ntargets (ratios: medians of per-round ratios; floors: at the best BLAS rate for the work done):")

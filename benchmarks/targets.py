@@ -45,14 +45,22 @@ SEED_RUN_MB = 300.0
 RECIPE_RUN_MB = 1024.0
 
 
-def floors(w_name: str, rates: list[dict], work: dict | None) -> dict:
-    """The dense floor (every multiply-add of the dense products) at numpy's BLAS rate (as in issue 3)
-    and at the best rate of any BLAS here, and the work-done floor (what mlpkit's chosen path
-    multiplies: ``work`` says whether its steps and validation read sparse inputs, and how many
-    entries per row) at the best rate. Rates: the medians over the rounds."""
+def best_rate(rates: list[dict]) -> float:
+    """The best float32 multiply rate (GFLOP/s) of any BLAS in these measurements."""
+    return max(max(v for v in r.values() if v) for r in rates)
+
+
+def floors(w_name: str, rates: list[dict], work: dict | None, best: float) -> dict:
+    """The dense floor (every multiply-add of the dense products) at numpy's BLAS rate (as in issue 3:
+    the median over this workload's rounds) and at ``best``, the best rate measured in the run
+    (``best_rate``), and the work-done floor (what mlpkit's chosen path multiplies: ``work`` says
+    whether its steps and validation read sparse inputs, and how many entries per row) at ``best``.
+
+    Why the run's best and not each workload's median: the rate measured between rounds spreads
+    200-330 GFLOP/s on a noisy 2-core VM, so three rounds' median could put one workload's floor
+    at two thirds of the machine's rate (seen: modern at 207 against 300-327 elsewhere in the run)."""
     w = WORKLOADS[w_name]
     gflops = statistics.median([r["numpy_gflops"] for r in rates])
-    best = statistics.median([max(v for v in r.values() if v) for r in rates])
     dense = w.epoch_flops()
     out = {
         "gflops": gflops,
