@@ -15,16 +15,17 @@ ALIGNMENT = 64
 
 def aligned_zeros(n: int, dtype: DTypeLike) -> np.ndarray:
     """A zeroed 1-D array of ``n`` elements whose data starts on an ``ALIGNMENT``-byte boundary."""
-    itemsize = np.dtype(dtype).itemsize
-    raw = np.zeros(n + ALIGNMENT // itemsize, dtype=dtype)  # a view of it has it as .base (see flat_span)
-    start = (-raw.ctypes.data % ALIGNMENT) // itemsize
-    return raw[start : start + n]
+    return _aligned(np.zeros, n, dtype)
 
 
 def aligned_empty(n: int, dtype: DTypeLike) -> np.ndarray:
     """``aligned_zeros`` without the zeros, for scratch buffers the kernels write before reading."""
+    return _aligned(np.empty, n, dtype)
+
+
+def _aligned(allocate, n: int, dtype: DTypeLike) -> np.ndarray:
     itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(n + ALIGNMENT // itemsize, dtype=dtype)
+    raw = allocate(n + ALIGNMENT // itemsize, dtype=dtype)  # a view of it has it as .base (see flat_span)
     start = (-raw.ctypes.data % ALIGNMENT) // itemsize
     return raw[start : start + n]
 
